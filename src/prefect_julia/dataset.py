@@ -1,0 +1,366 @@
+"""Datasets: named data files in a hive-style layout under a Prefect file-system block.
+
+The layout, defaults, validation and latest/dated selection match the Julia ``PrefectInterfaces.Dataset``;
+both are checked against ``tests/vectors/dataset_paths.json``::
+
+    {dataset_type}/{file_format}/dataset={name}/rundate={yyyy-mm-dd}/data.{ext}
+    {dataset_type}/{file_format}/latest/dataset={name}/data.{ext}
+
+Selection: ``latest`` on today's rundate reads the latest file and writes both (dated first, then latest);
+``latest`` on another rundate reads and writes the latest file only; ``specific`` reads and writes the dated
+file. The base path comes from the local-file-system block named by ``PREFECT_DATA_BLOCK_LOCAL`` or
+``PREFECT_DATA_BLOCK_REMOTE`` (``slug/name``, e.g. ``local-file-system/willowdata``). Writes are atomic.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping
+from datetime import date
+from pathlib import Path, PurePosixPath
+
+from prefect_julia.errors import ConfigError, PrefectJuliaError, ServerError
+
+__all__ = [
+    "DATASET_TYPES",
+    "DATASTORE_TYPES",
+    "RUNDATE_TYPES",
+    "Dataset",
+    "DatasetError",
+    "DatasetMissing",
+    "block_reference",
+    "load_block_basepath",
+]
+
+DATASTORE_TYPES = ("local", "remote")
+DATASET_TYPES = ("extracts", "reports", "images")
+RUNDATE_TYPES = ("latest", "specific")
+
+DEFAULT_TYPE_VAR = "PREFECT_DATASTORE_DEFAULT_TYPE"
+BLOCK_VARS = {"local": "PREFECT_DATA_BLOCK_LOCAL", "remote": "PREFECT_DATA_BLOCK_REMOTE"}
+SUPPORTED_BLOCK_SLUGS = ("local-file-system",)
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_FILE_FORMAT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_FORBIDDEN_IN_NAME = ("/", "\\", "..", "=")
+
+
+class DatasetError(PrefectJuliaError):
+    """A dataset's fields are invalid, or its data cannot be read or written. ``field`` names the culprit."""
+
+    def __init__(self, message: str, *, field: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.field = field
+
+
+class DatasetMissing(DatasetError):
+    """The file a dataset reads from does not exist. ``rundates`` lists the rundates that do."""
+
+    def __init__(self, message: str, *, path: Path, rundates: list[str], hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
+        self.rundates = rundates
+
+
+# --- validation -------------------------------------------------------------------------------------------
+
+
+def _check_name(name: str) -> str:
+    if not name or any(bad in name for bad in _FORBIDDEN_IN_NAME) or "\x00" in name:
+        raise DatasetError(
+            f"Invalid dataset_name {name!r}: it must be non-empty and contain none of / \\ .. =",
+            field="dataset_name",
+            hint="Pick a plain name such as 'iris' or 'sales_summary-v2'.",
+        )
+    return name
+
+
+def _check_choice(field: str, value: str, choices: tuple[str, ...], source: str = "") -> str:
+    if value not in choices:
+        where = f" (from {source})" if source else ""
+        raise DatasetError(
+            f"Invalid {field} {value!r}{where}: expected one of {', '.join(choices)}.",
+            field=field,
+        )
+    return value
+
+
+def _check_file_format(file_format: str) -> str:
+    if not _FILE_FORMAT.match(file_format):
+        raise DatasetError(
+            f"Invalid file_format {file_format!r}: use letters, digits, '_' or '-' (e.g. 'csv', 'parquet').",
+            field="file_format",
+        )
+    return file_format
+
+
+def _parse_rundate(rundate: date | str | None, today: date) -> date:
+    if rundate is None:
+        return today
+    if isinstance(rundate, date):
+        return rundate
+    if _ISO_DATE.match(rundate):
+        try:
+            return date.fromisoformat(rundate)
+        except ValueError:
+            pass
+    raise DatasetError(
+        f"Invalid rundate {rundate!r}: expected a real date written yyyy-mm-dd (e.g. '2024-02-29').",
+        field="rundate",
+    )
+
+
+def _default_datastore_type(env: Mapping[str, str]) -> tuple[str, str]:
+    """The default datastore type and where it came from."""
+    value = env.get(DEFAULT_TYPE_VAR, "")
+    return (value, DEFAULT_TYPE_VAR) if value else ("local", "")
+
+
+# --- blocks -----------------------------------------------------------------------------------------------
+
+
+def block_reference(datastore_type: str, env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The ``(block_type_slug, block_name)`` serving ``datastore_type``, from ``PREFECT_DATA_BLOCK_*``."""
+    env = os.environ if env is None else env
+    var = BLOCK_VARS[_check_choice("datastore_type", datastore_type, DATASTORE_TYPES)]
+    value = env.get(var, "").strip()
+    if not value:
+        raise ConfigError(
+            f"{var} is not set, so the {datastore_type} datastore has no block.",
+            hint=f"Set {var}=local-file-system/<block name> in the environment.",
+        )
+    slug, sep, name = value.partition("/")
+    if not sep or not slug or not name or "/" in name:
+        raise ConfigError(
+            f"{var}={value!r} is malformed: expected 'block-type-slug/block-name'.",
+            hint=f"Set {var}=local-file-system/<block name>.",
+        )
+    if slug not in SUPPORTED_BLOCK_SLUGS:
+        raise ConfigError(
+            f"{var}={value!r} names a {slug!r} block; datasets support {', '.join(SUPPORTED_BLOCK_SLUGS)}.",
+            hint=f"Point {var} at a local-file-system block.",
+        )
+    return slug, name
+
+
+def load_block_basepath(slug: str, name: str) -> Path:
+    """Load the file-system block ``slug/name`` from the Prefect server and return its absolute basepath."""
+    from prefect.filesystems import LocalFileSystem
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
+        raise ServerError(
+            f"Cannot load block {slug}/{name}: PREFECT_API_URL is not set.",
+            hint="Start the environment's Prefect server and set PREFECT_API_URL to its /api URL.",
+        )
+    try:
+        loaded = LocalFileSystem.load(name, _sync=True)  # type: ignore[call-arg]
+    except ValueError as error:
+        raise ConfigError(
+            f"Block {slug}/{name} was not found on the Prefect server: {error}",
+            hint=f"Create it: LocalFileSystem(basepath=...).save({name!r}).",
+        ) from error
+    except Exception as error:  # httpx / connection errors: the server is not reachable
+        raise ServerError(
+            f"Cannot load block {slug}/{name} from the Prefect server: {error}",
+            hint="Check that the server at PREFECT_API_URL is running.",
+        ) from error
+    if not isinstance(loaded, LocalFileSystem):
+        raise ServerError(f"Loading block {slug}/{name} returned {type(loaded).__name__}, not a block.")
+    block = loaded
+    if not block.basepath:
+        raise ConfigError(f"Block {slug}/{name} has no basepath.", hint="Save the block with a basepath.")
+    return Path(block.basepath).expanduser().resolve()
+
+
+# --- atomic files -----------------------------------------------------------------------------------------
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see the old file or the new one, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+# --- the dataset ------------------------------------------------------------------------------------------
+
+
+class Dataset:
+    """A named data file, partitioned by rundate, under the block of a datastore type.
+
+    ``today`` and ``env`` default to the real date and ``os.environ``; pass them for tests. ``basepath``
+    skips loading the block from the Prefect server.
+    """
+
+    def __init__(
+        self,
+        dataset_name: str,
+        *,
+        datastore_type: str | None = None,
+        dataset_type: str = "extracts",
+        file_format: str = "csv",
+        rundate: date | str | None = None,
+        rundate_type: str | None = None,
+        today: date | None = None,
+        env: Mapping[str, str] | None = None,
+        basepath: Path | str | None = None,
+    ) -> None:
+        env = os.environ if env is None else env
+        self.today: date = today or date.today()
+        self.dataset_name: str = _check_name(dataset_name)
+        if datastore_type is None:
+            datastore_type, source = _default_datastore_type(env)
+        else:
+            source = ""
+        self.datastore_type: str = _check_choice("datastore_type", datastore_type, DATASTORE_TYPES, source)
+        self.dataset_type: str = _check_choice("dataset_type", dataset_type, DATASET_TYPES)
+        self.file_format: str = _check_file_format(file_format)
+        self.rundate: date = _parse_rundate(rundate, self.today)
+        if rundate_type is None:
+            rundate_type = "latest" if self.rundate == self.today else "specific"
+        self.rundate_type: str = _check_choice("rundate_type", rundate_type, RUNDATE_TYPES)
+        self._env: Mapping[str, str] = env
+        self._basepath: Path | None = Path(basepath).resolve() if basepath is not None else None
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset(dataset_name={self.dataset_name!r}, datastore_type={self.datastore_type!r}, "
+            f"dataset_type={self.dataset_type!r}, file_format={self.file_format!r}, "
+            f"rundate={self.rundate.isoformat()!r}, rundate_type={self.rundate_type!r})"
+        )
+
+    # -- relative paths (pure) --
+
+    @property
+    def extension(self) -> str:
+        """The data file's extension: the file format."""
+        return self.file_format
+
+    @property
+    def dataset_dir(self) -> PurePosixPath:
+        """The folder holding this dataset's dated partitions, relative to the basepath."""
+        return PurePosixPath(self.dataset_type, self.file_format, f"dataset={self.dataset_name}")
+
+    @property
+    def dated_path(self) -> PurePosixPath:
+        """The dated file, relative to the basepath."""
+        return self.dataset_dir / f"rundate={self.rundate.isoformat()}" / f"data.{self.extension}"
+
+    @property
+    def latest_path(self) -> PurePosixPath:
+        """The latest file, relative to the basepath."""
+        return PurePosixPath(
+            self.dataset_type,
+            self.file_format,
+            "latest",
+            f"dataset={self.dataset_name}",
+            f"data.{self.extension}",
+        )
+
+    @property
+    def read_path(self) -> PurePosixPath:
+        """The file :meth:`read_bytes` reads, relative to the basepath."""
+        return self.latest_path if self.rundate_type == "latest" else self.dated_path
+
+    @property
+    def write_paths(self) -> list[PurePosixPath]:
+        """The files :meth:`write_bytes` writes, in order, relative to the basepath."""
+        if self.rundate_type == "specific":
+            return [self.dated_path]
+        if self.rundate == self.today:
+            return [self.dated_path, self.latest_path]
+        return [self.latest_path]
+
+    # -- absolute paths --
+
+    def basepath(self) -> Path:
+        """The absolute basepath of this datastore's block (loaded from the Prefect server once)."""
+        if self._basepath is None:
+            self._basepath = load_block_basepath(*block_reference(self.datastore_type, self._env))
+        return self._basepath
+
+    def path(self) -> Path:
+        """The absolute path this dataset reads from."""
+        return self.basepath() / self.read_path
+
+    def rundates(self) -> list[str]:
+        """The rundates (``yyyy-mm-dd``) that have a dated file for this dataset, oldest first."""
+        folder = self.basepath() / self.dataset_dir
+        if not folder.is_dir():
+            return []
+        found = [
+            child.name.removeprefix("rundate=")
+            for child in folder.iterdir()
+            if child.name.startswith("rundate=") and (child / f"data.{self.extension}").is_file()
+        ]
+        return sorted(found)
+
+    # -- reading and writing --
+
+    def read_bytes(self) -> bytes:
+        """The dataset's bytes; :class:`DatasetMissing` names the path and the rundates that exist."""
+        path = self.path()
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            rundates = self.rundates()
+            have = ", ".join(rundates) if rundates else "none"
+            raise DatasetMissing(
+                f"Dataset {self.dataset_name!r} has no {self.rundate_type} file at {path}. "
+                f"Rundates on disk for it: {have}.",
+                path=path,
+                rundates=rundates,
+                hint="Write it first, or pick one of the existing rundates with rundate_type='specific'.",
+            ) from None
+
+    def read_text(self, encoding: str = "utf-8") -> str:
+        """The dataset decoded as text."""
+        return self.read_bytes().decode(encoding)
+
+    def write_bytes(self, data: bytes) -> list[Path]:
+        """Write ``data`` atomically to every write path (dated first, then latest); return the paths."""
+        base = self.basepath()
+        written = []
+        for relative in self.write_paths:
+            target = base / relative
+            atomic_write(target, data)
+            written.append(target)
+        return written
+
+    def write_text(self, text: str, encoding: str = "utf-8") -> list[Path]:
+        """Write ``text`` encoded; see :meth:`write_bytes`."""
+        return self.write_bytes(text.encode(encoding))
+
+    def read_csv(self) -> list[dict[str, str]]:
+        """The dataset parsed as CSV with a header row."""
+        return list(csv.DictReader(io.StringIO(self.read_text(), newline="")))
+
+    def write_csv(self, rows: Iterable[Mapping[str, object]], fieldnames: list[str]) -> list[Path]:
+        """Write ``rows`` as CSV with a header of ``fieldnames``; see :meth:`write_bytes`."""
+        buffer = io.StringIO(newline="")
+        writer = csv.DictWriter(buffer, fieldnames=fieldnames, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return self.write_text(buffer.getvalue())
