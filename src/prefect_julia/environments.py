@@ -1,0 +1,243 @@
+"""Environments: which one a git branch uses, and everything an environment resolves to.
+
+The branch mapping is data, in the committed ``envs/branches.toml``. An :class:`Environment` carries its
+name, port, ``PREFECT_HOME``, URLs, file locations and the resolved settings with their sources.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prefect_julia.errors import ConfigError
+from prefect_julia.settings import ENV_MARKER, Source, Value, read_env_file, resolve
+
+ENVIRONMENTS: tuple[str, ...] = ("dev", "prod")
+BRANCHES_FILE = Path("envs/branches.toml")
+
+
+@dataclass(frozen=True)
+class BranchMapping:
+    """Branch name -> environment name, with a default for every other branch."""
+
+    branches: Mapping[str, str]
+    default: str
+
+    def environment_for(self, branch: str) -> str:
+        return self.branches.get(branch, self.default)
+
+    def branches_of(self, env: str) -> str:
+        """How the mapping reads for ``env``, e.g. ``main`` or ``any other branch``."""
+        named = [b for b, e in self.branches.items() if e == env]
+        if env == self.default:
+            named.append("any other branch")
+        return ", ".join(named) or "-"
+
+
+def load_branch_mapping(root: Path) -> BranchMapping:
+    """Read ``envs/branches.toml``; missing or malformed files are errors naming the fix."""
+    path = root / BRANCHES_FILE
+    example = 'default = "dev"\n\n[branches]\nmain = "prod"'
+    if not path.exists():
+        raise ConfigError(f"The branch mapping {path} is missing.", hint=f"Create it with:\n{example}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}.", hint=f"It should read like:\n{example}") from None
+    branches = data.get("branches", {})
+    default = data.get("default", "dev")
+    if not isinstance(branches, dict) or not all(isinstance(v, str) for v in branches.values()):
+        raise ConfigError(f"{path}: [branches] must map branch names to environment names.", hint=example)
+    for env in [default, *branches.values()]:
+        if env not in ENVIRONMENTS:
+            raise ConfigError(
+                f"{path} names the unknown environment {env!r}.",
+                hint=f"Use one of: {', '.join(ENVIRONMENTS)}.",
+            )
+    return BranchMapping(branches=dict(branches), default=default)
+
+
+def current_branch(root: Path) -> str | None:
+    """The checked-out branch, or None when ``root`` is not in a git repository (or HEAD is detached)."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "symbolic-ref", "--quiet", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One environment, fully resolved."""
+
+    name: str
+    root: Path
+    values: Mapping[str, Value] = field(repr=False)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        value = self.values.get(name)
+        return value.value if value else default
+
+    def require(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise ConfigError(
+                f"The setting {name} of environment {self.name!r} is not set.",
+                hint=f"Add {name}=... to envs/{self.name}.local.env (git-ignored) or export it.",
+            )
+        return value
+
+    def _path(self, name: str) -> Path:
+        path = Path(self.require(name)).expanduser()
+        return path if path.is_absolute() else self.root / path
+
+    @property
+    def host(self) -> str:
+        return self.require("PREFECT_JULIA_HOST")
+
+    @property
+    def port(self) -> int:
+        raw = self.require("PREFECT_JULIA_PORT")
+        source = self.values["PREFECT_JULIA_PORT"].source.describe(self.name)
+        if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+            raise ConfigError(
+                f"PREFECT_JULIA_PORT={raw!r} (from {source}) is not a port number.",
+                hint="Use a whole number from 1024 to 65535, e.g. PREFECT_JULIA_PORT=4309.",
+            )
+        return int(raw)
+
+    @property
+    def home(self) -> Path:
+        return self._path("PREFECT_JULIA_HOME")
+
+    @property
+    def data_root(self) -> Path:
+        return self._path("PREFECT_JULIA_DATA_ROOT")
+
+    @property
+    def api_url(self) -> str:
+        return self.require("PREFECT_API_URL").rstrip("/")
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def local_api_url(self) -> str:
+        """The API URL of the local server this kit runs (may differ from ``api_url`` for a remote prod)."""
+        return f"http://{self.host}:{self.port}/api"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "server.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "server.pid"
+
+    @property
+    def database(self) -> Path:
+        return self.home / "prefect.db"
+
+    @property
+    def health_timeout(self) -> float:
+        raw = self.require("PREFECT_JULIA_HEALTH_TIMEOUT")
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(
+                f"PREFECT_JULIA_HEALTH_TIMEOUT={raw!r} is not a number of seconds.",
+                hint="Use e.g. PREFECT_JULIA_HEALTH_TIMEOUT=120.",
+            ) from None
+
+    def prefect_settings(self) -> dict[str, str]:
+        """The Prefect settings a server or client of this environment runs with (the profile's content)."""
+        return {
+            "PREFECT_API_URL": self.api_url,
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_SERVER_API_HOST": self.host,
+            "PREFECT_SERVER_API_PORT": str(self.port),
+            "PREFECT_UI_API_URL": self.api_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        }
+
+    def process_env(self, base: Mapping[str, str]) -> dict[str, str]:
+        """``base`` plus everything a Prefect process of this environment needs, secrets included."""
+        env = dict(base)
+        env.update(self.prefect_settings())
+        for name, value in self.values.items():
+            env[name] = value.value
+        env[ENV_MARKER] = self.name
+        env.pop("PREFECT_PROFILE", None)
+        return env
+
+
+def resolve_environment(
+    name: str | None,
+    root: Path,
+    environ: Mapping[str, str],
+    *,
+    notes: list[str] | None = None,
+) -> Environment:
+    """Resolve environment ``name`` (default: the current branch's) under ``root``.
+
+    ``notes`` collects what a person should hear, e.g. that there is no git repository and dev is used.
+    """
+    if name is None:
+        branch = current_branch(root)
+        if branch is None:
+            name = "dev"
+            if notes is not None:
+                notes.append(f"{root} is not in a git repository (or HEAD is detached): using the dev environment.")
+        else:
+            name = load_branch_mapping(root).environment_for(branch)
+    if name not in ENVIRONMENTS:
+        raise ConfigError(
+            f"Unknown environment {name!r}.",
+            hint=f"Use one of: {', '.join(ENVIRONMENTS)}.",
+        )
+    values = resolve(
+        name,
+        committed=read_env_file(root / "envs" / f"{name}.env"),
+        local=read_env_file(root / "envs" / f"{name}.local.env"),
+        process=environ,
+    )
+    env = Environment(name=name, root=root, values=values)
+    env.port  # noqa: B018 - validate early: a bad port is reported before anything starts
+    return env
+
+
+def all_environments(root: Path, environ: Mapping[str, str]) -> list[Environment]:
+    return [resolve_environment(name, root, environ) for name in ENVIRONMENTS]
+
+
+def describe_sources(env: Environment) -> list[tuple[str, str, str]]:
+    """(name, shown value, source) rows for ``invoke env``: secrets masked."""
+    rows = []
+    for value in env.values.values():
+        source = value.source.describe(env.name)
+        if value.note:
+            source = f"{source} {value.note}"
+        rows.append((value.name, value.shown(), source))
+    return rows
+
+
+__all__ = [
+    "ENVIRONMENTS",
+    "BranchMapping",
+    "Environment",
+    "Source",
+    "all_environments",
+    "current_branch",
+    "describe_sources",
+    "load_branch_mapping",
+    "resolve_environment",
+]

@@ -1,0 +1,210 @@
+"""Local Prefect servers, one per environment: start detached, wait until healthy, stop, report, show logs.
+
+``prefect server start --background`` dies of SIGPIPE when started from a script, so the kit starts the
+foreground command itself as a detached child, keeps its pid file and log file in the environment's
+``PREFECT_HOME``, and polls ``GET /api/health``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect_julia.environments import Environment
+from prefect_julia.errors import ServerError
+from prefect_julia.files import tail
+from prefect_julia.processes import (
+    describe_pid,
+    file_lock,
+    is_alive,
+    port_is_free,
+    port_owner,
+    read_pid_file,
+    spawn_detached,
+    stop_group,
+    write_pid_file,
+)
+
+Progress = Callable[[float], None]
+POLL_INTERVAL = 0.2
+#: Processes the kit runs against a server, stopped before it (a worker left alone hangs retrying).
+DEPENDENT_PID_FILES = ("worker.pid",)
+
+
+def is_healthy(api_url: str, *, timeout: float = 1.0) -> bool:
+    """True when ``GET {api_url}/health`` answers 200 ``true``."""
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout) as response:
+            return bool(response.status == 200 and response.read().strip() == b"true")
+    except (OSError, urllib.error.URLError, ValueError):
+        return False
+
+
+def server_command(env: Environment) -> list[str]:
+    return [sys.executable, "-m", "prefect", "server", "start", "--host", env.host, "--port", str(env.port)]
+
+
+@dataclass(frozen=True)
+class UpResult:
+    env: str
+    pid: int
+    already_up: bool
+    seconds: float
+    notes: tuple[str, ...] = ()
+
+
+def server_up(
+    env: Environment,
+    environ: Mapping[str, str],
+    *,
+    progress: Progress | None = None,
+    timeout: float | None = None,
+) -> UpResult:
+    """Start the server of ``env`` unless a healthy one runs; return once it is healthy.
+
+    Two calls at once for one environment take turns on a lock, so exactly one server results.
+    """
+    started = time.monotonic()
+    timeout = env.health_timeout if timeout is None else timeout
+    notes: list[str] = []
+    env.home.mkdir(parents=True, exist_ok=True)
+    with file_lock(env.home / "server.lock"):
+        record = read_pid_file(env.pid_file)
+        if record is not None and is_alive(record):
+            if is_healthy(env.local_api_url):
+                return UpResult(env.name, record.pid, True, time.monotonic() - started)
+            _wait_healthy(env, record.pid, None, started, timeout, progress)
+            return UpResult(env.name, record.pid, True, time.monotonic() - started)
+        if record is not None:
+            notes.append(f"Replaced a stale pid file ({env.pid_file.name}: pid {record.pid} no longer runs the server).")
+            env.pid_file.unlink(missing_ok=True)
+        elif env.pid_file.exists():
+            notes.append(f"Replaced an unreadable pid file {env.pid_file}.")
+            env.pid_file.unlink(missing_ok=True)
+        if not port_is_free(env.host, env.port):
+            owner = port_owner(env.port)
+            held_by = describe_pid(owner) if owner else "another process"
+            raise ServerError(
+                f"Port {env.port} ({env.name}) is held by {held_by}, which is not this environment's server.",
+                hint=f"Stop that process, or set PREFECT_JULIA_PORT to a free port in envs/{env.name}.local.env.",
+            )
+        command = server_command(env)
+        process = spawn_detached(command, env=env.process_env(environ), log_file=env.log_file, cwd=env.root)
+        write_pid_file(env.pid_file, process.pid, " ".join(command))
+        try:
+            _wait_healthy(env, process.pid, process.poll, started, timeout, progress)
+        except BaseException:
+            record = read_pid_file(env.pid_file)
+            if record is not None:
+                stop_group(record, grace=5)
+            env.pid_file.unlink(missing_ok=True)
+            raise
+        return UpResult(env.name, process.pid, False, time.monotonic() - started, tuple(notes))
+
+
+def _wait_healthy(
+    env: Environment,
+    pid: int,
+    poll: Callable[[], int | None] | None,
+    started: float,
+    timeout: float,
+    progress: Progress | None,
+) -> None:
+    while True:
+        if is_healthy(env.local_api_url, timeout=1.0):
+            return
+        elapsed = time.monotonic() - started
+        exit_code = poll() if poll is not None else None
+        if exit_code is not None:
+            raise ServerError(
+                f"The {env.name} server exited during start-up (exit code {exit_code}). Last lines of {env.log_file}:\n"
+                + tail(env.log_file, 25),
+                hint=f"Fix the cause above, then run `invoke server-up {env.name}` again.",
+            )
+        if elapsed > timeout:
+            raise ServerError(
+                f"The {env.name} server (pid {pid}) was not healthy after {timeout:.0f} s; it was stopped. "
+                f"Last lines of {env.log_file}:\n" + tail(env.log_file, 25),
+                hint=f"Raise PREFECT_JULIA_HEALTH_TIMEOUT in envs/{env.name}.local.env if the machine is slow.",
+            )
+        if progress is not None:
+            progress(elapsed)
+        time.sleep(POLL_INTERVAL)
+
+
+@dataclass(frozen=True)
+class DownResult:
+    env: str
+    was_running: bool
+    killed: bool
+    notes: tuple[str, ...] = ()
+
+
+def server_down(env: Environment, *, grace: float = 10.0) -> DownResult:
+    """Stop the server of ``env`` (and the kit's worker first); succeed when nothing runs."""
+    notes: list[str] = []
+    for name in DEPENDENT_PID_FILES:
+        dependent = read_pid_file(env.home / name)
+        if dependent is not None and is_alive(dependent):
+            stop_group(dependent, grace=grace)
+            notes.append(f"Stopped the {name.removesuffix('.pid')} (pid {dependent.pid}) first.")
+        (env.home / name).unlink(missing_ok=True)
+    with file_lock(env.home / "server.lock") if env.home.exists() else contextlib.nullcontext():
+        record = read_pid_file(env.pid_file)
+        if record is None:
+            env.pid_file.unlink(missing_ok=True)
+            return DownResult(env.name, False, False, tuple(notes))
+        if not is_alive(record):
+            env.pid_file.unlink(missing_ok=True)
+            notes.append(f"Removed a stale pid file (pid {record.pid} no longer runs the server).")
+            return DownResult(env.name, False, False, tuple(notes))
+        killed = stop_group(record, grace=grace)
+        env.pid_file.unlink(missing_ok=True)
+        return DownResult(env.name, True, killed, tuple(notes))
+
+
+@dataclass(frozen=True)
+class Status:
+    env: str
+    branches: str
+    port: int
+    pid: int | None
+    healthy: bool
+    database: Path
+    database_bytes: int
+    url: str
+
+
+def server_status(env: Environment, branches: str) -> Status:
+    record = read_pid_file(env.pid_file)
+    pid = record.pid if record is not None and is_alive(record) else None
+    size = sum(p.stat().st_size for p in env.home.glob("prefect.db*") if p.is_file()) if env.home.exists() else 0
+    return Status(
+        env=env.name,
+        branches=branches,
+        port=env.port,
+        pid=pid,
+        healthy=pid is not None and is_healthy(env.local_api_url),
+        database=env.database,
+        database_bytes=size,
+        url=env.ui_url,
+    )
+
+
+def follow_log(path: Path, *, lines: int, write: Callable[[str], None], stop: Callable[[], bool]) -> None:
+    """Print the last ``lines`` lines of ``path``, then what is appended, until ``stop()`` says so."""
+    write(tail(path, lines) + "\n")
+    with contextlib.suppress(FileNotFoundError), path.open("rb") as stream:
+        stream.seek(0, 2)
+        while not stop():
+            chunk = stream.read()
+            if chunk:
+                write(chunk.decode("utf-8", "replace"))
+            else:
+                time.sleep(0.3)
