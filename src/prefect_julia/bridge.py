@@ -1,0 +1,518 @@
+"""The Julia bridge: run a Julia program from ``julia/jobs`` as one process, from a Prefect flow or not.
+
+``run_julia("clean_iris", {"dataset_name": "iris"})`` runs::
+
+    julia --project=<repo>/julia --startup-file=no <repo>/julia/jobs/clean_iris.jl --dataset_name=iris
+
+with the caller's environment plus ``PREFECT_API_URL``, the data block names, ``PREFECT_JULIA_RESULT_PATH``
+and ``PREFECT_JULIA_LOG_FORMAT=prefect``. Unlike ``ShellOperation`` it:
+
+- raises :class:`JuliaFailed` on a non-zero exit, carrying the exit code and the tail of stderr;
+- forwards Julia's log records to the Prefect run logger at their own level (``@warn`` as WARNING,
+  ``@error`` as ERROR), whether written as ``::prefect-log::{json}`` lines or by Julia's ConsoleLogger;
+- kills the whole process tree on timeout (:class:`JuliaTimeout`), and any stragglers after exit;
+- returns the small JSON document the program wrote to ``PREFECT_JULIA_RESULT_PATH`` (``None`` if none).
+
+:func:`julia_job` is the same as a Prefect task returning the result document.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from prefect_julia.errors import CommandFailed, ConfigError
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "JuliaFailed",
+    "JuliaLog",
+    "JuliaNotFound",
+    "JuliaProgramMissing",
+    "JuliaResult",
+    "JuliaResultError",
+    "JuliaTimeout",
+    "StderrParser",
+    "build_command",
+    "default_project",
+    "find_julia",
+    "julia_env",
+    "julia_job",
+    "read_result",
+    "resolve_program",
+    "run_julia",
+]
+
+DEFAULT_TIMEOUT = 3600.0
+KILL_GRACE = 5.0
+TAIL_LINES = 40
+MAX_RESULT_BYTES = 16 * 1024 * 1024
+INSTALL_HINT = (
+    "Install it with `bash scripts/install-julia.sh`, or set PREFECT_JULIA_BIN to a julia executable."
+)
+PASSED_THROUGH = ("PREFECT_DATA_BLOCK_LOCAL", "PREFECT_DATA_BLOCK_REMOTE", "PREFECT_DATASTORE_DEFAULT_TYPE")
+LOG_PREFIX = "::prefect-log::"
+
+_MODULE_LOGGER = logging.getLogger("prefect_julia.julia")
+_PARAM_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+# --- errors -----------------------------------------------------------------------------------------------
+
+
+class JuliaNotFound(ConfigError):
+    """No ``julia`` executable: neither ``PREFECT_JULIA_BIN`` nor ``julia`` on PATH."""
+
+
+class JuliaProgramMissing(ConfigError):
+    """The Julia program to run does not exist."""
+
+
+class JuliaFailed(CommandFailed):
+    """The Julia program exited non-zero (or was killed by a signal)."""
+
+
+class JuliaTimeout(CommandFailed):
+    """The Julia program ran past its timeout; its process tree was killed."""
+
+    def __init__(self, message: str, *, timeout: float, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.timeout = timeout
+
+
+class JuliaResultError(CommandFailed):
+    """The result document the Julia program wrote is malformed."""
+
+
+# --- log records ------------------------------------------------------------------------------------------
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+_CONSOLE_OPEN = re.compile(
+    r"^(?P<box>\[|┌) (?P<level>Debug|Info|Warning|Error|LogLevel\(-?\d+\)): ?(?P<msg>.*)$"
+)
+_CONSOLE_LOCATION = re.compile(r"^└ @ (?P<module>\S+) (?P<file>.+?):(?P<line>\d+)$")
+
+
+def level_number(name: str) -> int:
+    """A Julia or Prefect level name as a ``logging`` level; unknown names are INFO."""
+    return _LEVELS.get(name.strip().lower(), logging.INFO)
+
+
+@dataclass(frozen=True)
+class JuliaLog:
+    """One log record written by the Julia program."""
+
+    level: int
+    message: str
+    module: str = ""
+    file: str = ""
+    line: int | None = None
+
+    def render(self) -> str:
+        """The record as one log message; WARNING and above carry their source location."""
+        if self.level >= logging.WARNING and self.file:
+            where = f"{self.module} " if self.module else ""
+            line = f":{self.line}" if self.line is not None else ""
+            return f"{self.message} (@ {where}{self.file}{line})"
+        return self.message
+
+
+def parse_prefect_log(line: str) -> JuliaLog | None:
+    """Parse a ``::prefect-log::{json}`` line; ``None`` if ``line`` is not a well-formed one."""
+    if not line.startswith(LOG_PREFIX):
+        return None
+    try:
+        doc = json.loads(line[len(LOG_PREFIX) :])
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(doc, dict) or "message" not in doc:
+        return None
+    raw_line = doc.get("line")
+    return JuliaLog(
+        level=level_number(str(doc.get("level", "INFO"))),
+        message=str(doc["message"]),
+        module=str(doc.get("module") or ""),
+        file=str(doc.get("file") or ""),
+        line=raw_line if isinstance(raw_line, int) else None,
+    )
+
+
+Event = JuliaLog | str
+
+
+@dataclass
+class StderrParser:
+    """Turns Julia's stderr lines into log records (structured or ConsoleLogger boxes) and plain lines."""
+
+    _level: int | None = None
+    _lines: list[str] = field(default_factory=list)
+
+    def feed(self, line: str) -> list[Event]:
+        """Consume one line (without its newline); return the events it completes."""
+        record = parse_prefect_log(line)
+        if record is not None:
+            return [*self.flush(), record]
+        opened = _CONSOLE_OPEN.match(line)
+        if opened:
+            events = self.flush()
+            level = level_number(opened["level"])
+            if opened["box"] == "[":
+                return [*events, JuliaLog(level, opened["msg"])]
+            self._level, self._lines = level, [opened["msg"]]
+            return events
+        if self._level is not None:
+            return self._continue_box(line)
+        return [line]
+
+    def _continue_box(self, line: str) -> list[Event]:
+        location = _CONSOLE_LOCATION.match(line)
+        if location:
+            return self._close(location["module"], location["file"], int(location["line"]))
+        if line.startswith("│"):
+            self._lines.append(line[1:].removeprefix(" "))
+            return []
+        if line.startswith("└"):
+            self._lines.append(line[1:].removeprefix(" "))
+            return self._close()
+        return [*self.flush(), line]
+
+    def _close(self, module: str = "", file: str = "", line: int | None = None) -> list[Event]:
+        assert self._level is not None
+        record = JuliaLog(self._level, "\n".join(self._lines).rstrip(), module, file, line)
+        self._level, self._lines = None, []
+        return [record]
+
+    def flush(self) -> list[Event]:
+        """Emit a box left open (the program died mid-record)."""
+        return self._close() if self._level is not None else []
+
+
+# --- command, environment, result -------------------------------------------------------------------------
+
+
+def default_project() -> Path:
+    """The repository's Julia project: ``<repo>/julia``."""
+    return Path(__file__).resolve().parents[2] / "julia"
+
+
+def find_julia(env: Mapping[str, str]) -> str:
+    """The julia executable: ``PREFECT_JULIA_BIN`` if set, else ``julia`` on the env's PATH."""
+    configured = env.get("PREFECT_JULIA_BIN", "")
+    if configured:
+        found = shutil.which(configured)
+        if not found:
+            raise JuliaNotFound(
+                f"PREFECT_JULIA_BIN={configured!r} is not an executable julia.", hint=INSTALL_HINT
+            )
+        return found
+    found = shutil.which("julia", path=env.get("PATH", os.defpath))
+    if not found:
+        raise JuliaNotFound("julia is not installed (no `julia` on PATH).", hint=INSTALL_HINT)
+    return found
+
+
+def resolve_program(program: str | Path, project: Path) -> Path:
+    """``program`` as a file: a path as given, or a job name under ``<project>/jobs`` (``.jl`` optional)."""
+    given = Path(program)
+    if isinstance(program, Path) or given.is_absolute() or len(given.parts) > 1:
+        path = given.resolve()
+    else:
+        path = project / "jobs" / (program if program.endswith(".jl") else f"{program}.jl")
+    if path.is_file():
+        return path
+    jobs = sorted(p.stem for p in (project / "jobs").glob("*.jl")) if (project / "jobs").is_dir() else []
+    raise JuliaProgramMissing(
+        f"Julia program {path} does not exist. Jobs in {project / 'jobs'}: {', '.join(jobs) or 'none'}.",
+        hint="Check the program name, or add the file under julia/jobs/.",
+    )
+
+
+def format_parameter(key: str, value: object) -> str:
+    """One ``--key=value`` argument; booleans are written as Julia spells them."""
+    if not _PARAM_KEY.match(key):
+        raise ConfigError(f"Invalid Julia parameter name {key!r}: use letters, digits, '_' or '-'.")
+    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return f"--{key}={text}"
+
+
+def build_command(julia: str, project: Path, program: Path, parameters: Mapping[str, object]) -> list[str]:
+    """The command line running ``program`` in ``project`` with ``parameters`` as ``--key=value``."""
+    args = [format_parameter(k, v) for k, v in parameters.items()]
+    return [julia, f"--project={project}", "--startup-file=no", str(program), *args]
+
+
+def current_api_url() -> str | None:
+    """The API URL from Prefect's settings (env beats profile), if any."""
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url
+
+
+def julia_env(base: Mapping[str, str], result_path: Path, api_url: str | None) -> dict[str, str]:
+    """The Julia process's environment: ``base`` plus the server, data blocks, result path and log format."""
+    env = dict(base)
+    url = base.get("PREFECT_API_URL") or api_url
+    if url:
+        env["PREFECT_API_URL"] = url
+    for name in PASSED_THROUGH:
+        if base.get(name):
+            env[name] = base[name]
+    env["PREFECT_JULIA_RESULT_PATH"] = str(result_path)
+    env["PREFECT_JULIA_LOG_FORMAT"] = "prefect"
+    return env
+
+
+def read_result(path: Path, command: list[str] | None = None) -> Any:
+    """The JSON document at ``path``; ``None`` if the program wrote none."""
+    if not path.exists():
+        return None
+    data = path.read_bytes()
+    if len(data) > MAX_RESULT_BYTES:
+        raise JuliaResultError(
+            f"The Julia result document {path} is {len(data)} bytes; the limit is {MAX_RESULT_BYTES}.",
+            command=command,
+            hint="Return a small summary and write the data to a Dataset instead.",
+        )
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        snippet = data[:200].decode("utf-8", "replace")
+        raise JuliaResultError(
+            f"The Julia result document is not valid JSON ({error}): {snippet!r}",
+            command=command,
+            hint="Write the result with PrefectInterfaces' result helper, or as one valid JSON document.",
+        ) from error
+
+
+# --- running ----------------------------------------------------------------------------------------------
+
+
+def run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The Prefect run logger inside a flow or task run, else this module's logger."""
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return _MODULE_LOGGER
+
+
+@dataclass(frozen=True)
+class JuliaResult:
+    """What a finished Julia program left: exit code, result document, output tails and duration (s)."""
+
+    command: list[str]
+    exit_code: int
+    result: Any
+    stdout_tail: str
+    stderr_tail: str
+    duration: float
+
+
+Log = logging.Logger | logging.LoggerAdapter[logging.Logger]
+
+
+def _pump(stream: IO[bytes], handle: Callable[[str], None]) -> None:
+    for raw in iter(stream.readline, b""):
+        handle(raw.decode("utf-8", "replace").rstrip("\r\n"))
+    stream.close()
+
+
+def _stdout_handler(log: Log, tail: deque[str]) -> Callable[[str], None]:
+    def handle(line: str) -> None:
+        if line.strip():
+            tail.append(line)
+            log.info(line)
+
+    return handle
+
+
+def _emit(log: Log, tail: deque[str], events: Iterable[Event]) -> None:
+    for event in events:
+        if isinstance(event, JuliaLog):
+            tail.append(f"{logging.getLevelName(event.level)}: {event.render()}")
+            log.log(event.level, event.render())
+        elif event.strip():
+            tail.append(event)
+            log.info(event)
+
+
+def _stderr_handler(log: Log, tail: deque[str], parser: StderrParser) -> Callable[[str], None]:
+    def handle(line: str) -> None:
+        _emit(log, tail, parser.feed(line))
+
+    return handle
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def kill_tree(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE) -> None:
+    """SIGTERM the process group of ``proc``; SIGKILL whatever is left after ``grace`` seconds."""
+    pgid = proc.pid
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        proc.poll()
+        if not _group_alive(pgid):
+            break
+        time.sleep(0.05)
+    _signal_group(pgid, signal.SIGKILL)
+    proc.wait()
+
+
+def _tail_text(tail: deque[str]) -> str:
+    return "\n".join(tail)
+
+
+def _start(command: list[str], env: Mapping[str, str], cwd: Path | None) -> subprocess.Popen[bytes]:
+    try:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,
+        )
+    except OSError as error:
+        raise JuliaNotFound(f"Cannot start {command[0]}: {error}", hint=INSTALL_HINT) from error
+
+
+def run_julia(
+    program: str | Path,
+    parameters: Mapping[str, object] | None = None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    env: Mapping[str, str] | None = None,
+    project: Path | None = None,
+    grace: float = KILL_GRACE,
+) -> JuliaResult:
+    """Run a Julia program to completion and return its :class:`JuliaResult`.
+
+    ``program`` is a job name under ``<project>/jobs`` or a path to a ``.jl`` file; ``parameters`` become
+    ``--key=value`` arguments; ``env`` is the base environment (default ``os.environ``); ``project``
+    defaults to the repository's ``julia/``. Raises :class:`JuliaNotFound`, :class:`JuliaProgramMissing`,
+    :class:`JuliaFailed`, :class:`JuliaTimeout` or :class:`JuliaResultError`.
+    """
+    base = os.environ if env is None else env
+    project = (project or default_project()).resolve()
+    julia = find_julia(base)
+    path = resolve_program(program, project)
+    command = build_command(julia, project, path, parameters or {})
+    log = run_logger()
+    with tempfile.TemporaryDirectory(prefix="prefect-julia-") as scratch:
+        result_path = Path(scratch) / "result.json"
+        api_url = base.get("PREFECT_API_URL") or current_api_url()
+        process_env = julia_env(base, result_path, api_url)
+        log.info("Running Julia program %s: %s", path.name, " ".join(command))
+        outcome = _supervise(command, process_env, timeout, grace, log)
+        exit_code, stdout_tail, stderr_tail, duration = outcome
+        if exit_code != 0:
+            raise _failure(path, command, exit_code, stderr_tail)
+        result = read_result(result_path, command)
+    log.info("Julia program %s finished in %.1f s", path.name, duration)
+    return JuliaResult(command, exit_code, result, stdout_tail, stderr_tail, duration)
+
+
+def _supervise(
+    command: list[str], env: Mapping[str, str], timeout: float, grace: float, log: Log
+) -> tuple[int, str, str, float]:
+    """Run ``command`` streaming both pipes to ``log``; kill its tree on timeout (raising JuliaTimeout)."""
+    started = time.monotonic()
+    proc = _start(command, env, None)
+    out_tail: deque[str] = deque(maxlen=TAIL_LINES)
+    err_tail: deque[str] = deque(maxlen=TAIL_LINES)
+    parser = StderrParser()
+    assert proc.stdout is not None and proc.stderr is not None
+    readers = [
+        threading.Thread(target=_pump, args=(proc.stdout, _stdout_handler(log, out_tail)), daemon=True),
+        threading.Thread(
+            target=_pump, args=(proc.stderr, _stderr_handler(log, err_tail, parser)), daemon=True
+        ),
+    ]
+    for reader in readers:
+        reader.start()
+    timed_out = False
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    finally:
+        # The program is done (or out of time): nothing it started may outlive it.
+        if timed_out or _group_alive(proc.pid):
+            kill_tree(proc, grace)
+        for reader in readers:
+            reader.join(timeout=grace)
+        _emit(log, err_tail, parser.flush())
+    duration = time.monotonic() - started
+    if timed_out:
+        raise JuliaTimeout(
+            f"Julia program {Path(command[3]).name} ran past its timeout of {timeout:g} s; "
+            "its process tree was killed.",
+            timeout=timeout,
+            command=command,
+            stderr_tail=_tail_text(err_tail),
+            hint="Raise the timeout, or find where the program hangs.",
+        )
+    return proc.returncode, _tail_text(out_tail), _tail_text(err_tail), duration
+
+
+def _failure(path: Path, command: list[str], exit_code: int, stderr_tail: str) -> JuliaFailed:
+    how = f"was killed by signal {-exit_code}" if exit_code < 0 else f"exited with code {exit_code}"
+    return JuliaFailed(
+        f"Julia program {path.name} {how}.",
+        command=command,
+        return_code=exit_code,
+        stderr_tail=stderr_tail,
+        hint="Read the stderr tail above and the run's logs.",
+    )
+
+
+@task(name="julia-job", task_run_name="julia-{program}", cache_policy=NO_CACHE)
+def julia_job(
+    program: str, parameters: dict[str, Any] | None = None, timeout: float = DEFAULT_TIMEOUT
+) -> Any:
+    """Run a Julia job from ``julia/jobs`` in a Prefect task and return its result document.
+
+    A failing, hanging or malformed job raises, so the task run (and the flow run) is Failed.
+    """
+    return run_julia(program, parameters or {}, timeout=timeout).result
