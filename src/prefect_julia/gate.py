@@ -1,0 +1,230 @@
+"""The one gate: ordered steps (hooks, types, tests, declarations), a runner, and one summary table.
+
+A step is a name plus either a command (run in the repository root, its output streamed and its tail kept)
+or a callable that takes the root and returns a list of problems (empty = passed). The runner runs every
+step, even after a failure, so the table shows the whole picture; ``GateReport.ok`` says whether all passed.
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from prefect_julia.errors import GateFailed, PrefectJuliaError
+from prefect_julia.gitrepo import clean_env
+
+__all__ = [
+    "STEP_NAMES",
+    "GateReport",
+    "Step",
+    "StepResult",
+    "check_declarations",
+    "default_steps",
+    "gate_env",
+    "require_passed",
+    "run_gate",
+]
+
+STEP_NAMES = ("hooks", "types", "tests", "declarations")
+_TAIL_LINES = 25
+
+
+@dataclass(frozen=True)
+class Step:
+    """One gate step: a ``command`` (argv run in the root) or a ``check`` (root -> problems)."""
+
+    name: str
+    description: str
+    command: Sequence[str] | None = None
+    check: Callable[[Path], list[str]] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.command is None) == (self.check is None):
+            raise ValueError(f"Gate step {self.name!r} needs exactly one of command= or check=.")
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one step did: passed or not, how long it took, and the tail of its output or its problems."""
+
+    name: str
+    description: str
+    passed: bool
+    seconds: float
+    detail: list[str] = field(default_factory=list)
+    skipped: bool = False
+
+
+@dataclass(frozen=True)
+class GateReport:
+    """The results of one gate run, in step order."""
+
+    root: Path
+    results: list[StepResult]
+
+    @property
+    def ok(self) -> bool:
+        """True when no step failed (skipped steps do not fail the gate)."""
+        return all(r.passed or r.skipped for r in self.results)
+
+    @property
+    def failed(self) -> list[str]:
+        """Names of the steps that failed."""
+        return [r.name for r in self.results if not (r.passed or r.skipped)]
+
+    def table(self) -> str:
+        """A plain-text summary table: one row per step, then the verdict."""
+        rows = [("step", "result", "time", "what")]
+        for r in self.results:
+            verdict = "skipped" if r.skipped else ("passed" if r.passed else "FAILED")
+            rows.append((r.name, verdict, "-" if r.skipped else f"{r.seconds:.1f}s", r.description))
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        if self.ok:
+            lines.append("gate: passed")
+        else:
+            lines.append(f"gate: FAILED ({', '.join(self.failed)})")
+        return "\n".join(lines)
+
+
+def gate_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment the gate's commands run in.
+
+    Git's hook variables are removed (so tests that build their own repositories are not redirected), and
+    the running interpreter's ``bin`` folder comes first on PATH so the project's tools are found even when
+    the virtual environment was not activated.
+    """
+    env = clean_env(environ)
+    bindir = str(Path(sys.executable).parent)
+    path = env.get("PATH", "")
+    if bindir not in path.split(os.pathsep):
+        env["PATH"] = os.pathsep.join([bindir, path]) if path else bindir
+    return env
+
+
+def check_declarations(root: Path) -> list[str]:
+    """Problems in the deployment and block declarations, found without a server (empty = valid)."""
+    try:
+        check: Callable[[Path], list[str]] = importlib.import_module("prefect_julia.declarations").check
+    except (ImportError, AttributeError) as error:
+        return [f"The declaration checker could not be loaded ({error}); reinstall with `pip install -e .`."]
+    try:
+        return list(check(root))
+    except PrefectJuliaError as error:
+        return [str(error)]
+
+
+def default_steps() -> list[Step]:
+    """The full gate, in order: pre-commit hooks, type check, pytest (with the Julia suite), declarations."""
+    python = sys.executable
+    return [
+        Step(
+            "hooks",
+            "pre-commit hooks on all files",
+            command=[python, "-m", "pre_commit", "run", "--all-files", "--show-diff-on-failure"],
+        ),
+        Step("types", "mypy (strict) on the package", command=[python, "-m", "mypy"]),
+        Step("tests", "pytest suite, Julia suite included", command=[python, "-m", "pytest", "-q"]),
+        Step("declarations", "deployments and blocks declared validly", check=check_declarations),
+    ]
+
+
+def _run_command(step: Step, root: Path, env: Mapping[str, str], out: TextIO) -> tuple[bool, list[str]]:
+    assert step.command is not None
+    tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+    try:
+        proc = subprocess.Popen(
+            list(step.command),
+            cwd=root,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
+    except OSError as error:
+        return False, [f"Could not start {step.command[0]!r}: {error}. Is it installed in this environment?"]
+    assert proc.stdout is not None
+    with proc.stdout:
+        for line in proc.stdout:
+            out.write(line)
+            tail.append(line.rstrip("\n"))
+    code = proc.wait()
+    if code != 0:
+        tail.append(f"(exit code {code})")
+    return code == 0, list(tail)
+
+
+def _run_check(step: Step, root: Path, out: TextIO) -> tuple[bool, list[str]]:
+    assert step.check is not None
+    try:
+        problems = list(step.check(root))
+    except PrefectJuliaError as error:
+        problems = [str(error)]
+    for problem in problems:
+        out.write(f"  - {problem}\n")
+    return not problems, problems
+
+
+def run_gate(
+    root: Path,
+    steps: Sequence[Step] | None = None,
+    *,
+    skip: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    out: TextIO | None = None,
+) -> GateReport:
+    """Run ``steps`` (default: ``default_steps()``) in ``root``, in order, and return the report.
+
+    Every step runs even when an earlier one failed. Steps named in ``skip`` are listed as skipped. Command
+    output is streamed to ``out`` (default: stdout); nothing is raised for a failing step.
+    """
+    stream = sys.stdout if out is None else out
+    chosen = default_steps() if steps is None else list(steps)
+    known = {s.name for s in chosen}
+    unknown = sorted(set(skip) - known)
+    if unknown:
+        raise GateFailed(
+            f"Unknown gate step(s) to skip: {', '.join(unknown)}.",
+            hint=f"Choose among: {', '.join(s.name for s in chosen)}.",
+        )
+    run_env = gate_env(os.environ if env is None else env)
+    results: list[StepResult] = []
+    for step in chosen:
+        if step.name in skip:
+            results.append(StepResult(step.name, step.description, False, 0.0, skipped=True))
+            stream.write(f"==> {step.name}: skipped\n")
+            continue
+        stream.write(f"==> {step.name}: {step.description}\n")
+        stream.flush()
+        started = time.monotonic()
+        if step.command is not None:
+            passed, detail = _run_command(step, root, run_env, stream)
+        else:
+            passed, detail = _run_check(step, root, stream)
+        seconds = time.monotonic() - started
+        results.append(StepResult(step.name, step.description, passed, seconds, detail))
+        stream.write(f"<== {step.name}: {'passed' if passed else 'FAILED'} ({seconds:.1f}s)\n")
+        stream.flush()
+    return GateReport(root=root, results=results)
+
+
+def require_passed(report: GateReport, *, where: str = "") -> None:
+    """Raise ``GateFailed`` naming the failed steps when ``report`` did not pass."""
+    if report.ok:
+        return
+    place = f" on {where}" if where else ""
+    raise GateFailed(
+        f"The gate failed{place}: {', '.join(report.failed)}.",
+        hint="Read the output of the failed steps above, fix them, and run `just gate` again.",
+    )
