@@ -7,6 +7,7 @@ the environment of the current git branch (``envs/branches.toml``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import sys
@@ -37,7 +38,10 @@ def _sync_profiles(active: str) -> profiles.SyncReport:
     return profiles.sync(ROOT / profiles.PROFILES_FILE, environments.all_environments(ROOT, os.environ), active=active)
 
 
-@task(positional=["env"], help={"env": "dev or prod (default: the current branch's)", "shell": "print export lines to eval"})
+@task(
+    positional=["env"],
+    help={"env": "dev or prod (default: the current branch's)", "shell": "print export lines to eval"},
+)
 @guarded
 def env(c: Context, env: str | None = None, shell: bool = False) -> None:
     """Show an environment's resolved settings and where each came from (secrets masked)."""
@@ -65,7 +69,11 @@ def profile_sync(c: Context) -> None:
     print(f"{report.path.relative_to(ROOT)}: {'; '.join(changes) or 'already up to date'}")
 
 
-@task(name="server-up", positional=["env"], help={"env": "dev or prod (default: the current branch's)", "timeout": "seconds to wait (0: setting)"})
+@task(
+    name="server-up",
+    positional=["env"],
+    help={"env": "dev or prod (default: the current branch's)", "timeout": "seconds to wait (0: setting)"},
+)
 @guarded
 def server_up(c: Context, env: str | None = None, timeout: float = 0.0) -> None:
     """Start the environment's Prefect server in the background and wait until it is healthy."""
@@ -104,19 +112,29 @@ def server_status(c: Context) -> None:
     rows = []
     for resolved in environments.all_environments(ROOT, os.environ):
         s = servers.server_status(resolved, mapping.branches_of(resolved.name))
-        rows.append([
-            s.env,
-            s.branches,
-            s.port,
-            s.pid or "-",
-            "healthy" if s.healthy else ("starting/unhealthy" if s.pid else "down"),
-            f"{s.database} ({human_bytes(s.database_bytes)})",
-            s.url,
-        ])
+        rows.append(
+            [
+                s.env,
+                s.branches,
+                s.port,
+                s.pid or "-",
+                "healthy" if s.healthy else ("starting/unhealthy" if s.pid else "down"),
+                f"{s.database} ({human_bytes(s.database_bytes)})",
+                s.url,
+            ]
+        )
     print(table(["env", "branch", "port", "pid", "state", "database", "url"], rows))
 
 
-@task(name="server-logs", positional=["env"], help={"env": "dev or prod (default: the current branch's)", "follow": "keep printing new lines", "lines": "how many lines"})
+@task(
+    name="server-logs",
+    positional=["env"],
+    help={
+        "env": "dev or prod (default: the current branch's)",
+        "follow": "keep printing new lines",
+        "lines": "how many lines",
+    },
+)
 @guarded
 def server_logs(c: Context, env: str | None = None, follow: bool = False, lines: int = 50) -> None:
     """Show the environment's server log (--follow to keep watching; Ctrl-C stops)."""
@@ -127,7 +145,7 @@ def server_logs(c: Context, env: str | None = None, follow: bool = False, lines:
     if not follow:
         print(tail(resolved.log_file, lines))
         return
-    try:
-        servers.follow_log(resolved.log_file, lines=lines, write=lambda s: print(s, end="", flush=True), stop=lambda: False)
-    except KeyboardInterrupt:
-        pass
+    with contextlib.suppress(KeyboardInterrupt):
+        servers.follow_log(
+            resolved.log_file, lines=lines, write=lambda s: print(s, end="", flush=True), stop=lambda: False
+        )

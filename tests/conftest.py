@@ -113,3 +113,70 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+# --- a throwaway copy of the kit's front door, for tests of environments, servers and tasks ---------------
+
+KIT_FILES = ("tasks.py", "justfile", "envs/branches.toml", "envs/dev.env", "envs/prod.env")
+
+
+@dataclass(frozen=True)
+class KitRepo:
+    """A temporary git repository holding the kit's committed front door, with free ports per environment."""
+
+    root: Path
+    ports: dict[str, int]
+
+    def environ(self, **extra: str) -> dict[str, str]:
+        """A process environment without the caller's PREFECT_* settings."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env.update(extra)
+        return env
+
+    def invoke(self, *args: str, timeout: float = 180, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "invoke", *args],
+            cwd=self.root,
+            env=self.environ(**extra),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def git(self, *args: str) -> str:
+        return subprocess.run(["git", *args], cwd=self.root, check=True, capture_output=True, text=True).stdout
+
+
+def make_kit_repo(root: Path, *, branch: str = "feature", git: bool = True) -> KitRepo:
+    for name in KIT_FILES:
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((REPO_ROOT / name).read_bytes())
+    ports = {"dev": free_port(), "prod": free_port()}
+    for env, port in ports.items():
+        (root / "envs" / f"{env}.local.env").write_text(f"PREFECT_JULIA_PORT={port}\n")
+    if git:
+        subprocess.run(["git", "init", "-q", "-b", branch], cwd=root, check=True)
+        subprocess.run(
+            [
+                "git",
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.invalid",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                "init",
+            ],
+            cwd=root,
+            check=True,
+        )
+    return KitRepo(root=root, ports=ports)
+
+
+@pytest.fixture
+def kit_repo(tmp_path: Path) -> KitRepo:
+    return make_kit_repo(tmp_path / "repo")

@@ -7,6 +7,7 @@ after a crash is recognised and never signalled.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -157,12 +158,15 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 def port_is_free(host: str, port: int) -> bool:
+    """False when something listens on ``host:port``; other bind errors (a bad host) propagate."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
-        except OSError:
-            return False
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return False
+            raise
     return True
 
 

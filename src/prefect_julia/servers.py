@@ -82,12 +82,21 @@ def server_up(
             _wait_healthy(env, record.pid, None, started, timeout, progress)
             return UpResult(env.name, record.pid, True, time.monotonic() - started)
         if record is not None:
-            notes.append(f"Replaced a stale pid file ({env.pid_file.name}: pid {record.pid} no longer runs the server).")
+            notes.append(
+                f"Replaced a stale pid file ({env.pid_file.name}: pid {record.pid} no longer runs the server)."
+            )
             env.pid_file.unlink(missing_ok=True)
         elif env.pid_file.exists():
             notes.append(f"Replaced an unreadable pid file {env.pid_file}.")
             env.pid_file.unlink(missing_ok=True)
-        if not port_is_free(env.host, env.port):
+        try:
+            free = port_is_free(env.host, env.port)
+        except OSError as error:
+            raise ServerError(
+                f"Cannot listen on {env.host}:{env.port} for the {env.name} server: {error.strerror or error}.",
+                hint=f"Check PREFECT_JULIA_HOST in envs/{env.name}.env (e.g. 127.0.0.1).",
+            ) from None
+        if not free:
             owner = port_owner(env.port)
             held_by = describe_pid(owner) if owner else "another process"
             raise ServerError(

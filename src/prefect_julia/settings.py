@@ -65,7 +65,11 @@ SETTINGS: tuple[Setting, ...] = (
         "port of the environment's local server",
         lambda env, _v: DEFAULT_PORTS.get(env, "4309"),
     ),
-    Setting("PREFECT_JULIA_HOME", "PREFECT_HOME of the environment (relative: to the repository)", lambda env, _v: f".prefect/{env}"),
+    Setting(
+        "PREFECT_JULIA_HOME",
+        "PREFECT_HOME of the environment (relative: to the repository)",
+        lambda env, _v: f".prefect/{env}",
+    ),
     Setting(
         "PREFECT_API_URL",
         "API URL clients use",
@@ -74,7 +78,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PREFECT_API_KEY", "API key of a remote or Cloud server (secret)", _const(None), secret=True),
     Setting("PREFECT_JULIA_HEALTH_TIMEOUT", "seconds to wait for a starting server to become healthy", _const("120")),
     Setting("PREFECT_JULIA_WORK_POOL", "process work pool of the environment", lambda env, _v: f"{env}-process"),
-    Setting("PREFECT_JULIA_DATA_ROOT", "root folder of the environment's data (relative: to the repository)", lambda env, _v: f"data/{env}"),
+    Setting(
+        "PREFECT_JULIA_DATA_ROOT",
+        "root folder of the environment's data (relative: to the repository)",
+        lambda env, _v: f"data/{env}",
+    ),
     Setting("PREFECT_DATA_BLOCK_LOCAL", "block of the local datastore", _const("local-file-system/willowdata")),
     Setting("PREFECT_DATA_BLOCK_REMOTE", "block of the remote datastore", _const(None)),
     Setting("PREFECT_DATASTORE_DEFAULT_TYPE", "datastore a Dataset uses when none is given", _const("local")),
@@ -153,7 +161,9 @@ def resolve(
             default = setting.default(env, plain)
             if default is None:
                 continue
-            note = f"(process value ignored: exported for {marked})" if foreign_process and setting.name in process else ""
+            note = (
+                f"(process value ignored: exported for {marked})" if foreign_process and setting.name in process else ""
+            )
             found = Value(setting.name, default, Source.DEFAULT, setting.secret, note)
         resolved[setting.name] = found
         plain[setting.name] = found.value

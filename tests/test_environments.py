@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import KitRepo, make_kit_repo
+
+from prefect_julia.environments import describe_sources, load_branch_mapping, resolve_environment
+from prefect_julia.errors import ConfigError
+
+
+@pytest.mark.parametrize(("branch", "env"), [("main", "prod"), ("feature/x", "dev"), ("dev", "dev")])
+def test_branch_decides_the_environment(tmp_path: Path, branch: str, env: str) -> None:
+    repo = make_kit_repo(tmp_path, branch=branch)
+    assert resolve_environment(None, repo.root, {}).name == env
+
+
+def test_environment_resolves_everything(kit_repo: KitRepo) -> None:
+    env = resolve_environment("dev", kit_repo.root, {})
+    port = kit_repo.ports["dev"]
+    assert env.port == port
+    assert env.home == kit_repo.root / ".prefect" / "dev"
+    assert env.api_url == f"http://127.0.0.1:{port}/api"
+    assert env.ui_url == f"http://127.0.0.1:{port}"
+    assert env.log_file.parent == env.pid_file.parent == env.home
+    assert env.database == env.home / "prefect.db"
+    sources = {name: source for name, _, source in describe_sources(env)}
+    assert sources["PREFECT_JULIA_PORT"] == "envs/dev.local.env"
+    assert sources["PREFECT_JULIA_WORK_POOL"] == "envs/dev.env"
+    assert sources["PREFECT_JULIA_HOST"] == "default"
+
+
+def test_not_a_git_repository_falls_back_to_dev_and_says_so(tmp_path: Path) -> None:
+    repo = make_kit_repo(tmp_path, git=False)
+    notes: list[str] = []
+    assert resolve_environment(None, repo.root, {}, notes=notes).name == "dev"
+    assert "not in a git repository" in notes[0]
+
+
+def test_unknown_environment(kit_repo: KitRepo) -> None:
+    with pytest.raises(ConfigError, match="Unknown environment 'staging'") as error:
+        resolve_environment("staging", kit_repo.root, {})
+    assert "dev, prod" in str(error.value)
+
+
+def test_missing_branch_mapping(kit_repo: KitRepo) -> None:
+    (kit_repo.root / "envs" / "branches.toml").unlink()
+    with pytest.raises(ConfigError, match="missing"):
+        resolve_environment(None, kit_repo.root, {})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("default = \n", "not valid TOML"),
+        ('default = "qa"\n', "unknown environment 'qa'"),
+        ("branches = 3\n", "must map"),
+    ],
+)
+def test_malformed_branch_mapping(kit_repo: KitRepo, text: str, message: str) -> None:
+    (kit_repo.root / "envs" / "branches.toml").write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_branch_mapping(kit_repo.root)
+
+
+@pytest.mark.parametrize("port", ["http", "0", "70000", "-1", "43.5"])
+def test_bad_port(kit_repo: KitRepo, port: str) -> None:
+    (kit_repo.root / "envs" / "dev.local.env").write_text(f"PREFECT_JULIA_PORT={port}\n")
+    with pytest.raises(ConfigError, match="is not a port number") as error:
+        resolve_environment("dev", kit_repo.root, {})
+    assert "envs/dev.local.env" in str(error.value)
+
+
+def test_malformed_env_file_stops_resolution(kit_repo: KitRepo) -> None:
+    (kit_repo.root / "envs" / "dev.env").write_text("PREFECT_JULIA_PORT 4309\n")
+    with pytest.raises(ConfigError, match=r"dev\.env:1"):
+        resolve_environment("dev", kit_repo.root, {})
+
+
+def test_process_env_redirects_to_a_remote_server(kit_repo: KitRepo) -> None:
+    env = resolve_environment(
+        "prod",
+        kit_repo.root,
+        {"PREFECT_API_URL": "https://prefect.example.invalid/api", "PREFECT_API_KEY": "pnu_x"},
+    )
+    assert env.api_url == "https://prefect.example.invalid/api"
+    shown = {name: value for name, value, _ in describe_sources(env)}
+    assert shown["PREFECT_API_KEY"] == "********"
+    assert "PREFECT_API_KEY" not in env.prefect_settings()

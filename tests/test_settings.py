@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from prefect_julia.errors import ConfigError
+from prefect_julia.settings import Source, read_env_file, resolve
+
+
+@pytest.mark.parametrize(
+    ("committed", "local", "process", "value", "source"),
+    [
+        ({}, {}, {}, "4309", Source.DEFAULT),
+        ({"PREFECT_JULIA_PORT": "5000"}, {}, {}, "5000", Source.COMMITTED),
+        ({"PREFECT_JULIA_PORT": "5000"}, {"PREFECT_JULIA_PORT": "5001"}, {}, "5001", Source.LOCAL),
+        (
+            {"PREFECT_JULIA_PORT": "5000"},
+            {"PREFECT_JULIA_PORT": "5001"},
+            {"PREFECT_JULIA_PORT": "5002"},
+            "5002",
+            Source.PROCESS,
+        ),
+        ({}, {}, {"PREFECT_JULIA_PORT": "5002", "PREFECT_JULIA_ENV": "prod"}, "4309", Source.DEFAULT),
+        ({}, {}, {"PREFECT_JULIA_PORT": "5002", "PREFECT_JULIA_ENV": "dev"}, "5002", Source.PROCESS),
+    ],
+)
+def test_precedence_and_sources(committed, local, process, value, source) -> None:
+    resolved = resolve("dev", committed=committed, local=local, process=process)
+    assert resolved["PREFECT_JULIA_PORT"].value == value
+    assert resolved["PREFECT_JULIA_PORT"].source is source
+
+
+def test_defaults_derive_from_earlier_settings() -> None:
+    resolved = resolve("prod", committed={"PREFECT_JULIA_PORT": "4400"}, local={}, process={})
+    assert resolved["PREFECT_API_URL"].value == "http://127.0.0.1:4400/api"
+    assert resolved["PREFECT_JULIA_WORK_POOL"].value == "prod-process"
+
+
+def test_process_value_for_another_environment_is_ignored_and_said() -> None:
+    resolved = resolve(
+        "prod", committed={}, local={}, process={"PREFECT_JULIA_ENV": "dev", "PREFECT_JULIA_PORT": "4309"}
+    )
+    assert resolved["PREFECT_JULIA_PORT"].value == "4300"
+    assert "exported for dev" in resolved["PREFECT_JULIA_PORT"].note
+
+
+def test_extra_names_come_from_files_and_secrets_are_masked() -> None:
+    resolved = resolve(
+        "dev",
+        committed={"MY_SETTING": "a"},
+        local={"DEMO_API_TOKEN": "hunter2"},
+        process={"DEMO_API_TOKEN": "from-shell", "UNRELATED": "x"},
+    )
+    assert resolved["MY_SETTING"].value == "a"
+    token = resolved["DEMO_API_TOKEN"]
+    assert token.value == "from-shell" and token.source is Source.PROCESS
+    assert token.secret and token.shown() == "********"
+    assert "UNRELATED" not in resolved
+
+
+def test_read_env_file(tmp_path: Path) -> None:
+    path = tmp_path / "dev.env"
+    path.write_text("# comment\nA=1\nB='two words'\nexport C=3\n\n")
+    assert read_env_file(path) == {"A": "1", "B": "two words", "C": "3"}
+    assert read_env_file(tmp_path / "missing.env") == {}
+
+
+@pytest.mark.parametrize("line", ["this is not a setting", "JUST_A_NAME", "A='unterminated"])
+def test_malformed_env_line_names_file_and_line(tmp_path: Path, line: str) -> None:
+    path = tmp_path / "dev.env"
+    path.write_text(f"A=1\n{line}\n")
+    with pytest.raises(ConfigError) as error:
+        read_env_file(path)
+    assert f"{path}:2" in str(error.value)
+    assert "NAME=value" in str(error.value)
