@@ -1,0 +1,124 @@
+# The Prefect REST API: where it is, how to authenticate, and requests with timeouts and retries.
+
+"""
+    PrefectAPI(url=nothing; key=nothing, auth_string=nothing, timeout=30.0, retries=3, backoff=0.5, env=ENV)
+
+Where and how to reach the Prefect REST API.
+
+- `url`: defaults to `PREFECT_API_URL` (e.g. `http://127.0.0.1:4200/api`); [`MissingEnvError`](@ref) when
+  neither is given.
+- `key`: defaults to `PREFECT_API_KEY`; sent as `Authorization: Bearer ...` (Prefect Cloud).
+- `auth_string`: defaults to `PREFECT_API_AUTH_STRING` (`"user:password"`); sent as
+  `Authorization: Basic ...` (a self-hosted server started with auth). The key wins when both are set.
+  No `Authorization` header at all is sent when neither is set.
+- `timeout`: seconds for one request; `retries`: extra attempts after a connection error or an HTTP 5xx
+  (never after a 4xx), waiting `backoff`, `2backoff`, `4backoff`... seconds in between.
+
+Credentials are held as [`SecretValue`](@ref)s and never shown.
+"""
+struct PrefectAPI
+    url::String
+    key::Union{Nothing,SecretValue}
+    auth_string::Union{Nothing,SecretValue}
+    timeout::Float64
+    retries::Int
+    backoff::Float64
+end
+
+nonempty(x) = (x === nothing || isempty(x)) ? nothing : String(x)
+
+function PrefectAPI(url::Union{Nothing,AbstractString}=nothing; key=nothing, auth_string=nothing,
+                    timeout::Real=30.0, retries::Integer=3, backoff::Real=0.5, env::AbstractDict=ENV)
+    url = something(nonempty(url), nonempty(get(env, "PREFECT_API_URL", nothing)), Some(nothing))
+    url === nothing && throw(MissingEnvError("PREFECT_API_URL",
+        "Set it to the Prefect API, e.g. PREFECT_API_URL=http://127.0.0.1:4200/api, or pass the URL to PrefectAPI(url)."))
+    key = something(nonempty(key), nonempty(get(env, "PREFECT_API_KEY", nothing)), Some(nothing))
+    auth = something(nonempty(auth_string), nonempty(get(env, "PREFECT_API_AUTH_STRING", nothing)), Some(nothing))
+    return PrefectAPI(rstrip(url, '/'), key === nothing ? nothing : SecretValue(key),
+                      auth === nothing ? nothing : SecretValue(auth), Float64(timeout), Int(retries), Float64(backoff))
+end
+
+function Base.show(io::IO, api::PrefectAPI)
+    print(io, "PrefectAPI(\"", redact_url(api.url), "\"")
+    api.key === nothing || print(io, ", key=", MASK)
+    api.auth_string === nothing || print(io, ", auth_string=", MASK)
+    print(io, ")")
+end
+
+"Which credential a request sends: \"PREFECT_API_KEY\", \"PREFECT_API_AUTH_STRING\" or \"none\"."
+authsource(api::PrefectAPI) = api.key !== nothing ? "PREFECT_API_KEY" :
+                              api.auth_string !== nothing ? "PREFECT_API_AUTH_STRING" : "none"
+
+"The request headers for `api` (no Authorization header without a credential)."
+function request_headers(api::PrefectAPI; json_body::Bool=false)
+    h = Pair{String,String}["Accept" => "application/json"]
+    json_body && push!(h, "Content-Type" => "application/json")
+    if api.key !== nothing
+        push!(h, "Authorization" => "Bearer " * secretvalue(api.key))
+    elseif api.auth_string !== nothing
+        push!(h, "Authorization" => "Basic " * base64encode(secretvalue(api.auth_string)))
+    end
+    return h
+end
+
+"Percent-encode one URL path segment."
+function escape_segment(s::AbstractString)
+    io = IOBuffer()
+    for b in codeunits(String(s))
+        if (UInt8('A') <= b <= UInt8('Z')) || (UInt8('a') <= b <= UInt8('z')) || (UInt8('0') <= b <= UInt8('9')) ||
+           b in (UInt8('-'), UInt8('_'), UInt8('.'), UInt8('~'))
+            write(io, b)
+        else
+            write(io, '%', uppercase(string(b, base=16, pad=2)))
+        end
+    end
+    return String(take!(io))
+end
+
+"""
+    apirequest(api, method, path; body=nothing) -> HTTPResult
+
+One request to `api.url * path` with retries on connection errors and HTTP 5xx. Raises
+[`PrefectConnectionError`](@ref) when no answer comes back; returns any HTTP answer (callers decide on 4xx).
+"""
+function apirequest(api::PrefectAPI, method::String, path::String; body=nothing)
+    url = api.url * path
+    bytes = body === nothing ? nothing : Vector{UInt8}(codeunits(json(body)))
+    headers = request_headers(api; json_body=bytes !== nothing)
+    local res::HTTPResult
+    for attempt in 0:api.retries
+        res = http_request(method, url, headers, bytes, api.timeout)
+        (res.status == 0 || res.status >= 500) || return res
+        attempt < api.retries && sleep(api.backoff * 2.0^attempt)
+    end
+    res.status == 0 && throw(PrefectConnectionError(url, res.reason))
+    return res
+end
+
+"""
+    apijson(api, method, path; body=nothing, notfound=nothing) -> Any
+
+Parsed JSON answer of a request. HTTP 401/403 raise [`UnauthorizedError`](@ref); HTTP 404 returns
+`notfound`; any other error status raises [`PrefectAPIError`](@ref).
+"""
+function apijson(api::PrefectAPI, method::String, path::String; body=nothing, notfound=nothing)
+    res = apirequest(api, method, path; body=body)
+    url = api.url * path
+    (res.status == 401 || res.status == 403) && throw(UnauthorizedError(url, res.status, authsource(api)))
+    res.status == 404 && return notfound
+    if res.status >= 300
+        throw(PrefectAPIError(method, url, res.status, scrub(errordetail(res.body))))
+    end
+    return parsejson(res.body)
+end
+
+function errordetail(body::Vector{UInt8})
+    text = String(copy(body))
+    detail = try
+        v = parsejson(text)
+        v isa AbstractDict && haskey(v, "detail") ? string(v["detail"]) : text
+    catch
+        text
+    end
+    return length(detail) > 300 ? first(detail, 300) * "..." : detail
+end

@@ -1,0 +1,69 @@
+# Reading and writing files of a local-file-system block. Writes are atomic: a temporary file in the same
+# folder, flushed to disk, then renamed over the target, so readers see the old or the new file, never half.
+
+"""
+    atomicwrite(path, data) -> String
+
+Write `data` (bytes, a string or an `IO` read to its end) to `path` atomically, creating missing folders.
+Returns `path`. On any failure the previous file at `path` is left untouched.
+"""
+function atomicwrite(path::AbstractString, data)
+    path = String(path)
+    dir = dirname(path)
+    isempty(dir) || mkpath(dir)
+    tmp = joinpath(isempty(dir) ? "." : dir, string(".", basename(path), ".tmp-", getpid(), "-", rand(UInt32)))
+    try
+        open(tmp, "w") do io
+            writedata(io, data)
+            flush(io)
+            ccall(:fsync, Cint, (Cint,), fdnumber(fd(io)))
+        end
+        ret = ccall(:rename, Cint, (Cstring, Cstring), tmp, path)
+        ret == 0 || systemerror("rename $tmp to $path", true)
+    catch
+        rm(tmp; force=true)
+        rethrow()
+    end
+    return path
+end
+
+fdnumber(x::Integer) = Cint(x)
+fdnumber(x) = reinterpret(Cint, x)     # RawFD on newer Julia
+
+writedata(io::IO, data::AbstractVector{UInt8}) = write(io, data)
+writedata(io::IO, data::AbstractString) = write(io, data)
+writedata(io::IO, data::IO) = write(io, read(data))
+writedata(io::IO, data) = throw(ArgumentError(
+    "cannot write a $(typeof(data)); pass bytes (Vector{UInt8}), a string or an IO"))
+
+"`relpath` joined to `base`, refusing absolute paths and `..` (which could leave `base`)."
+function blockpath(base::AbstractString, relpath::AbstractString)
+    isempty(relpath) && throw(ArgumentError("an empty path cannot be read or written"))
+    isabspath(relpath) && throw(ArgumentError("\"$relpath\" is absolute; give a path relative to the block's basepath"))
+    any(==(".."), splitpath(relpath)) && throw(ArgumentError("\"$relpath\" contains \"..\"; stay inside the block's basepath"))
+    return joinpath(expanduser(base), relpath)
+end
+
+"""
+    abspath(block::LocalFSBlock, relpath) -> String
+
+Absolute path of `relpath` under the block's `basepath`.
+"""
+Base.abspath(b::LocalFSBlock, relpath::AbstractString) = abspath(blockpath(b.basepath, relpath))
+
+"""
+    read(block::LocalFSBlock, relpath) -> Vector{UInt8}
+    read(block::LocalFSBlock, relpath, String) -> String
+
+Read the file `relpath` under the block's basepath.
+"""
+Base.read(b::LocalFSBlock, relpath::AbstractString) = read(abspath(b, relpath))
+Base.read(b::LocalFSBlock, relpath::AbstractString, ::Type{String}) = read(abspath(b, relpath), String)
+
+"""
+    write(block::LocalFSBlock, relpath, data) -> String
+
+Atomically write `data` (bytes, a string or an `IO`) to `relpath` under the block's basepath, creating
+folders; returns the absolute path.
+"""
+Base.write(b::LocalFSBlock, relpath::AbstractString, data) = atomicwrite(abspath(b, relpath), data)
