@@ -27,15 +27,11 @@ def repo(tmp_path: Path) -> Path:
 
 
 def ruff_step(*files: str) -> Step:
-    return Step(
-        "lint", "ruff on " + " ".join(files), command=[PY, "-m", "ruff", "check", "--no-cache", *files]
-    )
+    return Step("lint", "ruff on " + " ".join(files), command=[PY, "-m", "ruff", "check", "--no-cache", *files])
 
 
 def pytest_step(selector: str) -> Step:
-    return Step(
-        "tests", "pytest " + selector, command=[PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", selector]
-    )
+    return Step("tests", "pytest " + selector, command=[PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", selector])
 
 
 def test_all_passing_steps_pass(repo: Path) -> None:
@@ -48,9 +44,7 @@ def test_all_passing_steps_pass(repo: Path) -> None:
 
 
 def test_failing_lint_and_test_fail_the_gate_and_every_step_still_runs(repo: Path) -> None:
-    problems = Step(
-        "declarations", "declaration check", check=lambda root: [f"{root.name}: flow 'nope' not found"]
-    )
+    problems = Step("declarations", "declaration check", check=lambda root: [f"{root.name}: flow 'nope' not found"])
     out = io.StringIO()
     report = run_gate(
         repo, [ruff_step("bad.py"), pytest_step("test_sample.py"), ruff_step("good.py"), problems], out=out

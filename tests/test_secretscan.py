@@ -80,13 +80,8 @@ def test_main_exit_codes_and_messages(
 def test_runs_as_a_plain_script_and_as_the_console_script(project: Path) -> None:
     (project / "leak.txt").write_text(f"x={SECRET_VALUE}\n")
     script = Path(__file__).resolve().parents[1] / "src" / "prefect_julia" / "secretscan.py"
-    as_script = subprocess.run(
-        [sys.executable, str(script), "leak.txt"], cwd=project, capture_output=True, text=True
-    )
-    assert (
-        as_script.returncode == 1
-        and "leak.txt:1: holds the value of PREFECT_JULIA_DB_PASSWORD" in as_script.stdout
-    )
+    as_script = subprocess.run([sys.executable, str(script), "leak.txt"], cwd=project, capture_output=True, text=True)
+    assert as_script.returncode == 1 and "leak.txt:1: holds the value of PREFECT_JULIA_DB_PASSWORD" in as_script.stdout
     console = Path(sys.executable).parent / "prefect-julia-secretscan"
     as_console = subprocess.run([str(console), "leak.txt"], cwd=project, capture_output=True, text=True)
     assert as_console.returncode == 1 and SECRET_VALUE not in as_console.stdout + as_console.stderr

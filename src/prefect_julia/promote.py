@@ -69,16 +69,14 @@ def _check_preconditions(root: Path, branches: Branches, env: Mapping[str, str] 
     if branch != branches.dev:
         shown = f"'{branch}'" if branch else "a detached HEAD"
         raise GateFailed(
-            f"Promotion starts from the '{branches.dev}' branch, but {shown} is checked out. "
-            "Nothing changed.",
+            f"Promotion starts from the '{branches.dev}' branch, but {shown} is checked out. Nothing changed.",
             hint=f"Switch with `git switch {branches.dev}` and run `just promote` again.",
         )
     dirty = gitrepo.changed_paths(root, env)
     if dirty:
         sample = ", ".join(line[3:] for line in dirty[:3]) + (" ..." if len(dirty) > 3 else "")
         raise GateFailed(
-            f"The working tree is not clean ({len(dirty)} changed or untracked path(s): {sample}). "
-            "Nothing changed.",
+            f"The working tree is not clean ({len(dirty)} changed or untracked path(s): {sample}). Nothing changed.",
             hint="Commit or stash your changes (git status shows them), then run `just promote` again.",
         )
     if not gitrepo.has_branch(root, branches.main, env):

@@ -60,9 +60,7 @@ def project_python(root: Path, environ: Mapping[str, str]) -> str:
 
 
 def _head(root: Path) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
-    )
+    done = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
     return done.stdout.strip()
 
 
