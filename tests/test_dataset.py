@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,20 @@ import pytest
 
 from prefect_julia.dataset import Dataset, DatasetError, DatasetMissing, block_reference
 from prefect_julia.errors import ConfigError
+
+
+@pytest.fixture
+def on_server(prefect_server: Any) -> Iterator[Any]:
+    """Point Prefect clients in this process at the session server.
+
+    Prefect reads its settings once, at import; setting ``PREFECT_API_URL`` in ``os.environ`` later is not
+    seen by an already-imported ``prefect``, which would then start a temporary server of its own.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
+        yield prefect_server
+
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "dataset_paths.json").read_text())
 TODAY = date.fromisoformat(VECTORS["today"])
@@ -69,9 +84,7 @@ def test_datastore_type_default_from_env(env: dict[str, str], expected: str) -> 
 
 
 def test_explicit_datastore_type_beats_env() -> None:
-    ds = make(
-        {"dataset_name": "iris", "datastore_type": "local"}, {"PREFECT_DATASTORE_DEFAULT_TYPE": "remote"}
-    )
+    ds = make({"dataset_name": "iris", "datastore_type": "local"}, {"PREFECT_DATASTORE_DEFAULT_TYPE": "remote"})
     assert ds.datastore_type == "local"
 
 
@@ -179,7 +192,7 @@ def test_failed_write_keeps_previous_latest(tmp_path: Path, monkeypatch: pytest.
 
 
 @pytest.mark.server
-def test_block_basepath_from_server(prefect_server: Any, tmp_path: Path) -> None:
+def test_block_basepath_from_server(on_server: Any, tmp_path: Path) -> None:
     from prefect.filesystems import LocalFileSystem
 
     name = f"data-{uuid.uuid4().hex[:8]}"
@@ -193,7 +206,7 @@ def test_block_basepath_from_server(prefect_server: Any, tmp_path: Path) -> None
 
 
 @pytest.mark.server
-def test_missing_block_on_server(prefect_server: Any) -> None:
+def test_missing_block_on_server(on_server: Any) -> None:
     ds = make({"dataset_name": "iris"}, {"PREFECT_DATA_BLOCK_LOCAL": "local-file-system/no-such-block"})
     with pytest.raises(ConfigError, match="no-such-block"):
         ds.read_bytes()

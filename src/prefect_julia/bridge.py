@@ -19,6 +19,7 @@ and ``PREFECT_JULIA_LOG_FORMAT=prefect``. Unlike ``ShellOperation`` it:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import logging
 import os
@@ -64,9 +65,7 @@ DEFAULT_TIMEOUT = 3600.0
 KILL_GRACE = 5.0
 TAIL_LINES = 40
 MAX_RESULT_BYTES = 16 * 1024 * 1024
-INSTALL_HINT = (
-    "Install it with `bash scripts/install-julia.sh`, or set PREFECT_JULIA_BIN to a julia executable."
-)
+INSTALL_HINT = "Install it with `bash scripts/install-julia.sh`, or set PREFECT_JULIA_BIN to a julia executable."
 PASSED_THROUGH = ("PREFECT_DATA_BLOCK_LOCAL", "PREFECT_DATA_BLOCK_REMOTE", "PREFECT_DATASTORE_DEFAULT_TYPE")
 LOG_PREFIX = "::prefect-log::"
 
@@ -111,9 +110,7 @@ _LEVELS = {
     "error": logging.ERROR,
     "critical": logging.CRITICAL,
 }
-_CONSOLE_OPEN = re.compile(
-    r"^(?P<box>\[|┌) (?P<level>Debug|Info|Warning|Error|LogLevel\(-?\d+\)): ?(?P<msg>.*)$"
-)
+_CONSOLE_OPEN = re.compile(r"^(?P<box>\[|┌) (?P<level>Debug|Info|Warning|Error|LogLevel\(-?\d+\)): ?(?P<msg>.*)$")
 _CONSOLE_LOCATION = re.compile(r"^└ @ (?P<module>\S+) (?P<file>.+?):(?P<line>\d+)$")
 
 
@@ -225,9 +222,7 @@ def find_julia(env: Mapping[str, str]) -> str:
     if configured:
         found = shutil.which(configured)
         if not found:
-            raise JuliaNotFound(
-                f"PREFECT_JULIA_BIN={configured!r} is not an executable julia.", hint=INSTALL_HINT
-            )
+            raise JuliaNotFound(f"PREFECT_JULIA_BIN={configured!r} is not an executable julia.", hint=INSTALL_HINT)
         return found
     found = shutil.which("julia", path=env.get("PATH", os.defpath))
     if not found:
@@ -463,11 +458,13 @@ def _supervise(
     err_tail: deque[str] = deque(maxlen=TAIL_LINES)
     parser = StderrParser()
     assert proc.stdout is not None and proc.stderr is not None
+    # Each reader runs in a copy of this context, so Prefect's run and settings context reach its log calls.
     readers = [
-        threading.Thread(target=_pump, args=(proc.stdout, _stdout_handler(log, out_tail)), daemon=True),
-        threading.Thread(
-            target=_pump, args=(proc.stderr, _stderr_handler(log, err_tail, parser)), daemon=True
-        ),
+        threading.Thread(target=contextvars.copy_context().run, args=(_pump, stream, handler), daemon=True)
+        for stream, handler in (
+            (proc.stdout, _stdout_handler(log, out_tail)),
+            (proc.stderr, _stderr_handler(log, err_tail, parser)),
+        )
     ]
     for reader in readers:
         reader.start()
@@ -507,10 +504,15 @@ def _failure(path: Path, command: list[str], exit_code: int, stderr_tail: str) -
     )
 
 
-@task(name="julia-job", task_run_name="julia-{program}", cache_policy=NO_CACHE)
-def julia_job(
-    program: str, parameters: dict[str, Any] | None = None, timeout: float = DEFAULT_TIMEOUT
-) -> Any:
+def _job_run_name() -> str:
+    """``julia-<program stem>`` for the task run's name."""
+    from prefect.runtime import task_run
+
+    return f"julia-{Path(str(task_run.parameters.get('program', 'job'))).stem}"
+
+
+@task(name="julia-job", task_run_name=_job_run_name, cache_policy=NO_CACHE)
+def julia_job(program: str, parameters: dict[str, Any] | None = None, timeout: float = DEFAULT_TIMEOUT) -> Any:
     """Run a Julia job from ``julia/jobs`` in a Prefect task and return its result document.
 
     A failing, hanging or malformed job raises, so the task run (and the flow run) is Failed.

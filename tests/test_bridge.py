@@ -1,0 +1,381 @@
+"""The Julia bridge: parsing, command and environment, real julia runs inside and outside Prefect flows."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from prefect_julia.bridge import (
+    JuliaFailed,
+    JuliaLog,
+    JuliaNotFound,
+    JuliaProgramMissing,
+    JuliaResultError,
+    JuliaTimeout,
+    StderrParser,
+    build_command,
+    find_julia,
+    julia_env,
+    julia_job,
+    read_result,
+    resolve_program,
+    run_julia,
+)
+from prefect_julia.errors import CommandFailed, ConfigError, PrefectJuliaError
+
+
+@pytest.fixture
+def on_server(prefect_server: Any) -> Iterator[Any]:
+    """Point Prefect clients in this process at the session server.
+
+    Prefect reads its settings once, at import; setting ``PREFECT_API_URL`` in ``os.environ`` later is not
+    seen by an already-imported ``prefect``, which would then start a temporary server of its own.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
+        yield prefect_server
+
+
+needs_julia = pytest.mark.skipif(shutil.which("julia") is None, reason="no julia: bash scripts/install-julia.sh")
+
+Program = Callable[[str, str], Path]
+
+
+@pytest.fixture
+def program(tmp_path: Path) -> Program:
+    """Write a small Julia program into a temporary jobs folder and return its path."""
+
+    def write(name: str, code: str) -> Path:
+        path = tmp_path / "jobs" / f"{name}.jl"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(code)
+        return path
+
+    return write
+
+
+def feed_all(lines: list[str]) -> list[JuliaLog | str]:
+    parser = StderrParser()
+    events = [event for line in lines for event in parser.feed(line)]
+    return [*events, *parser.flush()]
+
+
+# --- stderr parsing -----------------------------------------------------------------------------------------
+
+W, E, INFO = logging.WARNING, logging.ERROR, logging.INFO
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (["[ Info: hello"], [JuliaLog(INFO, "hello")]),
+        (["┌ Warning: careful", "└ @ Main /j/x.jl:3"], [JuliaLog(W, "careful", "Main", "/j/x.jl", 3)]),
+        (
+            ["┌ Error: bad", "│   y = 2", "└ @ Main /j/x.jl:4"],
+            [JuliaLog(E, "bad\n  y = 2", "Main", "/j/x.jl", 4)],
+        ),
+        (["┌ Info: multi", "│ line", "└   x = 1"], [JuliaLog(INFO, "multi\nline\n  x = 1")]),
+        (["[ Debug: d"], [JuliaLog(logging.DEBUG, "d")]),
+        (["plain", "ERROR: LoadError: boom"], ["plain", "ERROR: LoadError: boom"]),
+        (["┌ Warning: cut short"], [JuliaLog(W, "cut short")]),
+        (["┌ Warning: cut", "ERROR: died"], [JuliaLog(W, "cut"), "ERROR: died"]),
+        (
+            ['::prefect-log::{"level": "WARNING", "message": "m", "module": "Jobs", "file": "f.jl", "line": 7}'],
+            [JuliaLog(W, "m", "Jobs", "f.jl", 7)],
+        ),
+        (['::prefect-log::{"level": "ERROR", "message": "a\\nb"}'], [JuliaLog(E, "a\nb")]),
+        (['::prefect-log::{"level": "DEBUG", "message": "d"}'], [JuliaLog(logging.DEBUG, "d")]),
+        (['::prefect-log::{"level": "LOUD", "message": "x"}'], [JuliaLog(INFO, "x")]),
+        (["::prefect-log::{not json"], ["::prefect-log::{not json"]),
+        (['::prefect-log::["no", "message"]'], ['::prefect-log::["no", "message"]']),
+    ],
+)
+def test_stderr_parser(lines: list[str], expected: list[JuliaLog | str]) -> None:
+    assert feed_all(lines) == expected
+
+
+def test_render_adds_location_from_warning_up() -> None:
+    assert JuliaLog(W, "m", "Main", "x.jl", 3).render() == "m (@ Main x.jl:3)"
+    assert JuliaLog(INFO, "m", "Main", "x.jl", 3).render() == "m"
+
+
+# --- command, environment, program, result ------------------------------------------------------------------
+
+
+def test_build_command(tmp_path: Path) -> None:
+    command = build_command("julia", tmp_path, tmp_path / "jobs/a.jl", {"n": 3, "name": "a b", "dry": True})
+    assert command == [
+        "julia",
+        f"--project={tmp_path}",
+        "--startup-file=no",
+        str(tmp_path / "jobs/a.jl"),
+        "--n=3",
+        "--name=a b",
+        "--dry=true",
+    ]
+
+
+def test_bad_parameter_name(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="parameter name"):
+        build_command("julia", tmp_path, tmp_path / "a.jl", {"no spaces": 1})
+
+
+def test_julia_env(tmp_path: Path) -> None:
+    base = {
+        "PATH": "/bin",
+        "PREFECT_DATA_BLOCK_LOCAL": "local-file-system/willowdata",
+        "PREFECT_DATASTORE_DEFAULT_TYPE": "local",
+    }
+    env = julia_env(base, tmp_path / "r.json", "http://127.0.0.1:1/api")
+    assert env == {
+        **base,
+        "PREFECT_API_URL": "http://127.0.0.1:1/api",
+        "PREFECT_JULIA_RESULT_PATH": str(tmp_path / "r.json"),
+        "PREFECT_JULIA_LOG_FORMAT": "prefect",
+    }
+    assert julia_env({"PREFECT_API_URL": "http://env/api"}, tmp_path, "http://x/api")["PREFECT_API_URL"] == (
+        "http://env/api"
+    )
+    assert "PREFECT_API_URL" not in julia_env({}, tmp_path, None)
+
+
+def test_julia_not_installed(tmp_path: Path) -> None:
+    with pytest.raises(JuliaNotFound, match=r"bash scripts/install-julia\.sh") as info:
+        find_julia({"PATH": str(tmp_path)})
+    assert isinstance(info.value, PrefectJuliaError)
+    with pytest.raises(JuliaNotFound, match="PREFECT_JULIA_BIN"):
+        find_julia({"PREFECT_JULIA_BIN": str(tmp_path / "nope"), "PATH": os.defpath})
+    with pytest.raises(JuliaNotFound, match="install-julia"):
+        run_julia("anything", env={"PATH": str(tmp_path)}, project=tmp_path)
+
+
+def test_julia_bin_wins(tmp_path: Path) -> None:
+    fake = tmp_path / "myjulia"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    assert find_julia({"PREFECT_JULIA_BIN": str(fake), "PATH": ""}) == str(fake)
+
+
+def test_program_missing_lists_jobs(tmp_path: Path, program: Program) -> None:
+    program("clean_iris", "")
+    assert resolve_program("clean_iris", tmp_path) == tmp_path / "jobs/clean_iris.jl"
+    assert resolve_program("clean_iris.jl", tmp_path) == tmp_path / "jobs/clean_iris.jl"
+    with pytest.raises(JuliaProgramMissing, match=r"nope\.jl does not exist.*clean_iris"):
+        resolve_program("nope", tmp_path)
+    with pytest.raises(JuliaProgramMissing):
+        resolve_program(tmp_path / "elsewhere.jl", tmp_path)
+
+
+def test_read_result(tmp_path: Path) -> None:
+    assert read_result(tmp_path / "absent.json") is None
+    (tmp_path / "ok.json").write_text('{"rows": 3, "names": ["a"]}')
+    assert read_result(tmp_path / "ok.json") == {"rows": 3, "names": ["a"]}
+    (tmp_path / "bad.json").write_text('{"rows": ')
+    with pytest.raises(JuliaResultError, match="not valid JSON"):
+        read_result(tmp_path / "bad.json")
+
+
+# --- real julia ---------------------------------------------------------------------------------------------
+
+RESULT = """
+open(ENV["PREFECT_JULIA_RESULT_PATH"], "w") do io
+    write(io, "{\\"args\\": [" * join(["\\"$a\\"" for a in ARGS], ", ") * "], " *
+              "\\"api\\": \\"$(get(ENV, "PREFECT_API_URL", ""))\\", " *
+              "\\"block\\": \\"$(get(ENV, "PREFECT_DATA_BLOCK_LOCAL", ""))\\", " *
+              "\\"format\\": \\"$(ENV["PREFECT_JULIA_LOG_FORMAT"])\\"}")
+end
+println("done")
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _wait_gone(pid: int, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.julia
+@needs_julia
+class TestRealJulia:
+    def test_result_parameters_and_env(self, tmp_path: Path, program: Program) -> None:
+        path = program("ok", RESULT)
+        env = {"PATH": os.environ["PATH"], "PREFECT_API_URL": "http://127.0.0.1:9/api"}
+        env["PREFECT_DATA_BLOCK_LOCAL"] = "local-file-system/willowdata"
+        outcome = run_julia("ok", {"dataset_name": "iris", "n": 2}, env=env, project=tmp_path, timeout=60)
+        assert outcome.exit_code == 0
+        assert outcome.result == {
+            "args": ["--dataset_name=iris", "--n=2"],
+            "api": "http://127.0.0.1:9/api",
+            "block": "local-file-system/willowdata",
+            "format": "prefect",
+        }
+        assert outcome.stdout_tail == "done"
+        assert outcome.command[3] == str(path)
+        assert 0 < outcome.duration < 60
+
+    def test_no_result_document_is_none(self, tmp_path: Path, program: Program) -> None:
+        program("quiet", 'println("hi")')
+        assert run_julia("quiet", project=tmp_path, timeout=60).result is None
+
+    def test_failure_carries_exit_code_and_stderr_tail(self, tmp_path: Path, program: Program) -> None:
+        program("fail", 'println(stderr, "reading input"); println(stderr, "no rows in iris"); exit(3)')
+        with pytest.raises(JuliaFailed) as info:
+            run_julia("fail", project=tmp_path, timeout=60)
+        error = info.value
+        assert isinstance(error, CommandFailed)
+        assert error.return_code == 3
+        assert error.stderr_tail.splitlines()[-1] == "no rows in iris"
+        assert "exited with code 3" in str(error)
+        assert "no rows in iris" in str(error)
+
+    def test_uncaught_exception_fails_with_its_message(self, tmp_path: Path, program: Program) -> None:
+        program("boom", 'error("the input is empty")')
+        with pytest.raises(JuliaFailed, match="the input is empty") as info:
+            run_julia("boom", project=tmp_path, timeout=60)
+        assert info.value.return_code == 1
+
+    def test_malformed_result(self, tmp_path: Path, program: Program) -> None:
+        program("bad", 'write(ENV["PREFECT_JULIA_RESULT_PATH"], "{\\"rows\\": ")')
+        with pytest.raises(JuliaResultError, match="not valid JSON"):
+            run_julia("bad", project=tmp_path, timeout=60)
+
+    def test_timeout_kills_the_whole_tree(self, tmp_path: Path, program: Program) -> None:
+        # The child ignores SIGTERM (ignored dispositions survive exec), so only the SIGKILL stage stops it.
+        program(
+            "hang",
+            """
+            child = run(`sh -c "trap '' TERM; exec sleep 120"`, wait=false)
+            write(ARGS[1][length("--pidfile=")+1:end], string(getpid(child)))
+            println(stderr, "waiting forever")
+            sleep(120)
+            """,
+        )
+        pidfile = tmp_path / "child.pid"
+        started = time.monotonic()
+        with pytest.raises(JuliaTimeout) as info:
+            run_julia("hang", {"pidfile": pidfile}, project=tmp_path, timeout=2, grace=1)
+        assert time.monotonic() - started < 10
+        assert "timeout of 2 s" in str(info.value)
+        assert "waiting forever" in info.value.stderr_tail
+        assert _wait_gone(int(pidfile.read_text()))
+
+    def test_stragglers_are_killed_after_exit(self, tmp_path: Path, program: Program) -> None:
+        program(
+            "leaky",
+            """
+            child = run(`sleep 120`, wait=false)
+            write(ARGS[1][length("--pidfile=")+1:end], string(getpid(child)))
+            """,
+        )
+        pidfile = tmp_path / "child.pid"
+        run_julia("leaky", {"pidfile": pidfile}, project=tmp_path, timeout=60, grace=1)
+        assert _wait_gone(int(pidfile.read_text()))
+
+    def test_levels_outside_a_run(self, tmp_path: Path, program: Program, caplog: pytest.LogCaptureFixture) -> None:
+        program("levels", '@info "i1"\n@warn "w1"\n@error "e1"\nprintln("out1")')
+        with caplog.at_level(logging.DEBUG, logger="prefect_julia.julia"):
+            run_julia("levels", project=tmp_path, timeout=60)
+        seen = {(r.levelno, r.getMessage().split(" (@")[0]) for r in caplog.records}
+        assert {(INFO, "i1"), (W, "w1"), (E, "e1"), (INFO, "out1")} <= seen
+
+
+# --- inside Prefect flows, against the real server ----------------------------------------------------------
+
+LEVELS = """
+@info "console info"
+@warn "console warning"
+@error "console error"
+println(stderr, "::prefect-log::{\\"level\\": \\"WARNING\\", \\"message\\": \\"structured warning\\", " *
+                "\\"module\\": \\"Jobs\\", \\"file\\": \\"levels.jl\\", \\"line\\": 5}")
+println(stderr, "::prefect-log::{\\"level\\": \\"ERROR\\", \\"message\\": \\"structured error\\"}")
+write(ENV["PREFECT_JULIA_RESULT_PATH"], "{\\"ok\\": true}")
+"""
+
+
+def _flow_logs(flow_run_id: Any) -> list[tuple[int, str]]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    return [(log.level, log.message) for log in logs]
+
+
+@pytest.mark.server
+@pytest.mark.julia
+@needs_julia
+class TestInFlows:
+    def test_log_levels_reach_the_run_log(self, on_server: Any, program: Program) -> None:
+        from prefect import flow
+
+        path = program("levels", LEVELS)
+
+        @flow(name="julia-levels")
+        def levels() -> Any:
+            return julia_job(str(path), {}, timeout=60)
+
+        state = levels(return_state=True)
+        assert state.is_completed()
+        assert state.result() == {"ok": True}
+        logs = _flow_logs(state.state_details.flow_run_id)
+        messages = {(level, message.split(" (@")[0]) for level, message in logs}
+        expected = {
+            (INFO, "console info"),
+            (W, "console warning"),
+            (E, "console error"),
+            (W, "structured warning"),
+            (E, "structured error"),
+        }
+        assert expected <= messages
+        assert (W, "structured warning (@ Jobs levels.jl:5)") in logs
+
+    def test_failing_job_fails_the_flow_run(self, on_server: Any, program: Program) -> None:
+        from prefect import flow
+
+        path = program("fail", 'println(stderr, "bad input"); exit(3)')
+
+        @flow(name="julia-fails")
+        def fails() -> Any:
+            return julia_job(str(path), {}, timeout=60)
+
+        state = fails(return_state=True)
+        assert state.is_failed()
+        assert "exited with code 3" in (state.message or "")
+        with pytest.raises(JuliaFailed, match="bad input"):
+            state.result()
+
+    def test_default_api_url_is_the_running_server(self, on_server: Any, program: Program) -> None:
+        program("api", 'write(ENV["PREFECT_JULIA_RESULT_PATH"], "\\"" * ENV["PREFECT_API_URL"] * "\\"")')
+        env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+        assert run_julia("api", env=env, project=program("x", "").parents[1], timeout=60).result == (on_server.api_url)
+
+
+def test_result_document_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import prefect_julia.bridge as bridge
+
+    monkeypatch.setattr(bridge, "MAX_RESULT_BYTES", 10)
+    (tmp_path / "big.json").write_text(json.dumps({"rows": list(range(10))}))
+    with pytest.raises(JuliaResultError, match="limit"):
+        read_result(tmp_path / "big.json")
