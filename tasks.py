@@ -149,3 +149,105 @@ def server_logs(c: Context, env: str | None = None, follow: bool = False, lines:
         servers.follow_log(
             resolved.log_file, lines=lines, write=lambda s: print(s, end="", flush=True), stop=lambda: False
         )
+
+
+# --- flows, blocks, deployments, worker ----------------------------------------------------------------------
+
+ENV_HELP = "dev or prod (default: the current branch's)"
+
+
+@task(positional=["env"], help={"env": ENV_HELP})
+@guarded
+def blocks(c: Context, env: str | None = None) -> None:
+    """Create or update the blocks and variables of envs/ENV.blocks.toml on that environment's server."""
+    from prefect_julia import blocks as block_decls
+
+    resolved = _env(env)
+    report = block_decls.apply(block_decls.load(ROOT, resolved.name), resolved)
+    for label, names in (("created", report.created), ("updated", report.updated), ("unchanged", report.unchanged)):
+        for name in names:
+            print(f"{label:9}  {name}")
+
+
+@task(positional=["env"], help={"env": ENV_HELP})
+@guarded
+def deploy(c: Context, env: str | None = None) -> None:
+    """Apply flows/deployments.toml to the environment's server (work pool created when missing)."""
+    from prefect_julia import deployments
+
+    resolved = _env(env)
+    report = deployments.apply(ROOT, resolved)
+    if report.work_pool_created:
+        print(f"created work pool {report.work_pool} (process)")
+    for name in report.applied:
+        print(f"deployed  {name}  (pool {report.work_pool})")
+    for name in report.removed:
+        print(f"removed   {name}  (no longer declared)")
+
+
+@task(name="worker-up", positional=["env"], help={"env": ENV_HELP})
+@guarded
+def worker_up(c: Context, env: str | None = None) -> None:
+    """Start a background process worker for the environment's work pool."""
+    from prefect_julia import workers
+
+    state, started = workers.worker_up(_env(env), os.environ)
+    print(f"{state.env} worker {'started' if started else 'already running'} (pid {state.pid}) on pool {state.pool}")
+
+
+@task(name="worker-down", positional=["env"], help={"env": ENV_HELP})
+@guarded
+def worker_down(c: Context, env: str | None = None) -> None:
+    """Stop the environment's worker."""
+    from prefect_julia import workers
+
+    resolved = _env(env)
+    stopped = workers.worker_down(resolved)
+    print(f"{resolved.name} worker {'stopped' if stopped else 'is not running: nothing to stop'}.")
+
+
+@task(name="worker-status")
+@guarded
+def worker_status(c: Context) -> None:
+    """Show every environment's worker: pool, pid, online or not, log file."""
+    from prefect_julia import workers
+
+    rows = []
+    for resolved in environments.all_environments(ROOT, os.environ):
+        s = workers.worker_status(resolved)
+        rows.append([s.env, s.pool, s.pid or "-", "online" if s.online else ("running" if s.pid else "down"), s.log])
+    print(table(["env", "pool", "pid", "state", "log"], rows))
+
+
+@task(
+    positional=["deployment"],
+    iterable=["param"],
+    help={
+        "deployment": "deployment name (or flow/deployment)",
+        "param": "a parameter as key=value (repeatable)",
+        "env": ENV_HELP,
+        "timeout": "seconds to wait for the run (0: no limit)",
+    },
+)
+@guarded
+def run(
+    c: Context, deployment: str | None = None, param: list[str] | None = None, env: str = "", timeout: float = 0
+) -> None:
+    """Run a deployment, follow it, and exit 0 only when it Completed."""
+    from prefect_julia import runs, workers
+
+    resolved = _env(env or None)
+    params = runs.parse_params(param or [])
+    if not workers.worker_status(resolved).online:
+        print(f"note: no worker of {resolved.name} is online; the run waits for `invoke worker-up {resolved.name}`.")
+    outcome = runs.run(resolved, deployment or "", params, timeout=timeout or None)
+    print(f"flow run {outcome.name}: {outcome.state} ({outcome.url})")
+
+
+@task(positional=["env"], help={"env": "environment to run the demo in (default: dev)"})
+@guarded
+def demo(c: Context, env: str | None = None) -> None:
+    """Server up, blocks, deploy, worker up, run the demo pipeline, show its output dataset."""
+    from prefect_julia.demo import run_demo
+
+    run_demo(ROOT, os.environ, env or "dev", print)

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install everything the kit needs into this repository: a virtual environment in .venv with the package,
+# its dev tools (pytest, pre-commit, ruff, mypy, just), and a working `julia` (scripts/install-julia.sh).
+# Safe to re-run: what is already there is kept.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "error: prefect-julia needs Python >= 3.11 ($PYTHON is $("$PYTHON" --version 2>&1))." >&2
+    echo "  fix: install Python 3.11 or newer, or run with PYTHON=/path/to/python3.11" >&2
+    exit 1
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    echo "==> creating .venv"
+    "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.prefect-julia-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "==> installing prefect-julia and its tools into .venv"
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -e '.[dev]'
+    touch "$stamp"
+else
+    echo "==> .venv is up to date"
+fi
+
+echo "==> checking julia"
+bash scripts/install-julia.sh
+echo "==> ready: activate with 'source .venv/bin/activate' (or call .venv/bin/invoke, .venv/bin/just)"

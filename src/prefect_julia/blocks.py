@@ -1,0 +1,193 @@
+"""Blocks and variables as code: ``envs/<env>.blocks.toml`` declares what an environment's server holds.
+
+``apply`` creates or updates them idempotently and reports what changed. Values may use ``{env}``,
+``{data_root}`` (the environment's absolute data folder) and ``{root}`` (the repository). Secret values are
+never declared: ``secret_from = "NAME"`` takes the value of the setting NAME from the git-ignored
+``envs/<env>.local.env`` or the process environment, and every missing secret is reported before anything
+is written.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect_julia.environments import Environment
+from prefect_julia.errors import ConfigError
+
+#: Block types a declaration may use, with the Python class that saves them.
+BLOCK_CLASSES = {
+    "local-file-system": ("prefect.filesystems", "LocalFileSystem"),
+    "secret": ("prefect.blocks.system", "Secret"),
+}
+SECRET_FIELD = {"secret": "value"}
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    slug: str
+    name: str
+    fields: Mapping[str, Any]
+    secret_from: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.slug}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Declarations:
+    path: Path
+    blocks: tuple[BlockSpec, ...]
+    variables: Mapping[str, Any]
+
+
+@dataclass
+class ApplyReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
+def declarations_path(root: Path, env: str) -> Path:
+    return root / "envs" / f"{env}.blocks.toml"
+
+
+def load(root: Path, env: str) -> Declarations:
+    """Read and check ``envs/<env>.blocks.toml`` (no server needed)."""
+    path = declarations_path(root, env)
+    if not path.exists():
+        return Declarations(path, (), {})
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}.", hint="Fix the line it names.") from None
+    blocks = []
+    for index, raw in enumerate(data.get("blocks", [])):
+        where = f"{path.name} [[blocks]] #{index + 1}"
+        slug, name = raw.get("type"), raw.get("name")
+        if slug not in BLOCK_CLASSES:
+            raise ConfigError(
+                f"{where}: block type {slug!r} is not one the kit can declare.",
+                hint=f"Use one of: {', '.join(BLOCK_CLASSES)}.",
+            )
+        if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_" for c in name):
+            raise ConfigError(f"{where}: block name {name!r} is not valid.", hint="Use letters, digits, '-' and '_'.")
+        fields = dict(raw.get("fields", {}))
+        secret_from = raw.get("secret_from")
+        if slug in SECRET_FIELD and SECRET_FIELD[slug] in fields:
+            raise ConfigError(
+                f"{where}: the secret {name!r} has its value in a committed file.",
+                hint=f'Remove it and write secret_from = "SETTING_NAME"; put SETTING_NAME=... in envs/{env}.local.env.',
+            )
+        if slug in SECRET_FIELD and not secret_from:
+            raise ConfigError(f'{where}: the secret {name!r} needs secret_from = "SETTING_NAME".')
+        blocks.append(BlockSpec(slug=slug, name=name, fields=fields, secret_from=secret_from))
+    variables = data.get("variables", {})
+    if not isinstance(variables, dict):
+        raise ConfigError(f"{path}: [variables] must be a table of name = value.")
+    return Declarations(path, tuple(blocks), variables)
+
+
+def _render(value: Any, context: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        try:
+            return value.format_map(context)
+        except (KeyError, ValueError) as error:
+            raise ConfigError(
+                f"Cannot fill in {value!r}: unknown placeholder {error}.",
+                hint=f"Use only {{{'}, {'.join(context)}}}.",
+            ) from None
+    if isinstance(value, list):
+        return [_render(v, context) for v in value]
+    if isinstance(value, dict):
+        return {k: _render(v, context) for k, v in value.items()}
+    return value
+
+
+def resolved_values(decl: Declarations, env: Environment) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Every block's fields and every variable's value for ``env``; all missing secrets in one error."""
+    context = {"env": env.name, "data_root": str(env.data_root), "root": str(env.root)}
+    missing = [spec for spec in decl.blocks if spec.secret_from and not env.get(spec.secret_from)]
+    if missing:
+        names = ", ".join(f"{spec.ref} (from {spec.secret_from})" for spec in missing)
+        first = missing[0].secret_from
+        raise ConfigError(
+            f"Secret value not set for: {names}. Nothing was changed on the server.",
+            hint=f"Add {first}=... to envs/{env.name}.local.env (git-ignored) or export {first}.",
+        )
+    blocks: dict[str, dict[str, Any]] = {}
+    for spec in decl.blocks:
+        fields = _render(dict(spec.fields), context)
+        if spec.secret_from:
+            fields[SECRET_FIELD.get(spec.slug, "value")] = env.require(spec.secret_from)
+        blocks[spec.ref] = fields
+    return blocks, {name: _render(value, context) for name, value in decl.variables.items()}
+
+
+def _block_class(slug: str) -> Any:
+    import importlib
+
+    module, name = BLOCK_CLASSES[slug]
+    return getattr(importlib.import_module(module), name)
+
+
+def _comparable(value: Any) -> Any:
+    """Block data as stored, with SecretStr values unwrapped for comparison (never printed)."""
+    if hasattr(value, "get_secret_value"):
+        return value.get_secret_value()
+    if isinstance(value, dict):
+        return {k: _comparable(v) for k, v in value.items()}
+    return value
+
+
+def apply(decl: Declarations, env: Environment) -> ApplyReport:
+    """Create or update ``decl``'s blocks and variables on ``env``'s server; report what changed."""
+    from prefect.exceptions import ObjectNotFound
+    from prefect.variables import Variable
+
+    from prefect_julia.prefect_api import client_for
+
+    blocks, variables = resolved_values(decl, env)
+    report = ApplyReport()
+    with client_for(env) as client:
+        for ref, fields in blocks.items():
+            slug, name = ref.split("/", 1)
+            try:
+                current = client.read_block_document_by_name(name, slug, include_secrets=True)
+                existing: dict[str, Any] | None = _comparable(dict(current.data))
+            except ObjectNotFound:
+                existing = None
+            wanted = _comparable(_block_class(slug)(**fields).model_dump(include=set(fields)))
+            if existing is not None and all(existing.get(k) == v for k, v in wanted.items()):
+                report.unchanged.append(f"block {ref}")
+                continue
+            _block_class(slug)(**fields).save(name, overwrite=True)
+            (report.updated if existing is not None else report.created).append(f"block {ref}")
+        for name, value in variables.items():
+            current_value = Variable.get(name, default=None)
+            if current_value == value:
+                report.unchanged.append(f"variable {name}")
+                continue
+            Variable.set(name, value, overwrite=True)
+            (report.updated if current_value is not None else report.created).append(f"variable {name}")
+    return report
+
+
+def check(root: Path, environments: tuple[str, ...]) -> list[str]:
+    """Problems in every environment's block declarations, found without a server."""
+    problems = []
+    for env in environments:
+        try:
+            decl = load(root, env)
+            context = {"env": env, "data_root": "", "root": ""}
+            for spec in decl.blocks:
+                _render(dict(spec.fields), context)
+            for value in decl.variables.values():
+                _render(value, context)
+        except ConfigError as error:
+            problems.append(str(error))
+    return problems

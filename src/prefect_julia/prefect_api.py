@@ -1,0 +1,43 @@
+"""Talking to an environment's Prefect server from this process: settings for the client, reachability.
+
+Prefect is imported lazily here (it takes seconds), so tasks that do not talk to a server stay fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prefect_julia.environments import Environment
+from prefect_julia.errors import ServerError
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
+
+
+@contextlib.contextmanager
+def client_for(env: Environment) -> Iterator[SyncPrefectClient]:
+    """A sync Prefect client of ``env``'s server (URL and key of that environment); the server must answer."""
+    from prefect.client.orchestration import get_client
+
+    with settings_for(env), get_client(sync_client=True) as client:
+        if client.api_healthcheck() is not None:
+            raise ServerError(
+                f"The {env.name} Prefect server at {env.api_url} is not reachable.",
+                hint=f"Start it with `invoke server-up {env.name}` (or `just server-up {env.name}`), then retry.",
+            )
+        yield client
+
+
+@contextlib.contextmanager
+def settings_for(env: Environment) -> Iterator[None]:
+    """Prefect settings of ``env`` for code that builds its own client (blocks' ``save``/``load``)."""
+    from prefect.settings import PREFECT_API_KEY, PREFECT_API_URL, temporary_settings
+
+    updates: dict[object, object] = {PREFECT_API_URL: env.api_url}
+    key = env.get("PREFECT_API_KEY")
+    if key:
+        updates[PREFECT_API_KEY] = key
+    with temporary_settings(updates=updates):  # type: ignore[arg-type]
+        yield

@@ -1,0 +1,103 @@
+"""The environment's background process worker: started detached, found by pid file, stopped before its server."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect_julia.environments import Environment
+from prefect_julia.errors import ServerError
+from prefect_julia.files import tail
+from prefect_julia.processes import file_lock, is_alive, read_pid_file, spawn_detached, stop_group, write_pid_file
+from prefect_julia.servers import is_healthy
+
+
+def pid_file(env: Environment) -> Path:
+    return env.home / "worker.pid"  # servers.DEPENDENT_PID_FILES stops it before the server
+
+
+def log_file(env: Environment) -> Path:
+    return env.home / "worker.log"
+
+
+def worker_name(env: Environment) -> str:
+    return f"{env.name}-worker"
+
+
+def online_workers(env: Environment, pool: str) -> list[str]:
+    """Names of the pool's workers the server sees as online (empty when it cannot be asked)."""
+    request = urllib.request.Request(
+        f"{env.api_url}/work_pools/{pool}/workers/filter",
+        data=json.dumps({"offset": 0, "limit": 50}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            workers = json.load(response)
+    except OSError:
+        return []
+    return [w["name"] for w in workers if w.get("status") == "ONLINE"]
+
+
+@dataclass(frozen=True)
+class WorkerState:
+    env: str
+    pool: str
+    pid: int | None
+    online: bool
+    log: Path
+
+
+def worker_up(env: Environment, environ: Mapping[str, str], *, timeout: float = 60.0) -> tuple[WorkerState, bool]:
+    """Start the worker of ``env``'s pool unless it runs; wait until the server sees it. Returns (state, started)."""
+    pool = env.require("PREFECT_JULIA_WORK_POOL")
+    if not is_healthy(env.api_url):
+        raise ServerError(
+            f"The {env.name} server at {env.api_url} is not running, so no worker can start.",
+            hint=f"Run `invoke server-up {env.name}` first.",
+        )
+    with file_lock(env.home / "worker.lock"):
+        record = read_pid_file(pid_file(env))
+        if record is not None and is_alive(record):
+            return worker_status(env), False
+        pid_file(env).unlink(missing_ok=True)
+        command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process",
+                   "--name", worker_name(env)]  # fmt: skip
+        process = spawn_detached(command, env=env.process_env(environ), log_file=log_file(env), cwd=env.root)
+        record = write_pid_file(pid_file(env), process.pid, " ".join(command))
+        deadline = time.monotonic() + timeout
+        while worker_name(env) not in online_workers(env, pool):
+            if process.poll() is not None or time.monotonic() > deadline:
+                stop_group(record, grace=5)
+                pid_file(env).unlink(missing_ok=True)
+                raise ServerError(
+                    f"The {env.name} worker did not come online (pool {pool}). Last lines of {log_file(env)}:\n"
+                    + tail(log_file(env), 20),
+                    hint=f"Check the pool exists (`invoke deploy {env.name}` creates it), then retry.",
+                )
+            time.sleep(0.5)
+    return worker_status(env), True
+
+
+def worker_down(env: Environment) -> bool:
+    """Stop the worker of ``env``; False when none ran."""
+    record = read_pid_file(pid_file(env))
+    pid_file(env).unlink(missing_ok=True)
+    if record is None or not is_alive(record):
+        return False
+    stop_group(record, grace=10)
+    return True
+
+
+def worker_status(env: Environment) -> WorkerState:
+    pool = env.require("PREFECT_JULIA_WORK_POOL")
+    record = read_pid_file(pid_file(env))
+    pid = record.pid if record is not None and is_alive(record) else None
+    online = pid is not None and worker_name(env) in online_workers(env, pool)
+    return WorkerState(env=env.name, pool=pool, pid=pid, online=online, log=log_file(env))
