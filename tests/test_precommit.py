@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from gitrepos import git_env, head, run_git
 
+from prefect_julia.hooks import install_hooks
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COPIED = [
     ".pre-commit-config.yaml",
@@ -23,7 +25,6 @@ COPIED = [
     ".github/workflows/gate.yml",
     ".github/workflows/deploy.yml",
     "src/prefect_julia/secretscan.py",
-    "src/prefect_julia/pushguard.py",
 ]
 SECRET_VALUE = "s3cret-warehouse-pass"
 # Built at run time so that this file itself passes the hooks.
@@ -66,7 +67,7 @@ def sample(tmp_path: Path, precommit_home: Path) -> Iterator[tuple[Path, dict[st
     (root / "flows").mkdir()
     (root / "flows" / "etl.py").write_text('"""A flow."""\n\nVALUE = 1\n')
     (root / "tasks.py").write_text(TASKS)
-    env = git_env(PRE_COMMIT_HOME=str(precommit_home), PREFECT_JULIA_PYTHON=sys.executable)
+    env = git_env(PRE_COMMIT_HOME=str(precommit_home))
     run_git(root, "init", "--quiet", "--initial-branch", "dev")
     run_git(root, "config", "commit.gpgsign", "false")
     run_git(root, "add", ".")
@@ -125,7 +126,7 @@ def test_commit_with_a_fake_key_or_a_local_secret_is_refused(sample: tuple[Path,
 def test_broken_workflow_lint_error_and_private_key_are_refused(sample: tuple[Path, dict[str, str]]) -> None:
     root, env = sample
     (root / ".github" / "workflows" / "broken.yml").write_text("name: broken\non: [push\njobs:\n  x: {}\n")
-    (root / "flows" / "bad.py").write_text('"""Unused import."""\n\nimport os\n')
+    (root / "flows" / "bad.py").write_text('"""Undefined name."""\n\nVALUE = undefined_name\n')
     (root / "deploy_key").write_text(PRIVATE_KEY)
     files = [".github/workflows/broken.yml", "flows/bad.py", "deploy_key"]
     run_git(root, "add", *files)
@@ -136,7 +137,7 @@ def test_broken_workflow_lint_error_and_private_key_are_refused(sample: tuple[Pa
     assert results["workflow schema"] == "Failed"
     assert results["ruff lint"] == "Failed"
     assert results["no private keys"] == "Failed"
-    assert "F401" in done.stdout and "deploy_key" in done.stdout
+    assert "F821" in done.stdout and "Private key found: deploy_key" in done.stdout
 
 
 def test_push_to_main_runs_the_gate_first(sample: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
@@ -144,7 +145,8 @@ def test_push_to_main_runs_the_gate_first(sample: tuple[Path, dict[str, str]], t
     remote = tmp_path / "remote.git"
     subprocess.run(["git", "init", "--quiet", "--bare", str(remote)], env=env, check=True)
     run_git(root, "remote", "add", "origin", str(remote))
-    assert precommit(root, env, "install").returncode == 0
+    installed = install_hooks(root, python=sys.executable, env=env)
+    assert [p.name for p in installed] == ["pre-commit", "pre-push"] and all(p.is_file() for p in installed)
 
     def push(branch: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["git", "push", "origin", branch], cwd=root, env=env, capture_output=True, text=True)
@@ -155,7 +157,9 @@ def test_push_to_main_runs_the_gate_first(sample: tuple[Path, dict[str, str]], t
     assert "running the gate" not in to_dev.stderr
 
     run_git(root, "branch", "main")
-    refused = push("main")  # still on dev: the pushed commit equals HEAD, so the gate runs, and fails
+    # main's commit is already on the remote (through dev): the push is gated all the same. Still on dev,
+    # the pushed commit is the checked-out one, so the gate runs, and fails.
+    refused = push("main")
     assert refused.returncode != 0
     assert "running the gate first" in refused.stderr and "the gate failed" in refused.stderr
     assert run_git(root, "ls-remote", "origin", "refs/heads/main").stdout == ""

@@ -10,6 +10,7 @@ once the server is up.
 from __future__ import annotations
 
 import sys
+import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,10 @@ from typing import TextIO
 from prefect_julia import gitrepo
 from prefect_julia.errors import CommandFailed, ConfigError, GateFailed, ServerError
 from prefect_julia.gate import GateReport, Step, require_passed, run_gate
-from prefect_julia.pushguard import branch_names
 
 __all__ = ["Branches", "Promotion", "promote", "promotion_branches"]
+
+BRANCHES_FILE = Path("envs") / "branches.toml"
 
 
 @dataclass(frozen=True)
@@ -49,15 +51,25 @@ class Promotion:
 def promotion_branches(root: Path) -> Branches:
     """Read the dev and main branch names from ``envs/branches.toml``; fall back to ``dev`` and ``main``.
 
-    The main branch is the one mapped to ``"prod"``; the dev branch is one mapped to ``"dev"`` if any.
+    The file maps branch names to environments (``[branches] main = "prod"``): the main branch is the one
+    mapped to ``"prod"``, the dev branch one mapped to ``"dev"`` if any.
     """
+    path = root / BRANCHES_FILE
+    if not path.is_file():
+        return Branches()
     try:
-        dev, main = branch_names(root)
-    except ValueError as error:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
         raise ConfigError(
-            f"{error}.", hint='Fix the file: it maps branch names to environments, e.g. main = "prod".'
+            f"{path} is not valid TOML ({error}).",
+            hint='Fix the file: it maps branch names to environments, e.g. main = "prod".',
         ) from error
-    return Branches(dev=dev, main=main)
+    table = data.get("branches", data)
+    pairs = {str(k): v for k, v in table.items() if isinstance(v, str)} if isinstance(table, dict) else {}
+    pairs.pop("default", None)
+    mains = sorted(b for b, env in pairs.items() if env == "prod")
+    devs = sorted(b for b, env in pairs.items() if env == "dev")
+    return Branches(dev=devs[0] if devs else "dev", main=mains[0] if mains else "main")
 
 
 def _short(commit: str) -> str:

@@ -1,11 +1,11 @@
 """The pre-push hook: run the gate before any push to the main branch.
 
-pre-commit runs it as ``python src/prefect_julia/pushguard.py`` at the pre-push stage, with
-``PRE_COMMIT_REMOTE_BRANCH`` (the ref being pushed to) and ``PRE_COMMIT_TO_REF`` (the commit being pushed).
-Pushes to other branches pass at once. For a push to main the pushed commit must be the checked-out one
-(the gate checks the working tree), and then ``invoke gate`` runs with the project's Python.
-
-Only the standard library is used, so the hook runs in pre-commit's own environment.
+``invoke hooks`` installs a git ``pre-push`` hook that runs ``python -m prefect_julia.pushguard`` with the
+project's interpreter. Git hands the hook one line per pushed ref on stdin
+(``<local ref> <local sha> <remote ref> <remote sha>``). Pushes to other branches, and deletions, pass at once.
+For a push to main the pushed commit must be the checked-out one (the gate checks the working tree), and then
+``invoke gate`` must pass. This reads git's own input, so a push of commits the remote already has (main
+fast-forwarded to an already pushed dev) is gated too.
 """
 
 from __future__ import annotations
@@ -13,94 +13,61 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["branch_names", "main", "project_python"]
+from prefect_julia import gitrepo
+from prefect_julia.errors import PrefectJuliaError
+from prefect_julia.promote import promotion_branches
 
-BRANCHES_FILE = Path("envs") / "branches.toml"
+__all__ = ["GATE_COMMAND", "main", "pushed_commits"]
+
+GATE_COMMAND = ("-m", "invoke", "gate")
+_DELETED = "0" * 40
 
 
-def branch_names(root: Path) -> tuple[str, str]:
-    """``(dev, main)`` from ``envs/branches.toml`` (branch -> environment); ``("dev", "main")`` by default.
+def pushed_commits(lines: Iterable[str], branch: str) -> list[str]:
+    """The commits pushed to ``refs/heads/<branch>`` according to git's pre-push input (deletions left out)."""
+    commits = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 4 and parts[2] == f"refs/heads/{branch}" and parts[1].strip("0"):
+            commits.append(parts[1])
+    return commits
 
-    The main branch is the one mapped to ``"prod"``, the dev branch one mapped to ``"dev"``. Raises
-    ``ValueError`` when the file exists but is not valid TOML.
-    """
-    path = root / BRANCHES_FILE
-    if not path.is_file():
-        return "dev", "main"
+
+def main(
+    argv: Sequence[str] | None = None,
+    stdin: Iterable[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    root: Path | None = None,
+) -> int:
+    """Return 0 to let the push through, 1 to refuse it (with a message on stderr)."""
+    here = Path.cwd() if root is None else root
+    env = gitrepo.clean_env(os.environ if environ is None else environ)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"{path} is not valid TOML: {error}") from error
-    table = data.get("branches", data)
-    pairs = {str(k): v for k, v in table.items() if isinstance(v, str)} if isinstance(table, dict) else {}
-    pairs.pop("default", None)
-    mains = sorted(b for b, env in pairs.items() if env == "prod")
-    devs = sorted(b for b, env in pairs.items() if env == "dev")
-    return (devs[0] if devs else "dev"), (mains[0] if mains else "main")
-
-
-def project_python(root: Path, environ: Mapping[str, str]) -> str:
-    """The interpreter that has the kit installed: ``PREFECT_JULIA_PYTHON``, the active virtual environment,
-    ``root/.venv``, else ``python3``."""
-    explicit = environ.get("PREFECT_JULIA_PYTHON")
-    if explicit:
-        return explicit
-    candidates = []
-    if environ.get("VIRTUAL_ENV"):
-        candidates.append(Path(environ["VIRTUAL_ENV"]) / "bin" / "python")
-    candidates.append(root / ".venv" / "bin" / "python")
-    for candidate in candidates:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    return "python3"
-
-
-def _head(root: Path) -> str:
-    done = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
-    return done.stdout.strip()
-
-
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    """Return 0 to let the push through, non-zero to refuse it."""
-    env = os.environ if environ is None else environ
-    root = Path.cwd()
-    remote_ref = env.get("PRE_COMMIT_REMOTE_BRANCH", "")
-    try:
-        _, main_branch = branch_names(root)
-    except ValueError as error:
-        print(f"Push refused: {error}. Fix the file and push again.", file=sys.stderr)
-        return 2
-    if remote_ref not in (main_branch, f"refs/heads/{main_branch}"):
-        return 0
-    pushed = env.get("PRE_COMMIT_TO_REF", "")
-    if pushed and pushed != _head(root):
+        main_branch = promotion_branches(here).main
+        commits = pushed_commits(sys.stdin if stdin is None else stdin, main_branch)
+        if not commits:
+            return 0
+        head = gitrepo.rev_parse(here, "HEAD", env)
+    except PrefectJuliaError as error:
+        print(f"Push refused: {error}", file=sys.stderr)
+        return 1
+    if any(commit != head for commit in commits):
         print(
-            f"Push to {main_branch} refused: the pushed commit {pushed[:10]} is not the checked-out commit, "
-            f"so the gate cannot check it. Run `git switch {main_branch}` and push again.",
+            f"Push to {main_branch} refused: the pushed commit {commits[0][:10]} is not the checked-out commit "
+            f"{head[:10]}, so the gate cannot check it. Run `git switch {main_branch}` and push again.",
             file=sys.stderr,
         )
         return 1
-    python = project_python(root, env)
-    print(f"Pushing to {main_branch}: running the gate first ({python} -m invoke gate).", file=sys.stderr)
-    # Git sets variables such as GIT_DIR for its hooks; the gate's tests build repositories of their own.
-    clean = {k: v for k, v in env.items() if not k.startswith("GIT_") or k in ("GIT_EXEC_PATH", "GIT_SSH")}
-    try:
-        code = subprocess.run([python, "-m", "invoke", "gate"], cwd=root, env=clean, check=False).returncode
-    except OSError as error:
-        print(
-            f"Push to {main_branch} refused: could not run the gate with {python} ({error}). "
-            "Set PREFECT_JULIA_PYTHON to the project's interpreter (e.g. .venv/bin/python).",
-            file=sys.stderr,
-        )
-        return 1
+    command = [sys.executable, *GATE_COMMAND]
+    print(f"Pushing to {main_branch}: running the gate first (invoke gate).", file=sys.stderr)
+    code = subprocess.run(command, cwd=here, env=env, stdin=subprocess.DEVNULL, check=False).returncode
     if code != 0:
         print(
-            f"Push to {main_branch} refused: the gate failed (exit code {code}). Fix what the table above "
-            "shows, commit, and push again.",
+            f"Push to {main_branch} refused: the gate failed (exit code {code}). Fix what its table shows, "
+            "commit, and push again.",
             file=sys.stderr,
         )
         return 1
@@ -108,4 +75,4 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))
