@@ -40,3 +40,19 @@ server-logs env="" *flags="":
 # Measure server start-up against the raw `prefect server start`
 bench-servers:
     {{invoke}} bench-servers
+
+# Run the gate: pre-commit hooks, type check, tests (Julia too), declarations (just gate --skip-tests)
+gate *flags="":
+    {{invoke}} gate {{flags}}
+
+# The whole test path, as GitHub Actions runs it: the gate
+test *flags="":
+    {{invoke}} gate {{flags}}
+
+# Install the git hooks: pre-commit checks on commit, the gate before a push to main
+hooks:
+    {{invoke}} hooks
+
+# Promote dev to main (gate on both, fast-forward only) and deploy to prod
+promote:
+    {{invoke}} promote

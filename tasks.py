@@ -251,3 +251,50 @@ def demo(c: Context, env: str | None = None) -> None:
     from prefect_julia.demo import run_demo
 
     run_demo(ROOT, os.environ, env or "dev", print)
+
+
+# --- gates: hooks, gate, promotion ---------------------------------------------------------------------------
+
+
+@task(help={"python": "interpreter the pre-push hook runs the gate with (default: the one running invoke)"})
+@guarded
+def hooks(c: Context, python: str = "") -> None:
+    """Install the git hooks: pre-commit's checks on every commit, the whole gate before a push to main."""
+    from prefect_julia.hooks import install_hooks
+
+    for path in install_hooks(ROOT, python=python or None, env=os.environ):
+        print(f"installed {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+
+
+@task(
+    help={
+        "skip": "comma-separated steps to skip: hooks, types, tests, declarations",
+        "skip_tests": "skip the pytest suite (same as --skip tests)",
+    }
+)
+@guarded
+def gate(c: Context, skip: str = "", skip_tests: bool = False) -> None:
+    """Run the gate: pre-commit on all files, mypy, pytest (Julia suite too), declarations; one summary table."""
+    from prefect_julia.gate import require_passed, run_gate
+
+    skipped = [name.strip() for name in skip.split(",") if name.strip()] + (["tests"] if skip_tests else [])
+    report = run_gate(ROOT, skip=skipped, env=os.environ)
+    print(report.table())
+    require_passed(report)
+
+
+@task(name="promote")
+@guarded
+def promote_task(c: Context) -> None:
+    """From dev with a clean tree: gate, fast-forward main to dev, gate on main, deploy to prod."""
+    from prefect_julia import deployments
+    from prefect_julia.promote import promote
+
+    def deploy_prod() -> None:
+        report = deployments.apply(ROOT, _env("prod"))
+        for name in report.applied:
+            print(f"deployed  {name}  (pool {report.work_pool})")
+
+    result = promote(ROOT, deploy=deploy_prod, env=os.environ)
+    moved = f"{result.main_before[:10]} -> {result.main_after[:10]}" if result.moved else "already at dev"
+    print(f"promoted: main {moved}, deployed to prod. Push it with `git push origin main`.")
