@@ -34,7 +34,7 @@ A `secret` block; its value (a string or a JSON value) is read with [`secretvalu
 """
 struct SecretBlock <: PrefectBlock
     blockname::String
-    secret::SecretValue
+    secret::Union{Nothing,SecretValue}
 end
 
 secretvalue(b::SecretBlock) = secretvalue(b.secret)

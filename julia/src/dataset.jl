@@ -223,7 +223,5 @@ function writecsv(ds::Dataset, data::AbstractMatrix; header=nothing, kwargs...)
     return write(ds, take!(io); kwargs...)
 end
 
-function csvcell(x)
-    s = x === nothing || x === missing ? "" : string(x)
-    return occursin(r"[,\"\r\n]", s) || (s != strip(s)) ? string('"', replace(s, "\"" => "\"\""), '"') : s
-end
+# writedlm quotes fields holding the delimiter, quotes or newlines itself; missing values become empty.
+csvcell(x) = x === nothing || x === missing ? "" : x

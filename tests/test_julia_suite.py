@@ -1,0 +1,149 @@
+"""Run the Julia package's test suite (julia/test/runtests.jl) against a real Prefect server.
+
+Blocks and variables are created here through Prefect's Python API; their names reach the Julia tests in
+PI_TEST_* environment variables. The Julia suite prints "N passed, N failed" and exits non-zero on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+JULIA_PROJECT = REPO_ROOT / "julia"
+PAGING_COUNT = 7  # more blocks than the page size the Julia test uses (3)
+
+
+def julia_executable() -> str:
+    julia = shutil.which("julia")
+    if julia is None:
+        pytest.fail("julia is not on PATH: run `bash scripts/install-julia.sh` (CI runs it before the tests).")
+    return julia
+
+
+def _create_blocks_and_variables(data_dir: Path) -> dict[str, str]:
+    from pydantic import SecretStr
+    from prefect.blocks.core import Block
+    from prefect.blocks.system import Secret
+    from prefect.filesystems import LocalFileSystem
+    from prefect.variables import Variable
+
+    class AwsCredentials(Block):  # the fields of prefect-aws's block, registered under its slug
+        _block_type_name = "AWS Credentials"
+        _block_type_slug = "aws-credentials"
+        aws_access_key_id: str | None = None
+        aws_secret_access_key: SecretStr | None = None
+        aws_session_token: SecretStr | None = None
+        profile_name: str | None = None
+        region_name: str | None = None
+
+    class S3Bucket(Block):
+        _block_type_name = "S3 Bucket"
+        _block_type_slug = "s3-bucket"
+        bucket_name: str
+        credentials: AwsCredentials
+        bucket_folder: str = ""
+
+    class JuliaSuiteService(Block):  # a type PrefectInterfaces has no struct for
+        _block_type_name = "Julia Suite Service"
+        _block_type_slug = "julia-suite-service"
+        url: str
+        token: SecretStr
+        retries: int = 2
+
+    LocalFileSystem(basepath=str(data_dir)).save("julia-suite-data", overwrite=True)
+    Secret(value="s3cr3t-suite-value").save("julia-suite-password", overwrite=True)
+    json_secret: dict[str, Any] = {"user": "suite", "password": "p4ss-suite", "ports": [1, 2]}
+    Secret(value=json_secret).save("julia-suite-json", overwrite=True)
+    JuliaSuiteService(url="http://service.invalid/x", token="tok-suite-123").save("svc", overwrite=True)
+    creds = AwsCredentials(aws_access_key_id="AKIASUITE", aws_secret_access_key="aws-suite-secret",
+                           region_name="eu-west-1")
+    creds.save("julia-suite-creds", overwrite=True)
+    S3Bucket(bucket_name="suite-bucket", bucket_folder="data", credentials=creds).save(
+        "julia-suite-bucket", overwrite=True
+    )
+    for i in range(PAGING_COUNT):
+        LocalFileSystem(basepath=str(data_dir / f"p{i}")).save(f"julia-suite-page-{i}", overwrite=True)
+    variable_value: dict[str, Any] = {"rows": [1, 2.5, None], "name": "ünï", "ok": True}
+    Variable.set("julia_suite_config", variable_value, overwrite=True)
+    Variable.set("julia_suite_name", "willow", overwrite=True)
+
+    return {
+        "PI_TEST_LFS_BLOCK": "local-file-system/julia-suite-data",
+        "PI_TEST_LFS_BASEPATH": str(data_dir),
+        "PI_TEST_SECRET_BLOCK": "secret/julia-suite-password",
+        "PI_TEST_SECRET_VALUE": "s3cr3t-suite-value",
+        "PI_TEST_JSON_SECRET_BLOCK": "secret/julia-suite-json",
+        "PI_TEST_JSON_SECRET_JSON": json.dumps(json_secret),
+        "PI_TEST_GENERIC_BLOCK": "julia-suite-service/svc",
+        "PI_TEST_GENERIC_URL": "http://service.invalid/x",
+        "PI_TEST_GENERIC_TOKEN": "tok-suite-123",
+        "PI_TEST_AWS_BLOCK": "aws-credentials/julia-suite-creds",
+        "PI_TEST_AWS_SECRET": "aws-suite-secret",
+        "PI_TEST_AWS_REGION": "eu-west-1",
+        "PI_TEST_S3_BLOCK": "s3-bucket/julia-suite-bucket",
+        "PI_TEST_S3_BUCKET": "suite-bucket",
+        "PI_TEST_PAGING_PREFIX": "local-file-system/julia-suite-page-",
+        "PI_TEST_PAGING_COUNT": str(PAGING_COUNT),
+        "PI_TEST_VARIABLE": "julia_suite_config",
+        "PI_TEST_VARIABLE_JSON": json.dumps(variable_value),
+        "PI_TEST_STRING_VARIABLE": "julia_suite_name",
+        "PI_TEST_STRING_VARIABLE_VALUE": "willow",
+        "PREFECT_DATA_BLOCK_LOCAL": "local-file-system/julia-suite-data",
+    }
+
+
+@pytest.mark.server
+@pytest.mark.julia
+def test_julia_suite(prefect_server: Any, tmp_path: Path) -> None:
+    julia = julia_executable()
+    data_dir = tmp_path / "datastore"
+    data_dir.mkdir()
+    names = _create_blocks_and_variables(data_dir)
+
+    env = prefect_server.env()
+    env.update(names)
+    env["PREFECT_API_URL"] = prefect_server.api_url
+    env["JULIA_PROJECT"] = str(JULIA_PROJECT)
+    for var in ("PREFECT_JULIA_LOG_FORMAT", "PREFECT_JULIA_RESULT_PATH", "PREFECT_DATA_BLOCK_REMOTE",
+                "PREFECT_DATASTORE_DEFAULT_TYPE", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING", "JULIA_DEBUG"):
+        env.pop(var, None)
+
+    proc = subprocess.run(
+        [julia, f"--project={JULIA_PROJECT}", "--startup-file=no", str(JULIA_PROJECT / "test" / "runtests.jl")],
+        cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600,
+    )
+    output = proc.stdout + proc.stderr
+    summary = [line for line in proc.stdout.splitlines() if line.endswith("failed") and " passed, " in line]
+    assert proc.returncode == 0 and summary, f"Julia test suite failed (exit {proc.returncode}):\n{output[-20000:]}"
+    assert "Integration tests against" in proc.stdout, output[-5000:]
+    assert summary[-1].split(", ")[1] == "0 failed", output[-20000:]
+    for secret in ("s3cr3t-suite-value", "tok-suite-123", "aws-suite-secret", "p4ss-suite"):
+        assert secret not in output, f"a secret value reached the Julia suite's output: {secret[:3]}..."
+
+
+@pytest.mark.julia
+def test_hello_job_result_and_log_lines(tmp_path: Path) -> None:
+    """The bridge contract: --key=value in, ::prefect-log:: JSON lines on stderr, JSON result file out."""
+    julia = julia_executable()
+    result = tmp_path / "result.json"
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_JULIA_LOG_FORMAT="prefect", PREFECT_JULIA_RESULT_PATH=str(result))
+    proc = subprocess.run(
+        [julia, f"--project={JULIA_PROJECT}", "--startup-file=no", str(JULIA_PROJECT / "jobs" / "hello.jl"),
+         "--name=pytest", "--warn=careful \"quoted\" ünï"],
+        cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    assert json.loads(result.read_text())["greeting"] == "hello, pytest"
+    prefix = "::prefect-log::"
+    records = [json.loads(line[len(prefix):]) for line in proc.stderr.splitlines() if line.startswith(prefix)]
+    assert [r["level"] for r in records] == ["INFO", "WARNING"], proc.stderr
+    assert records[1]["message"] == 'asked to warn warn=careful "quoted" ünï'
+    assert set(records[0]) == {"level", "message", "module", "file", "line"}
+    assert records[0]["file"].endswith("hello.jl") and isinstance(records[0]["line"], int)
