@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -379,3 +380,54 @@ def test_result_document_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     (tmp_path / "big.json").write_text(json.dumps({"rows": list(range(10))}))
     with pytest.raises(JuliaResultError, match="limit"):
         read_result(tmp_path / "big.json")
+
+
+# --- Python and Julia datasets through real blocks ----------------------------------------------------------
+
+SUMMARIZE = """
+using PrefectInterfaces
+args = parseargs()
+data, header = readcsv(Dataset(args["source"]))
+species, x = findfirst(==("species"), header), findfirst(==("x"), header)
+totals = Dict{String,Float64}()
+for r in 1:size(data, 1)
+    totals[string(data[r, species])] = get(totals, string(data[r, species]), 0.0) + Float64(data[r, x])
+end
+names = sort(collect(keys(totals)))
+@warn "summarised" nspecies = length(names)
+writecsv(Dataset(args["target"]; dataset_type="reports"), hcat(names, [totals[n] for n in names]);
+         header=["species", "total"])
+setresult(Dict("rows" => size(data, 1), "species" => length(names)))
+"""
+
+
+@pytest.mark.server
+@pytest.mark.julia
+@needs_julia
+def test_python_and_julia_share_datasets(
+    on_server: Any, program: Program, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect import flow
+    from prefect.filesystems import LocalFileSystem
+
+    from prefect_julia.dataset import Dataset
+
+    block = f"store-{uuid.uuid4().hex[:8]}"
+    LocalFileSystem(basepath=str(tmp_path / "store")).save(block, overwrite=True)
+    monkeypatch.setenv("PREFECT_DATA_BLOCK_LOCAL", f"local-file-system/{block}")
+    monkeypatch.setenv("PREFECT_API_URL", on_server.api_url)
+    monkeypatch.delenv("PREFECT_DATASTORE_DEFAULT_TYPE", raising=False)
+    path = program("summarize", SUMMARIZE)
+
+    @flow(name="julia-datasets")
+    def pipeline() -> tuple[Any, list[dict[str, str]]]:
+        rows = [{"species": s, "x": x} for s, x in [("setosa", 1), ("virginica", 2.5), ("setosa", 3)]]
+        Dataset("readings").write_csv(rows, ["species", "x"])
+        result = julia_job(str(path), {"source": "readings", "target": "totals"}, timeout=120)
+        return result, Dataset("totals", dataset_type="reports").read_csv()
+
+    result, totals = pipeline()
+    assert result == {"rows": 3, "species": 2}
+    assert [(row["species"], float(row["total"])) for row in totals] == [("setosa", 4.0), ("virginica", 2.5)]
+    today = Dataset("totals", dataset_type="reports")
+    assert (tmp_path / "store" / today.dated_path).read_text() == (tmp_path / "store" / today.latest_path).read_text()

@@ -57,6 +57,21 @@ def test_vector_errors(case: dict[str, Any]) -> None:
     assert case["error"] in str(info.value)
 
 
+@pytest.mark.parametrize("name", ["tab\tname", "new\nline", "nul\x00"])
+def test_control_characters_in_name(name: str) -> None:
+    with pytest.raises(DatasetError, match="dataset_name"):
+        make({"dataset_name": name})
+
+
+@pytest.mark.parametrize(("file_format", "ok"), [("csv.gz", True), ("PNG", True), ("c_sv", False), (".csv", False)])
+def test_file_format_is_an_extension(file_format: str, ok: bool) -> None:
+    if ok:
+        assert make({"dataset_name": "iris", "file_format": file_format}).extension == file_format
+    else:
+        with pytest.raises(DatasetError, match="file_format"):
+            make({"dataset_name": "iris", "file_format": file_format})
+
+
 def test_defaults() -> None:
     ds = make({"dataset_name": "iris"})
     assert (ds.datastore_type, ds.dataset_type, ds.file_format) == ("local", "extracts", "csv")

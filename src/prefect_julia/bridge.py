@@ -70,7 +70,7 @@ PASSED_THROUGH = ("PREFECT_DATA_BLOCK_LOCAL", "PREFECT_DATA_BLOCK_REMOTE", "PREF
 LOG_PREFIX = "::prefect-log::"
 
 _MODULE_LOGGER = logging.getLogger("prefect_julia.julia")
-_PARAM_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_PARAM_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")  # as PrefectInterfaces.parseargs reads them
 
 
 # --- errors -----------------------------------------------------------------------------------------------
@@ -249,7 +249,10 @@ def resolve_program(program: str | Path, project: Path) -> Path:
 def format_parameter(key: str, value: object) -> str:
     """One ``--key=value`` argument; booleans are written as Julia spells them."""
     if not _PARAM_KEY.match(key):
-        raise ConfigError(f"Invalid Julia parameter name {key!r}: use letters, digits, '_' or '-'.")
+        raise ConfigError(
+            f"Invalid Julia parameter name {key!r}: start with a letter or '_', "
+            "then use letters, digits, '_', '-' or '.'."
+        )
     text = ("true" if value else "false") if isinstance(value, bool) else str(value)
     return f"--{key}={text}"
 

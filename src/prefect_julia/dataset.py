@@ -19,6 +19,7 @@ import io
 import os
 import re
 import tempfile
+import unicodedata
 from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path, PurePosixPath
@@ -45,7 +46,7 @@ BLOCK_VARS = {"local": "PREFECT_DATA_BLOCK_LOCAL", "remote": "PREFECT_DATA_BLOCK
 SUPPORTED_BLOCK_SLUGS = ("local-file-system",)
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_FILE_FORMAT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_FILE_FORMAT = re.compile(r"^[A-Za-z0-9]+(\.[A-Za-z0-9]+)*$")
 _FORBIDDEN_IN_NAME = ("/", "\\", "..", "=")
 
 
@@ -69,10 +70,14 @@ class DatasetMissing(DatasetError):
 # --- validation -------------------------------------------------------------------------------------------
 
 
+def _is_control(char: str) -> bool:
+    return unicodedata.category(char) == "Cc"
+
+
 def _check_name(name: str) -> str:
-    if not name or any(bad in name for bad in _FORBIDDEN_IN_NAME) or "\x00" in name:
+    if not name or any(bad in name for bad in _FORBIDDEN_IN_NAME) or any(_is_control(c) for c in name):
         raise DatasetError(
-            f"Invalid dataset_name {name!r}: it must be non-empty and contain none of / \\ .. =",
+            f"Invalid dataset_name {name!r}: it must be non-empty and contain none of / \\ .. = nor control characters",
             field="dataset_name",
             hint="Pick a plain name such as 'iris' or 'sales_summary-v2'.",
         )
@@ -92,7 +97,7 @@ def _check_choice(field: str, value: str, choices: tuple[str, ...], source: str 
 def _check_file_format(file_format: str) -> str:
     if not _FILE_FORMAT.match(file_format):
         raise DatasetError(
-            f"Invalid file_format {file_format!r}: use letters, digits, '_' or '-' (e.g. 'csv', 'parquet').",
+            f"Invalid file_format {file_format!r}: a file extension of letters and digits (e.g. 'csv', 'csv.gz').",
             field="file_format",
         )
     return file_format
