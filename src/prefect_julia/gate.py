@@ -115,8 +115,10 @@ def check_declarations(root: Path) -> list[str]:
     """Problems in the deployment and block declarations, found without a server (empty = valid)."""
     try:
         check: Callable[[Path], list[str]] = importlib.import_module("prefect_julia.declarations").check
+    except ModuleNotFoundError as error:
+        return [f"The declaration checker prefect_julia.declarations is missing ({error}); restore the module."]
     except (ImportError, AttributeError) as error:
-        return [f"The declaration checker could not be loaded ({error}); reinstall with `pip install -e .`."]
+        return [f"The declaration checker could not be loaded ({error}); fix prefect_julia/declarations.py."]
     try:
         return list(check(root))
     except PrefectJuliaError as error:
