@@ -1,0 +1,205 @@
+"""Benchmark PrefectInterfaces (Julia) block lookups and load time against a real Prefect server.
+
+    .venv/bin/python benchmarks/julia_blocks.py [--rounds 30]
+
+Starts a throwaway Prefect server (temporary PREFECT_HOME, free port), saves a LocalFileSystem block,
+then, alternating round by round so both see the same server:
+  - a warm Julia process loads the block with `PrefectBlock("local-file-system/bench")`,
+  - `curl` makes the same REST request (GET .../block_documents/name/bench?include_secrets=true).
+Prints the medians and their ratio (target <= 1.5), and the time of `using PrefectInterfaces` in a fresh
+process with the `julia -e 1` baseline subtracted (target < 0.5 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+JULIA_PROJECT = REPO_ROOT / "julia"
+BLOCK = "local-file-system/bench"
+RATIO_TARGET = 1.5
+LOAD_TARGET_S = 0.5
+
+JULIA_WARM = r"""
+using PrefectInterfaces
+api = PrefectAPI()
+name = ARGS[1]
+PrefectBlock(name; api=api)          # compile and warm up
+println("ready"); flush(stdout)
+while (line = readline(stdin)) == "go"
+    t = time_ns()
+    b = PrefectBlock(name; api=api)
+    dt = (time_ns() - t) / 1e9
+    b isa LocalFSBlock || error("unexpected block")
+    println(dt); flush(stdout)
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _healthy(api_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    env = dict(os.environ)
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_PROFILES_PATH=str(home / "profiles.toml"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_API_URL=api_url,
+    )
+    log = (home / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not _healthy(api_url):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_server(proc)
+            raise RuntimeError("Prefect server did not start:\n" + (home / "server.log").read_text()[-3000:])
+        time.sleep(0.5)
+    return proc, api_url, env
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def save_block(env: dict[str, str], basepath: Path) -> None:
+    code = (
+        "from prefect.filesystems import LocalFileSystem\n"
+        f"LocalFileSystem(basepath={str(basepath)!r}).save('bench', overwrite=True)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, stdin=subprocess.DEVNULL)
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def lookups(julia: str, curl: str, api_url: str, env: dict[str, str], rounds: int) -> tuple[list[float], list[float]]:
+    url = f"{api_url}/block_types/slug/local-file-system/block_documents/name/bench?include_secrets=true"
+    curl_cmd = [curl, "--silent", "--show-error", "--fail", "-H", "Accept: application/json", "-o", "/dev/null", url]
+    proc = subprocess.Popen(
+        [julia, f"--project={JULIA_PROJECT}", "--startup-file=no", "-e", JULIA_WARM, BLOCK],
+        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the Julia benchmark process did not start")
+        for _ in range(3):
+            timed(curl_cmd, env)
+        jl: list[float] = []
+        cu: list[float] = []
+        for _ in range(rounds):
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            jl.append(float(proc.stdout.readline()))
+            cu.append(timed(curl_cmd, env))
+        proc.stdin.write("stop\n")
+        proc.stdin.flush()
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return jl, cu
+
+
+def load_times(julia: str, env: dict[str, str], runs: int) -> tuple[float, float]:
+    base = [julia, "--startup-file=no"]
+    load = [julia, f"--project={JULIA_PROJECT}", "--startup-file=no", "-e", "using PrefectInterfaces"]
+    timed(load, env)  # precompile if needed
+    baseline = statistics.median(timed([*base, "-e", "1"], env) for _ in range(runs))
+    loaded = statistics.median(timed(load, env) for _ in range(runs))
+    return baseline, loaded
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=30, help="block lookups per client")
+    parser.add_argument("--load-runs", type=int, default=5, help="fresh processes per load-time figure")
+    args = parser.parse_args(argv)
+
+    julia = shutil.which("julia")
+    curl = shutil.which("curl")
+    if julia is None:
+        raise SystemExit("julia is not on PATH: run `bash scripts/install-julia.sh`.")
+    if curl is None:
+        raise SystemExit("curl is not on PATH: install it (apt-get install curl).")
+
+    with tempfile.TemporaryDirectory(prefix="julia-bench-") as tmp:
+        home = Path(tmp)
+        print("starting a throwaway Prefect server ...", flush=True)
+        server, api_url, env = start_server(home)
+        try:
+            save_block(env, home / "data")
+            for var in ("PREFECT_JULIA_LOG_FORMAT", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"):
+                env.pop(var, None)
+            jl, cu = lookups(julia, curl, api_url, env, args.rounds)
+            baseline, loaded = load_times(julia, env, args.load_runs)
+        finally:
+            stop_server(server)
+
+    version = subprocess.run([julia, "--startup-file=no", "-e", "print(VERSION)"], capture_output=True,
+                             text=True, check=True).stdout
+    julia_ms, curl_ms = statistics.median(jl) * 1e3, statistics.median(cu) * 1e3
+    ratio = julia_ms / curl_ms
+    load_s = loaded - baseline
+    results = {
+        "julia_version": version,
+        "rounds": args.rounds,
+        "julia_lookup_ms": julia_ms,
+        "curl_lookup_ms": curl_ms,
+        "ratio": ratio,
+        "julia_baseline_s": baseline,
+        "using_total_s": loaded,
+        "using_s": load_s,
+    }
+    print(f"Julia {version}, {args.rounds} rounds, medians")
+    print(f"  block lookup, warm Julia process : {julia_ms:8.2f} ms")
+    print(f"  same request with curl           : {curl_ms:8.2f} ms")
+    print(f"  ratio Julia / curl               : {ratio:8.2f}   (target <= {RATIO_TARGET}: "
+          f"{'met' if ratio <= RATIO_TARGET else 'MISSED'})")
+    print(f"  julia -e 1 (baseline)            : {baseline:8.3f} s")
+    print(f"  using PrefectInterfaces (total)  : {loaded:8.3f} s")
+    print(f"  using PrefectInterfaces (- base) : {load_s:8.3f} s   (target < {LOAD_TARGET_S} s: "
+          f"{'met' if load_s < LOAD_TARGET_S else 'MISSED'})")
+    return results
+
+
+if __name__ == "__main__":
+    main()
