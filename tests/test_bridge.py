@@ -354,19 +354,38 @@ class TestInFlows:
         assert expected <= messages
         assert (W, "structured warning (@ Jobs levels.jl:5)") in logs
 
-    def test_failing_job_fails_the_flow_run(self, on_server: Any, program: Program) -> None:
+    @pytest.mark.parametrize(
+        ("code", "timeout", "error", "message"),
+        [
+            ('println(stderr, "bad input"); exit(3)', 60, JuliaFailed, "exited with code 3"),
+            ('println(stderr, "stuck"); sleep(60)', 2, JuliaTimeout, "timeout of 2 s"),
+            ('write(ENV["PREFECT_JULIA_RESULT_PATH"], "{oops")', 60, JuliaResultError, "not valid JSON"),
+            (None, 60, JuliaProgramMissing, "does not exist"),
+        ],
+        ids=["exit-3", "timeout", "bad-result", "missing"],
+    )
+    def test_failing_job_fails_the_flow_run(
+        self,
+        on_server: Any,
+        program: Program,
+        tmp_path: Path,
+        code: str | None,
+        timeout: float,
+        error: type[Exception],
+        message: str,
+    ) -> None:
         from prefect import flow
 
-        path = program("fail", 'println(stderr, "bad input"); exit(3)')
+        path = program("job", code) if code is not None else tmp_path / "jobs" / "absent.jl"
 
         @flow(name="julia-fails")
         def fails() -> Any:
-            return julia_job(str(path), {}, timeout=60)
+            return julia_job(str(path), {}, timeout=timeout)
 
         state = fails(return_state=True)
         assert state.is_failed()
-        assert "exited with code 3" in (state.message or "")
-        with pytest.raises(JuliaFailed, match="bad input"):
+        assert message in (state.message or "")
+        with pytest.raises(error, match=message):
             state.result()
 
     def test_default_api_url_is_the_running_server(self, on_server: Any, program: Program) -> None:
