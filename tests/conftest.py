@@ -6,6 +6,7 @@ Tests never touch the user's ``~/.prefect`` or the repository's own ``.prefect/`
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -118,6 +119,14 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
 # --- a throwaway copy of the kit's front door, for tests of environments, servers and tasks ---------------
 
 KIT_FILES = ("tasks.py", "justfile", "envs/branches.toml", "envs/dev.env", "envs/prod.env")
+PROJECT_FILES = (
+    "flows",
+    "julia/Project.toml",
+    "julia/src",
+    "julia/jobs",
+    "envs/dev.blocks.toml",
+    "envs/prod.blocks.toml",
+)
 
 
 @dataclass(frozen=True)
@@ -148,11 +157,15 @@ class KitRepo:
         return subprocess.run(["git", *args], cwd=self.root, check=True, capture_output=True, text=True).stdout
 
 
-def make_kit_repo(root: Path, *, branch: str = "feature", git: bool = True) -> KitRepo:
-    for name in KIT_FILES:
-        target = root / name
+def make_kit_repo(root: Path, *, branch: str = "feature", git: bool = True, project: bool = False) -> KitRepo:
+    """A kit repository in ``root``; ``project=True`` also copies the flows, the Julia package and blocks."""
+    for name in KIT_FILES + (PROJECT_FILES if project else ()):
+        source, target = REPO_ROOT / name, root / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes((REPO_ROOT / name).read_bytes())
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "Manifest.toml"))
+        else:
+            target.write_bytes(source.read_bytes())
     ports = {"dev": free_port(), "prod": free_port()}
     for env, port in ports.items():
         (root / "envs" / f"{env}.local.env").write_text(f"PREFECT_JULIA_PORT={port}\n")

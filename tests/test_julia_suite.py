@@ -27,11 +27,11 @@ def julia_executable() -> str:
 
 
 def _create_blocks_and_variables(data_dir: Path) -> dict[str, str]:
-    from pydantic import SecretStr
     from prefect.blocks.core import Block
     from prefect.blocks.system import Secret
     from prefect.filesystems import LocalFileSystem
     from prefect.variables import Variable
+    from pydantic import SecretStr
 
     class AwsCredentials(Block):  # the fields of prefect-aws's block, registered under its slug
         _block_type_name = "AWS Credentials"
@@ -61,8 +61,9 @@ def _create_blocks_and_variables(data_dir: Path) -> dict[str, str]:
     json_secret: dict[str, Any] = {"user": "suite", "password": "p4ss-suite", "ports": [1, 2]}
     Secret(value=json_secret).save("julia-suite-json", overwrite=True)
     JuliaSuiteService(url="http://service.invalid/x", token="tok-suite-123").save("svc", overwrite=True)
-    creds = AwsCredentials(aws_access_key_id="AKIASUITE", aws_secret_access_key="aws-suite-secret",
-                           region_name="eu-west-1")
+    creds = AwsCredentials(
+        aws_access_key_id="AKIASUITE", aws_secret_access_key="aws-suite-secret", region_name="eu-west-1"
+    )
     creds.save("julia-suite-creds", overwrite=True)
     S3Bucket(bucket_name="suite-bucket", bucket_folder="data", credentials=creds).save(
         "julia-suite-bucket", overwrite=True
@@ -110,13 +111,25 @@ def test_julia_suite(prefect_server: Any, tmp_path: Path) -> None:
     env.update(names)
     env["PREFECT_API_URL"] = prefect_server.api_url
     env["JULIA_PROJECT"] = str(JULIA_PROJECT)
-    for var in ("PREFECT_JULIA_LOG_FORMAT", "PREFECT_JULIA_RESULT_PATH", "PREFECT_DATA_BLOCK_REMOTE",
-                "PREFECT_DATASTORE_DEFAULT_TYPE", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING", "JULIA_DEBUG"):
+    for var in (
+        "PREFECT_JULIA_LOG_FORMAT",
+        "PREFECT_JULIA_RESULT_PATH",
+        "PREFECT_DATA_BLOCK_REMOTE",
+        "PREFECT_DATASTORE_DEFAULT_TYPE",
+        "PREFECT_API_KEY",
+        "PREFECT_API_AUTH_STRING",
+        "JULIA_DEBUG",
+    ):
         env.pop(var, None)
 
     proc = subprocess.run(
         [julia, f"--project={JULIA_PROJECT}", "--startup-file=no", str(JULIA_PROJECT / "test" / "runtests.jl")],
-        cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600,
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     output = proc.stdout + proc.stderr
     summary = [line for line in proc.stdout.splitlines() if line.endswith("failed") and " passed, " in line]
@@ -135,14 +148,25 @@ def test_hello_job_result_and_log_lines(tmp_path: Path) -> None:
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("PREFECT_")}
     env.update(PREFECT_JULIA_LOG_FORMAT="prefect", PREFECT_JULIA_RESULT_PATH=str(result))
     proc = subprocess.run(
-        [julia, f"--project={JULIA_PROJECT}", "--startup-file=no", str(JULIA_PROJECT / "jobs" / "hello.jl"),
-         "--name=pytest", "--warn=careful \"quoted\" ünï"],
-        cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
+        [
+            julia,
+            f"--project={JULIA_PROJECT}",
+            "--startup-file=no",
+            str(JULIA_PROJECT / "jobs" / "hello.jl"),
+            "--name=pytest",
+            '--warn=careful "quoted" ünï',
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-5000:]
     assert json.loads(result.read_text())["greeting"] == "hello, pytest"
     prefix = "::prefect-log::"
-    records = [json.loads(line[len(prefix):]) for line in proc.stderr.splitlines() if line.startswith(prefix)]
+    records = [json.loads(line[len(prefix) :]) for line in proc.stderr.splitlines() if line.startswith(prefix)]
     assert [r["level"] for r in records] == ["INFO", "WARNING"], proc.stderr
     assert records[1]["message"] == 'asked to warn warn=careful "quoted" ünï'
     assert set(records[0]) == {"level", "message", "module", "file", "line"}

@@ -111,7 +111,7 @@ def _render(value: Any, context: Mapping[str, str]) -> Any:
 def resolved_values(decl: Declarations, env: Environment) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Every block's fields and every variable's value for ``env``; all missing secrets in one error."""
     context = {"env": env.name, "data_root": str(env.data_root), "root": str(env.root)}
-    missing = [spec for spec in decl.blocks if spec.secret_from and not env.get(spec.secret_from)]
+    missing = [spec for spec in decl.blocks if spec.secret_from and not env.lookup(spec.secret_from)]
     if missing:
         names = ", ".join(f"{spec.ref} (from {spec.secret_from})" for spec in missing)
         first = missing[0].secret_from
@@ -123,7 +123,7 @@ def resolved_values(decl: Declarations, env: Environment) -> tuple[dict[str, dic
     for spec in decl.blocks:
         fields = _render(dict(spec.fields), context)
         if spec.secret_from:
-            fields[SECRET_FIELD.get(spec.slug, "value")] = env.require(spec.secret_from)
+            fields[SECRET_FIELD.get(spec.slug, "value")] = env.lookup(spec.secret_from)
         blocks[spec.ref] = fields
     return blocks, {name: _render(value, context) for name, value in decl.variables.items()}
 

@@ -211,8 +211,20 @@ class StderrParser:
 # --- command, environment, result -------------------------------------------------------------------------
 
 
-def default_project() -> Path:
-    """The repository's Julia project: ``<repo>/julia``."""
+def default_project(env: Mapping[str, str] | None = None) -> Path:
+    """The Julia project of the running repository.
+
+    ``PREFECT_JULIA_PROJECT`` when set (the kit's servers and workers set it to ``<repo>/julia``), else
+    ``./julia`` of the working directory (a deployment runs in its repository), else the ``julia/`` folder
+    next to this package's source tree.
+    """
+    env = os.environ if env is None else env
+    configured = env.get("PREFECT_JULIA_PROJECT", "")
+    if configured:
+        return Path(configured)
+    here = Path.cwd() / "julia"
+    if (here / "Project.toml").is_file():
+        return here
     return Path(__file__).resolve().parents[2] / "julia"
 
 
@@ -432,7 +444,7 @@ def run_julia(
     :class:`JuliaFailed`, :class:`JuliaTimeout` or :class:`JuliaResultError`.
     """
     base = os.environ if env is None else env
-    project = (project or default_project()).resolve()
+    project = (project or default_project(base)).resolve()
     julia = find_julia(base)
     path = resolve_program(program, project)
     command = build_command(julia, project, path, parameters or {})

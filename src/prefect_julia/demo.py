@@ -21,7 +21,7 @@ TOKEN_SETTING = "DEMO_API_TOKEN"
 
 def ensure_local_token(env: Environment, environ: Mapping[str, str]) -> Environment:
     """Give the demo's secret block a value on first run: a random token in the git-ignored local file."""
-    if env.get(TOKEN_SETTING):
+    if env.lookup(TOKEN_SETTING):
         return env
     local = env.root / "envs" / f"{env.name}.local.env"
     existing = local.read_text(encoding="utf-8") if local.exists() else ""

@@ -91,7 +91,7 @@ def _load_flow(root: Path, spec: DeploymentSpec) -> Any:
     if not file.exists():
         raise ConfigError(f"Deployment {spec.name!r}: {spec.path} does not exist.", hint="Fix its entrypoint.")
     try:
-        flow = load_flow_from_entrypoint(f"{file}:{spec.function}")
+        flow: Any = load_flow_from_entrypoint(f"{file}:{spec.function}")
     except Exception as error:
         raise ConfigError(
             f"Deployment {spec.name!r}: cannot load the flow {spec.entrypoint}: {error}",

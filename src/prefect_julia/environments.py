@@ -81,10 +81,18 @@ class Environment:
     name: str
     root: Path
     values: Mapping[str, Value] = field(repr=False)
+    process: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def get(self, name: str, default: str | None = None) -> str | None:
         value = self.values.get(name)
         return value.value if value else default
+
+    def lookup(self, name: str) -> str | None:
+        """A setting, or else a variable of the process environment (for names no file declares, e.g. secrets)."""
+        found = self.get(name)
+        if found is None and self.process.get(ENV_MARKER, self.name) == self.name:
+            found = self.process.get(name)
+        return found or None
 
     def require(self, name: str) -> str:
         value = self.get(name)
@@ -176,6 +184,7 @@ class Environment:
         for name, value in self.values.items():
             env[name] = value.value
         env[ENV_MARKER] = self.name
+        env["PREFECT_JULIA_PROJECT"] = str(self.root / "julia")
         env.pop("PREFECT_PROFILE", None)
         return env
 
@@ -210,7 +219,7 @@ def resolve_environment(
         local=read_env_file(root / "envs" / f"{name}.local.env"),
         process=environ,
     )
-    env = Environment(name=name, root=root, values=values)
+    env = Environment(name=name, root=root, values=values, process=dict(environ))
     env.port  # noqa: B018 - validate early: a bad port is reported before anything starts
     return env
 

@@ -39,5 +39,5 @@ def settings_for(env: Environment) -> Iterator[None]:
     key = env.get("PREFECT_API_KEY")
     if key:
         updates[PREFECT_API_KEY] = key
-    with temporary_settings(updates=updates):  # type: ignore[arg-type]
+    with temporary_settings(updates=updates):
         yield

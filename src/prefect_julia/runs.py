@@ -78,7 +78,7 @@ def run(
 
     full = resolve_name(env, name)
     with settings_for(env):
-        flow_run = run_deployment(full, parameters=parameters or None, timeout=timeout, poll_interval=1)
+        flow_run: Any = run_deployment(full, parameters=parameters or None, timeout=timeout, poll_interval=1)
     state = flow_run.state
     outcome = RunOutcome(
         flow_run_id=str(flow_run.id),

@@ -1,0 +1,13 @@
+"""Every declaration of the project checked without a server: deployments and per-environment blocks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect_julia import blocks, deployments
+from prefect_julia.environments import ENVIRONMENTS
+
+
+def check(root: Path) -> list[str]:
+    """Problems in ``flows/deployments.toml`` and ``envs/<env>.blocks.toml`` (empty: all valid)."""
+    return deployments.check(root) + blocks.check(root, ENVIRONMENTS)

@@ -1,0 +1,114 @@
+"""Deployments as code against a real Prefect server (no worker needed to apply them)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import KitRepo, RunningServer, free_port, make_kit_repo
+
+from prefect_julia import deployments
+from prefect_julia.environments import resolve_environment
+from prefect_julia.errors import ConfigError, ServerError
+
+FLOW = """
+from prefect import flow
+
+@flow(name="{flow_name}")
+def hello(who: str, times: int = 1) -> str:
+    return f"hello {{who}}" * times
+"""
+
+
+def _repo(tmp_path: Path, flow_name: str, decl: str) -> KitRepo:
+    repo = make_kit_repo(tmp_path / "repo")
+    (repo.root / "flows").mkdir()
+    (repo.root / "flows" / "hello.py").write_text(FLOW.format(flow_name=flow_name))
+    (repo.root / "flows" / "deployments.toml").write_text(decl)
+    return repo
+
+
+def _decl(name: str, cron: str | None = "0 6 * * *", params: str = 'who = "world"') -> str:
+    text = f'[[deployments]]\nname = "{name}"\nentrypoint = "flows/hello.py:hello"\ntags = ["t"]\nparameters = {{ {params} }}\n'
+    if cron:
+        text += f'[[deployments.schedules]]\ncron = "{cron}"\n'
+    return text
+
+
+def _post(url: str, body: dict) -> list[dict]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def _deployments(server: RunningServer, flow_name: str) -> dict[str, dict]:
+    found = _post(f"{server.api_url}/deployments/filter", {"flows": {"name": {"any_": [flow_name]}}})
+    return {d["name"]: d for d in found}
+
+
+def test_apply_is_idempotent_replaces_schedules_and_removes_undeclared(
+    tmp_path: Path, prefect_server: RunningServer
+) -> None:
+    flow_name = f"hello-{uuid.uuid4().hex[:8]}"
+    pool = f"pool-{uuid.uuid4().hex[:8]}"
+    repo = _repo(tmp_path, flow_name, _decl("a") + _decl("b", cron=None))
+    env = resolve_environment(
+        "dev", repo.root, {"PREFECT_API_URL": prefect_server.api_url, "PREFECT_JULIA_WORK_POOL": pool}
+    )
+
+    first = deployments.apply(repo.root, env)
+    assert first.work_pool_created and sorted(first.applied) == [f"{flow_name}/a", f"{flow_name}/b"]
+    on_server = _deployments(prefect_server, flow_name)
+    assert set(on_server) == {"a", "b"}
+    assert on_server["a"]["work_pool_name"] == pool
+    assert set(on_server["a"]["tags"]) == {"prefect-julia", "t"}
+    assert on_server["a"]["parameters"] == {"who": "world"}
+    assert [s["schedule"]["cron"] for s in on_server["a"]["schedules"]] == ["0 6 * * *"]
+
+    (repo.root / "flows" / "deployments.toml").write_text(_decl("a", cron="30 7 * * 1"))
+    second = deployments.apply(repo.root, env)
+    assert not second.work_pool_created and second.removed == ["b"]
+    on_server = _deployments(prefect_server, flow_name)
+    assert set(on_server) == {"a"}
+    assert [s["schedule"]["cron"] for s in on_server["a"]["schedules"]] == ["30 7 * * 1"]
+
+    deployments.apply(repo.root, env)  # again: still exactly one schedule
+    assert len(_deployments(prefect_server, flow_name)["a"]["schedules"]) == 1
+
+    (repo.root / "flows" / "deployments.toml").write_text(_decl("a", cron=None))
+    deployments.apply(repo.root, env)
+    assert _deployments(prefect_server, flow_name)["a"]["schedules"] == []
+
+
+@pytest.mark.parametrize(
+    ("decl", "problem"),
+    [
+        (_decl("x", cron="61 * * * *"), "schedule '61 * * * *' is invalid"),
+        (_decl("x", params='who = "w", whom = "w"'), "parameter 'whom' is not a parameter"),
+        (_decl("x", params="times = 2"), "required parameter 'who' has no value"),
+        (_decl("x").replace("hello.py:hello", "hello.py:nope"), "cannot load the flow"),
+        (_decl("x").replace("flows/hello.py", "flows/missing.py"), "does not exist"),
+        (_decl("x").replace("flows/hello.py:hello", "flows/hello.py"), "must read 'path/to/file.py:flow_function'"),
+    ],
+)
+def test_check_finds_bad_declarations_without_a_server(tmp_path: Path, decl: str, problem: str) -> None:
+    repo = _repo(tmp_path, "hello-check", decl)
+    problems = deployments.check(repo.root)
+    assert len(problems) == 1 and problem in problems[0], problems
+
+
+def test_apply_refuses_bad_declarations_before_touching_the_server(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, "hello-bad", _decl("x", cron="not a cron"))
+    env = resolve_environment("dev", repo.root, {"PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"})
+    with pytest.raises(ConfigError, match="nothing was deployed"):
+        deployments.apply(repo.root, env)
+
+
+def test_deploy_with_the_server_down_names_server_up(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, "hello-down", _decl("x"))
+    run = repo.invoke("deploy", "dev")
+    assert run.returncode == ServerError.exit_code
+    assert "invoke server-up dev" in run.stderr
