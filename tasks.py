@@ -280,6 +280,9 @@ def gate(c: Context, skip: str = "", skip_tests: bool = False) -> None:
     skipped = [name.strip() for name in skip.split(",") if name.strip()] + (["tests"] if skip_tests else [])
     report = run_gate(ROOT, skip=skipped, env=os.environ)
     print(report.table())
+    summary = report.test_summary()
+    if summary:
+        print(f"tests: {summary}")  # pytest's closing line, last, for whoever reads the run's end
     require_passed(report)
 
 

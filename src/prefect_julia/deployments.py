@@ -119,13 +119,11 @@ def check_spec(root: Path, spec: DeploymentSpec) -> list[str]:
             problems.append(
                 f"Deployment {spec.name!r}: parameter {key!r} is not a parameter of {spec.entrypoint} ({known})."
             )
+    variadic = (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
     for name, parameter in signature.parameters.items():
-        if parameter.default is parameter.empty and parameter.kind not in (
-            parameter.VAR_KEYWORD,
-            parameter.VAR_POSITIONAL,
-        ):
-            if name not in spec.parameters:
-                problems.append(f"Deployment {spec.name!r}: the flow's required parameter {name!r} has no value.")
+        required = parameter.default is parameter.empty and parameter.kind not in variadic
+        if required and name not in spec.parameters:
+            problems.append(f"Deployment {spec.name!r}: the flow's required parameter {name!r} has no value.")
     for schedule in spec.schedules:
         try:
             CronSchedule(cron=schedule.cron, timezone=schedule.timezone)

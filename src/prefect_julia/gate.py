@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import importlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -79,6 +80,15 @@ class GateReport:
     def failed(self) -> list[str]:
         """Names of the steps that failed."""
         return [r.name for r in self.results if not (r.passed or r.skipped)]
+
+    def test_summary(self) -> str | None:
+        """pytest's closing line (e.g. ``250 passed in 300.0s``) when the tests step ran, else None."""
+        for result in self.results:
+            if result.name == "tests" and not result.skipped:
+                for line in reversed(result.detail):
+                    if re.search(r"\d+ (passed|failed|errors?)\b.* in [\d.]+s", line):
+                        return line.strip()
+        return None
 
     def table(self) -> str:
         """A plain-text summary table: one row per step, then the verdict."""
