@@ -3,7 +3,8 @@
 
 set positional-arguments := false
 
-invoke := "invoke"
+# The project's own invoke when bootstrap.sh made .venv, else the one on PATH (e.g. in GitHub Actions).
+invoke := if path_exists(justfile_directory() / ".venv/bin/invoke") == "true" { justfile_directory() / ".venv/bin/invoke" } else { "invoke" }
 
 # List the recipes
 default:
@@ -36,6 +37,34 @@ server-status:
 # Show the environment's server log (just server-logs dev --follow)
 server-logs env="" *flags="":
     {{invoke}} server-logs {{env}} {{flags}}
+
+# Create or update the blocks and variables of envs/ENV.blocks.toml
+blocks env="":
+    {{invoke}} blocks {{env}}
+
+# Apply flows/deployments.toml to the environment's server (work pool created when missing)
+deploy env="":
+    {{invoke}} deploy {{env}}
+
+# Start a background worker for the environment's work pool
+worker-up env="":
+    {{invoke}} worker-up {{env}}
+
+# Stop the environment's worker
+worker-down env="":
+    {{invoke}} worker-down {{env}}
+
+# Show every environment's worker
+worker-status:
+    {{invoke}} worker-status
+
+# Run a deployment and follow it: just run daily --param rundate=2026-11-21
+run deployment *flags="":
+    {{invoke}} run {{deployment}} {{flags}}
+
+# The demo: server, blocks, deploy, worker, run the pipeline, show its output (default: dev)
+demo env="":
+    {{invoke}} demo {{env}}
 
 # Measure server start-up against the raw `prefect server start`
 bench-servers:
