@@ -100,9 +100,13 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
         time.sleep(0.5)
     server = RunningServer(api_url=api_url, port=port, home=home, process=proc)
     saved = os.environ.get("PREFECT_API_URL")
-    os.environ["PREFECT_API_URL"] = api_url
+    os.environ["PREFECT_API_URL"] = api_url  # for subprocesses
+    # Prefect reads its settings once, at import: point this process's clients at the server too.
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     try:
-        yield server
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            yield server
     finally:
         if saved is None:
             os.environ.pop("PREFECT_API_URL", None)

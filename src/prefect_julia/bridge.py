@@ -40,6 +40,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from prefect_julia.errors import CommandFailed, ConfigError
+from prefect_julia.processes import group_alive as _group_alive
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -377,16 +378,6 @@ def _stderr_handler(log: Log, tail: deque[str], parser: StderrParser) -> Callabl
         _emit(log, tail, parser.feed(line))
 
     return handle
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

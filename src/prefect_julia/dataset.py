@@ -18,13 +18,13 @@ import csv
 import io
 import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path, PurePosixPath
 
 from prefect_julia.errors import ConfigError, PrefectJuliaError, ServerError
+from prefect_julia.files import write_atomic
 
 __all__ = [
     "DATASET_TYPES",
@@ -182,33 +182,6 @@ def load_block_basepath(slug: str, name: str) -> Path:
     return Path(block.basepath).expanduser().resolve()
 
 
-# --- atomic files -----------------------------------------------------------------------------------------
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see the old file or the new one, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
 # --- the dataset ------------------------------------------------------------------------------------------
 
 
@@ -350,7 +323,7 @@ class Dataset:
         written = []
         for relative in self.write_paths:
             target = base / relative
-            atomic_write(target, data)
+            write_atomic(target, data)
             written.append(target)
         return written
 

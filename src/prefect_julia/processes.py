@@ -116,7 +116,7 @@ def stop_group(record: PidRecord, *, grace: float = 10.0) -> bool:
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         _reap(record.pid)
-        if not is_alive(record) and not _group_alive(record.pid):
+        if not is_alive(record) and not group_alive(record.pid):
             return False
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
@@ -135,7 +135,8 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def _group_alive(pgid: int) -> bool:
+def group_alive(pgid: int) -> bool:
+    """True while any process of group ``pgid`` exists."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
