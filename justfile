@@ -70,6 +70,14 @@ demo env="":
 bench-servers:
     {{invoke}} bench-servers
 
+# Measure Julia block lookups, load time, and a job direct / via the bridge / in a flow run
+bench-julia:
+    {{invoke}} bench-julia
+
+# Run every benchmark (servers, then Julia)
+bench:
+    {{invoke}} bench
+
 # Run the gate: pre-commit hooks, type check, tests (Julia too), declarations (just gate --skip-tests)
 gate *flags="":
     {{invoke}} gate {{flags}}

@@ -301,3 +301,46 @@ def promote_task(c: Context) -> None:
     result = promote(ROOT, deploy=deploy_prod, env=os.environ)
     moved = f"{result.main_before[:10]} -> {result.main_after[:10]}" if result.moved else "already at dev"
     print(f"promoted: main {moved}, deployed to prod. Push it with `git push origin main`.")
+
+
+# --- benchmarks: speed is measured here, never in timed tests ------------------------------------------------
+
+
+def _bench(name: str) -> None:
+    """Run ``benchmarks/NAME.py``'s ``main()`` (loaded by path: the folder is not a package)."""
+    import importlib.util
+
+    module_name = f"benchmarks_{name}"
+    module = sys.modules.get(module_name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(module_name, ROOT / "benchmarks" / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    print(f"== benchmarks/{name}.py", flush=True)
+    module.main([])
+
+
+@task(name="bench-servers")
+@guarded
+def bench_servers(c: Context) -> None:
+    """Time cold `server-up` against raw `prefect server start` on one database, and the warm no-op."""
+    _bench("servers")
+
+
+@task(name="bench-julia")
+@guarded
+def bench_julia(c: Context) -> None:
+    """Time Julia block lookups against curl, `using` time, and a job direct / via the bridge / in a flow run."""
+    _bench("julia_blocks")
+    _bench("julia_flow")
+
+
+@task(name="bench")
+@guarded
+def bench(c: Context) -> None:
+    """Run every benchmark: servers, then Julia (each prints its figures and ratios)."""
+    _bench("servers")
+    _bench("julia_blocks")
+    _bench("julia_flow")

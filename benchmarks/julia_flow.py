@@ -1,0 +1,184 @@
+"""Benchmark one Julia program run directly, through the bridge, and inside a Prefect flow run; and the demo.
+
+    .venv/bin/python benchmarks/julia_flow.py [--runs 5] [--no-demo]
+
+With a throwaway Prefect server (temporary PREFECT_HOME, free port), round by round so all three see the
+same machine load, after one untimed warm-up of each:
+  - direct: ``julia --project=julia --startup-file=no julia/jobs/hello.jl --name=x`` as a subprocess;
+  - bridge: ``run_julia("hello", {"name": "x"})``, no flow;
+  - flow:   a ``@flow`` calling the ``julia_job`` task, a flow run on that server.
+Prints the medians, the overhead over direct in ms and the ratios.
+
+Then the demo end to end: ``invoke demo`` twice in a temporary copy of the kit with the project files (the
+first run starts the server and worker), reporting the second, warm run; ``invoke server-down dev`` after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parent
+JULIA_PROJECT = REPO_ROOT / "julia"
+PROGRAM = "hello"
+NAME = "x"
+DEMO_TIMEOUT = 900.0
+
+
+def sibling(name: str) -> ModuleType:
+    """Another benchmark module of this folder, loaded once by path (the folder is not a package)."""
+    module_name = f"benchmarks_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, HERE / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def timed(action: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+@contextmanager
+def environ_set(**values: str) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def quiet_prefect_console() -> None:
+    """Keep Prefect's console handlers to warnings; run logs still go to the API as usual."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in list(logging.root.manager.loggerDict))]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, PrefectConsoleHandler):
+                handler.setLevel(logging.WARNING)
+
+
+def program_runs(julia: str, runs: int) -> tuple[list[float], list[float], list[float]]:
+    """(direct, bridge, flow) seconds per run, against the server in PREFECT_API_URL."""
+    from prefect import flow
+    from prefect.logging.handlers import APILogHandler
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from prefect_julia.bridge import julia_job, run_julia
+
+    quiet_prefect_console()
+    direct_cmd = [julia, "--project=julia", "--startup-file=no", f"julia/jobs/{PROGRAM}.jl", f"--name={NAME}"]
+
+    def direct() -> None:
+        subprocess.run(direct_cmd, cwd=REPO_ROOT, check=True, capture_output=True, stdin=subprocess.DEVNULL)
+
+    def bridge() -> None:
+        run_julia(PROGRAM, {"name": NAME}, project=JULIA_PROJECT)
+
+    @flow(name="bench-julia-hello")
+    def hello_flow(name: str) -> Any:
+        return julia_job(PROGRAM, {"name": name})
+
+    def in_flow() -> None:
+        hello_flow(NAME)
+
+    with temporary_settings(updates={PREFECT_API_URL: os.environ["PREFECT_API_URL"]}):
+        for action in (direct, bridge, in_flow):  # warm-up: precompilation, imports, first API calls
+            action()
+        times: tuple[list[float], list[float], list[float]] = ([], [], [])
+        for _ in range(runs):
+            for action, bucket in zip((direct, bridge, in_flow), times, strict=True):
+                bucket.append(timed(action))
+        APILogHandler().flush()  # send the flow runs' logs while the server is still up
+    return times
+
+
+def demo_runs(tmp: Path) -> tuple[float, float]:
+    """Seconds of the first and the second `invoke demo` in a temporary copy of the kit."""
+    servers_bench = sibling("servers")
+    kit = servers_bench.make_kit_repo(tmp / "demo-repo", project=True)
+    try:
+        first = timed(lambda: kit.invoke("demo", "dev", timeout=DEMO_TIMEOUT))
+        second = timed(lambda: kit.invoke("demo", "dev", timeout=DEMO_TIMEOUT))
+    finally:
+        try:
+            kit.invoke("server-down", "dev", timeout=120)
+        finally:
+            from prefect_julia import servers
+
+            servers.server_down(kit.environment("dev"))  # nothing left running even if the task failed
+    return first, second
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="timed runs of each way")
+    parser.add_argument("--no-demo", action="store_true", help="skip the demo end to end")
+    args = parser.parse_args(argv)
+    julia = shutil.which("julia")
+    if julia is None:
+        raise SystemExit("julia is not on PATH: run `bash scripts/install-julia.sh`.")
+    blocks_bench = sibling("julia_blocks")
+
+    with tempfile.TemporaryDirectory(prefix="julia-flow-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        (tmp / "server").mkdir()
+        (tmp / "client").mkdir()
+        print("starting a throwaway Prefect server ...", flush=True)
+        server, api_url, _ = blocks_bench.start_server(tmp / "server")
+        try:
+            with environ_set(
+                PREFECT_HOME=str(tmp / "client"),
+                PREFECT_PROFILES_PATH=str(tmp / "client" / "profiles.toml"),
+                PREFECT_SERVER_ANALYTICS_ENABLED="false",
+                PREFECT_API_URL=api_url,
+            ):
+                direct, bridge, in_flow = program_runs(julia, args.runs)
+        finally:
+            blocks_bench.stop_server(server)
+        demo: tuple[float, float] | None = None
+        if not args.no_demo:
+            print("running `invoke demo` twice in a copy of the kit ...", flush=True)
+            demo = demo_runs(tmp)
+
+    d, b, f = (statistics.median(x) for x in (direct, bridge, in_flow))
+    results: dict[str, Any] = {"direct_s": d, "bridge_s": b, "flow_s": f}
+    print(f"julia/jobs/{PROGRAM}.jl --name={NAME}, medians of {args.runs}")
+    print(f"  direct subprocess         : {d * 1e3:8.0f} ms")
+    print(f"  run_julia (bridge)        : {b * 1e3:8.0f} ms   overhead {(b - d) * 1e3:+7.0f} ms   ratio {b / d:5.2f}")
+    print(f"  @flow + julia_job         : {f * 1e3:8.0f} ms   overhead {(f - d) * 1e3:+7.0f} ms   ratio {f / d:5.2f}")
+    if demo is not None:
+        results.update(demo_first_s=demo[0], demo_warm_s=demo[1])
+        print("`invoke demo` end to end")
+        print(f"  first run (starts server) : {demo[0]:8.1f} s")
+        print(f"  second run (warm server)  : {demo[1]:8.1f} s")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""Benchmark the kit's `server-up` against the raw `prefect server start`, in a throwaway copy of the kit.
+
+    .venv/bin/python benchmarks/servers.py [--rounds 3] [--warm-runs 5]
+
+In a temporary git repository holding the kit's front door (tasks.py, justfile, envs/*, with a free port in
+envs/dev.local.env), so its PREFECT_HOME is temporary too:
+
+1. creates the dev database once (`invoke server-up dev`, then `invoke server-down dev`), untimed;
+2. on that same database, alternates ``--rounds`` restarts of each, order swapped every round:
+   - raw: ``python -m prefect server start --host H --port P`` started here with the environment's process
+     settings and PREFECT_HOME, polled on ``GET /api/health`` at the kit's poll interval until healthy;
+   - kit: ``python -m invoke server-up dev`` (the command users run) until it exits 0 (healthy);
+   and prints both medians and their ratio (target <= 1.10);
+3. with the server up, times the no-op ``python -m invoke server-up dev`` (target < 0.5 s) against the
+   ``python -m invoke --list`` baseline, and the in-process ``servers.server_up`` no-op.
+
+Every server it starts is stopped before it returns, whatever happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect_julia import environments, servers
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+KIT_FILES = ("tasks.py", "justfile", "envs/branches.toml", "envs/dev.env", "envs/prod.env")
+PROJECT_FILES = (
+    "flows",
+    "julia/Project.toml",
+    "julia/src",
+    "julia/jobs",
+    "envs/dev.blocks.toml",
+    "envs/prod.blocks.toml",
+)
+COLD_RATIO_TARGET = 1.10
+WARM_TARGET_S = 0.5
+START_TIMEOUT = 180.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class KitRepo:
+    """A temporary git repository holding the kit's front door, with free ports per environment."""
+
+    root: Path
+    ports: dict[str, int]
+
+    def environ(self) -> dict[str, str]:
+        """The process environment without the caller's PREFECT_* settings."""
+        return {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+
+    def invoke_command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "invoke", *args]
+
+    def invoke(self, *args: str, timeout: float = START_TIMEOUT) -> subprocess.CompletedProcess[str]:
+        """Run ``invoke ARGS`` in the repository; raise with its output when it fails."""
+        done = subprocess.run(
+            self.invoke_command(*args),
+            cwd=self.root,
+            env=self.environ(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"`invoke {' '.join(args)}` exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def environment(self, name: str = "dev") -> environments.Environment:
+        return environments.resolve_environment(name, self.root, self.environ())
+
+
+def make_kit_repo(root: Path, *, branch: str = "feature", project: bool = False) -> KitRepo:
+    """The kit's front door in ``root`` (``project=True``: the flows, the Julia package and blocks too)."""
+    for name in KIT_FILES + (PROJECT_FILES if project else ()):
+        source, target = REPO_ROOT / name, root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "Manifest.toml"))
+        else:
+            target.write_bytes(source.read_bytes())
+    ports = {"dev": free_port(), "prod": free_port()}
+    for env, port in ports.items():
+        (root / "envs" / f"{env}.local.env").write_text(f"PREFECT_JULIA_PORT={port}\n")
+    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid"]
+    subprocess.run(["git", "init", "-q", "-b", branch], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "init"], cwd=root, check=True)
+    return KitRepo(root=root, ports=ports)
+
+
+def timed(action: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def wait_port_free(host: str, port: int, timeout: float = 30.0) -> None:
+    """Wait until nothing listens on ``host:port`` (the previous server has let go of it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            if s.connect_ex((host, port)) != 0:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"port {port} still in use {timeout:.0f} s after the server was stopped")
+        time.sleep(0.1)
+
+
+class RawServer:
+    """``prefect server start`` run by the benchmark itself, as a user would without the kit."""
+
+    def __init__(self, env: environments.Environment, environ: Mapping[str, str]) -> None:
+        self.env = env
+        self.environ = env.process_env(environ)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start it and return once ``GET /api/health`` answers, polled as the kit polls."""
+        log = self.env.home / "raw-server.log"
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(
+                servers.server_command(self.env),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.environ,
+                cwd=self.env.root,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while not servers.is_healthy(self.env.local_api_url, timeout=1.0):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the raw server did not start; see {log}")
+            time.sleep(servers.POLL_INTERVAL)
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            except ProcessLookupError:
+                process.wait()
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="cold restarts of each (raw, kit)")
+    parser.add_argument("--warm-runs", type=int, default=5, help="no-op server-up runs")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="servers-bench-") as tmp:
+        kit = make_kit_repo(Path(tmp) / "repo")
+        env = kit.environment("dev")
+        raw = RawServer(env, kit.environ())
+        print(f"kit copy in {kit.root}, dev on port {env.port}, PREFECT_HOME {env.home}", flush=True)
+
+        def kit_up() -> None:
+            kit.invoke("server-up", "dev")
+
+        def kit_down() -> None:
+            kit.invoke("server-down", "dev")
+            wait_port_free(env.host, env.port)
+
+        def raw_down() -> None:
+            raw.stop()
+            wait_port_free(env.host, env.port)
+
+        try:
+            print("creating the database (first start, untimed) ...", flush=True)
+            create_s = timed(kit_up)
+            kit_down()
+            raw_times: list[float] = []
+            kit_times: list[float] = []
+            for round_ in range(args.rounds):
+                order = ("raw", "kit") if round_ % 2 == 0 else ("kit", "raw")
+                for which in order:
+                    if which == "raw":
+                        raw_times.append(timed(raw.start))
+                        raw_down()
+                    else:
+                        kit_times.append(timed(kit_up))
+                        if not (round_ == args.rounds - 1 and which == order[-1]):
+                            kit_down()
+                print(f"  round {round_ + 1}: raw {raw_times[-1]:.2f} s, kit {kit_times[-1]:.2f} s", flush=True)
+            if not servers.is_healthy(env.local_api_url):
+                kit_up()  # the last round ended with raw: bring the kit's server up for the warm figures
+            warm_cli = [timed(kit_up) for _ in range(args.warm_runs)]
+            listing = [timed(lambda: kit.invoke("--list")) for _ in range(args.warm_runs)]
+            warm_lib = [timed(lambda: servers.server_up(env, kit.environ())) for _ in range(args.warm_runs)]
+        finally:
+            raw.stop()
+            servers.server_down(env)
+
+    raw_s, kit_s = median(raw_times), median(kit_times)
+    ratio = kit_s / raw_s
+    warm_s, list_s, lib_s = median(warm_cli), median(listing), median(warm_lib)
+    results = {
+        "create_s": create_s,
+        "raw_cold_s": raw_s,
+        "kit_cold_s": kit_s,
+        "cold_ratio": ratio,
+        "warm_cli_s": warm_s,
+        "invoke_list_s": list_s,
+        "warm_library_s": lib_s,
+    }
+    n, w = args.rounds, args.warm_runs
+    print(f"server start-up on an existing database, medians of {n}")
+    print(f"  first start (creates the database)     : {create_s:8.2f} s")
+    print(f"  raw `prefect server start` to healthy  : {raw_s:8.2f} s")
+    print(f"  `invoke server-up dev` to healthy      : {kit_s:8.2f} s")
+    print(
+        f"  ratio kit / raw                        : {ratio:8.3f}   (target <= {COLD_RATIO_TARGET}: "
+        f"{'met' if ratio <= COLD_RATIO_TARGET else 'MISSED'})"
+    )
+    print(f"server already up, medians of {w}")
+    print(
+        f"  `invoke server-up dev` (no-op)         : {warm_s:8.3f} s   (target < {WARM_TARGET_S} s: "
+        f"{'met' if warm_s < WARM_TARGET_S else 'MISSED'})"
+    )
+    print(f"  `invoke --list` (baseline)             : {list_s:8.3f} s")
+    print(f"  no-op minus baseline                   : {warm_s - list_s:8.3f} s")
+    print(f"  servers.server_up() in process (no-op) : {lib_s * 1e3:8.2f} ms")
+    return results
+
+
+if __name__ == "__main__":
+    main()
