@@ -74,7 +74,11 @@ def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str, dict[str, st
     log = (home / "server.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 120
     while not _healthy(api_url):
@@ -114,7 +118,10 @@ def lookups(julia: str, curl: str, api_url: str, env: dict[str, str], rounds: in
     curl_cmd = [curl, "--silent", "--show-error", "--fail", "-H", "Accept: application/json", "-o", "/dev/null", url]
     proc = subprocess.Popen(
         [julia, f"--project={JULIA_PROJECT}", "--startup-file=no", "-e", JULIA_WARM, BLOCK],
-        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdin is not None and proc.stdout is not None
     try:
@@ -174,8 +181,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         finally:
             stop_server(server)
 
-    version = subprocess.run([julia, "--startup-file=no", "-e", "print(VERSION)"], capture_output=True,
-                             text=True, check=True).stdout
+    version = subprocess.run(
+        [julia, "--startup-file=no", "-e", "print(VERSION)"], capture_output=True, text=True, check=True
+    ).stdout
     julia_ms, curl_ms = statistics.median(jl) * 1e3, statistics.median(cu) * 1e3
     ratio = julia_ms / curl_ms
     load_s = loaded - baseline
@@ -192,12 +200,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"Julia {version}, {args.rounds} rounds, medians")
     print(f"  block lookup, warm Julia process : {julia_ms:8.2f} ms")
     print(f"  same request with curl           : {curl_ms:8.2f} ms")
-    print(f"  ratio Julia / curl               : {ratio:8.2f}   (target <= {RATIO_TARGET}: "
-          f"{'met' if ratio <= RATIO_TARGET else 'MISSED'})")
+    print(
+        f"  ratio Julia / curl               : {ratio:8.2f}   (target <= {RATIO_TARGET}: "
+        f"{'met' if ratio <= RATIO_TARGET else 'MISSED'})"
+    )
     print(f"  julia -e 1 (baseline)            : {baseline:8.3f} s")
     print(f"  using PrefectInterfaces (total)  : {loaded:8.3f} s")
-    print(f"  using PrefectInterfaces (- base) : {load_s:8.3f} s   (target < {LOAD_TARGET_S} s: "
-          f"{'met' if load_s < LOAD_TARGET_S else 'MISSED'})")
+    print(
+        f"  using PrefectInterfaces (- base) : {load_s:8.3f} s   (target < {LOAD_TARGET_S} s: "
+        f"{'met' if load_s < LOAD_TARGET_S else 'MISSED'})"
+    )
     return results
 
 

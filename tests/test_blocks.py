@@ -7,8 +7,8 @@ import urllib.request
 import uuid
 
 import pytest
-from conftest import KitRepo, RunningServer, make_kit_repo
 
+from conftest import KitRepo, RunningServer, make_kit_repo
 from prefect_julia import blocks
 from prefect_julia.environments import resolve_environment
 from prefect_julia.errors import ConfigError, ServerError

@@ -8,8 +8,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import KitRepo, RunningServer, free_port, make_kit_repo
 
+from conftest import KitRepo, RunningServer, free_port, make_kit_repo
 from prefect_julia import deployments
 from prefect_julia.environments import resolve_environment
 from prefect_julia.errors import ConfigError, ServerError

@@ -3,8 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import KitRepo, make_kit_repo
 
+from conftest import KitRepo, make_kit_repo
 from prefect_julia.environments import describe_sources, load_branch_mapping, resolve_environment
 from prefect_julia.errors import ConfigError
 

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from gitrepos import make_repo
 
+from gitrepos import make_repo
 from prefect_julia.errors import GateFailed
 from prefect_julia.gate import STEP_NAMES, Step, default_steps, gate_env, require_passed, run_gate
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gitrepos import commit_file, head, make_repo, run_git
 
+from gitrepos import commit_file, head, make_repo, run_git
 from prefect_julia import gitrepo
 from prefect_julia.errors import CommandFailed
 

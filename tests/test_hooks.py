@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from gitrepos import make_repo
 
+from gitrepos import make_repo
 from prefect_julia.errors import ConfigError
 from prefect_julia.hooks import MARKER, install_hooks, pre_push_script
 from prefect_julia.pushguard import main, pushed_commits

@@ -6,8 +6,8 @@ import csv
 from pathlib import Path
 
 import pytest
-from conftest import KitRepo, make_kit_repo
 
+from conftest import KitRepo, make_kit_repo
 from prefect_julia.environments import resolve_environment
 from prefect_julia.processes import is_alive, read_pid_file
 

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gitrepos import git_env, head, run_git
 
+from gitrepos import git_env, head, run_git
 from prefect_julia.hooks import install_hooks
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -5,8 +5,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import KitRepo
 
+from conftest import KitRepo
 from prefect_julia import profiles
 from prefect_julia.environments import all_environments
 from prefect_julia.errors import ConfigError

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from conftest import RunningServer
 from gitrepos import commit_file, head, make_repo, run_git
-
 from prefect_julia import gitrepo
 from prefect_julia.errors import ConfigError, GateFailed, ServerError
 from prefect_julia.gate import Step

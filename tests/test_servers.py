@@ -13,8 +13,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import KitRepo
 
+from conftest import KitRepo
 from prefect_julia import servers
 from prefect_julia.environments import resolve_environment
 from prefect_julia.errors import ServerError
