@@ -13,19 +13,19 @@ process with the `julia -e 1` baseline subtracted (target < 0.5 s).
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "tests"))  # the throwaway servers and kit copies the tests use
+from harness import start_server  # noqa: E402
+
 JULIA_PROJECT = REPO_ROOT / "julia"
 BLOCK = "local-file-system/bench"
 RATIO_TARGET = 1.5
@@ -45,58 +45,6 @@ while (line = readline(stdin)) == "go"
     println(dt); flush(stdout)
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _healthy(api_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as r:
-            return bool(r.status == 200)
-    except OSError:
-        return False
-
-
-def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
-    port = free_port()
-    api_url = f"http://127.0.0.1:{port}/api"
-    env = dict(os.environ)
-    env.update(
-        PREFECT_HOME=str(home),
-        PREFECT_PROFILES_PATH=str(home / "profiles.toml"),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_API_URL=api_url,
-    )
-    log = (home / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env=env,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    while not _healthy(api_url):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop_server(proc)
-            raise RuntimeError("Prefect server did not start:\n" + (home / "server.log").read_text()[-3000:])
-        time.sleep(0.5)
-    return proc, api_url, env
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def save_block(env: dict[str, str], basepath: Path) -> None:
@@ -171,7 +119,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="julia-bench-") as tmp:
         home = Path(tmp)
         print("starting a throwaway Prefect server ...", flush=True)
-        server, api_url, env = start_server(home)
+        server = start_server(home)
+        api_url, env = server.api_url, server.env()
         try:
             save_block(env, home / "data")
             for var in ("PREFECT_JULIA_LOG_FORMAT", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"):
@@ -179,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             jl, cu = lookups(julia, curl, api_url, env, args.rounds)
             baseline, loaded = load_times(julia, env, args.load_runs)
         finally:
-            stop_server(server)
+            server.stop()
 
     version = subprocess.run(
         [julia, "--startup-file=no", "-e", "print(VERSION)"], capture_output=True, text=True, check=True

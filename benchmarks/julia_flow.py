@@ -16,7 +16,6 @@ first run starts the server and worker), reporting the second, warm run; ``invok
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import os
 import shutil
@@ -28,28 +27,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent
 JULIA_PROJECT = REPO_ROOT / "julia"
+sys.path.insert(0, str(REPO_ROOT / "tests"))  # the throwaway servers and kit copies the tests use
+from harness import make_kit_repo, start_server  # noqa: E402
+
 PROGRAM = "hello"
 NAME = "x"
 DEMO_TIMEOUT = 900.0
-
-
-def sibling(name: str) -> ModuleType:
-    """Another benchmark module of this folder, loaded once by path (the folder is not a package)."""
-    module_name = f"benchmarks_{name}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, HERE / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def timed(action: Callable[[], Any]) -> float:
@@ -120,14 +108,13 @@ def program_runs(julia: str, runs: int) -> tuple[list[float], list[float], list[
 
 def demo_runs(tmp: Path) -> tuple[float, float]:
     """Seconds of the first and the second `invoke demo` in a temporary copy of the kit."""
-    servers_bench = sibling("servers")
-    kit = servers_bench.make_kit_repo(tmp / "demo-repo", project=True)
+    kit = make_kit_repo(tmp / "demo-repo", project=True)
     try:
-        first = timed(lambda: kit.invoke("demo", "dev", timeout=DEMO_TIMEOUT))
-        second = timed(lambda: kit.invoke("demo", "dev", timeout=DEMO_TIMEOUT))
+        first = timed(lambda: kit.invoke("demo", "dev", timeout=DEMO_TIMEOUT, check=True))
+        second = timed(lambda: kit.invoke("demo", "dev", timeout=DEMO_TIMEOUT, check=True))
     finally:
         try:
-            kit.invoke("server-down", "dev", timeout=120)
+            kit.invoke("server-down", "dev", timeout=120, check=True)
         finally:
             from prefect_julia import servers
 
@@ -143,14 +130,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     julia = shutil.which("julia")
     if julia is None:
         raise SystemExit("julia is not on PATH: run `bash scripts/install-julia.sh`.")
-    blocks_bench = sibling("julia_blocks")
 
     with tempfile.TemporaryDirectory(prefix="julia-flow-bench-") as tmp_name:
         tmp = Path(tmp_name)
         (tmp / "server").mkdir()
         (tmp / "client").mkdir()
         print("starting a throwaway Prefect server ...", flush=True)
-        server, api_url, _ = blocks_bench.start_server(tmp / "server")
+        server = start_server(tmp / "server")
+        api_url = server.api_url
         try:
             with environ_set(
                 PREFECT_HOME=str(tmp / "client"),
@@ -160,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ):
                 direct, bridge, in_flow = program_runs(julia, args.runs)
         finally:
-            blocks_bench.stop_server(server)
+            server.stop()
         demo: tuple[float, float] | None = None
         if not args.no_demo:
             print("running `invoke demo` twice in a copy of the kit ...", flush=True)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import socket
 import statistics
@@ -30,83 +29,18 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prefect_julia import environments, servers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-KIT_FILES = ("tasks.py", "justfile", "envs/branches.toml", "envs/dev.env", "envs/prod.env")
-PROJECT_FILES = (
-    "flows",
-    "julia/Project.toml",
-    "julia/src",
-    "julia/jobs",
-    "envs/dev.blocks.toml",
-    "envs/prod.blocks.toml",
-)
+sys.path.insert(0, str(REPO_ROOT / "tests"))  # the throwaway servers and kit copies the tests use
+from harness import make_kit_repo  # noqa: E402
+
 COLD_RATIO_TARGET = 1.10
 WARM_TARGET_S = 0.5
 START_TIMEOUT = 180.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass(frozen=True)
-class KitRepo:
-    """A temporary git repository holding the kit's front door, with free ports per environment."""
-
-    root: Path
-    ports: dict[str, int]
-
-    def environ(self) -> dict[str, str]:
-        """The process environment without the caller's PREFECT_* settings."""
-        return {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-
-    def invoke_command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "invoke", *args]
-
-    def invoke(self, *args: str, timeout: float = START_TIMEOUT) -> subprocess.CompletedProcess[str]:
-        """Run ``invoke ARGS`` in the repository; raise with its output when it fails."""
-        done = subprocess.run(
-            self.invoke_command(*args),
-            cwd=self.root,
-            env=self.environ(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"`invoke {' '.join(args)}` exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
-        return done
-
-    def environment(self, name: str = "dev") -> environments.Environment:
-        return environments.resolve_environment(name, self.root, self.environ())
-
-
-def make_kit_repo(root: Path, *, branch: str = "feature", project: bool = False) -> KitRepo:
-    """The kit's front door in ``root`` (``project=True``: the flows, the Julia package and blocks too)."""
-    for name in KIT_FILES + (PROJECT_FILES if project else ()):
-        source, target = REPO_ROOT / name, root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "Manifest.toml"))
-        else:
-            target.write_bytes(source.read_bytes())
-    ports = {"dev": free_port(), "prod": free_port()}
-    for env, port in ports.items():
-        (root / "envs" / f"{env}.local.env").write_text(f"PREFECT_JULIA_PORT={port}\n")
-    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid"]
-    subprocess.run(["git", "init", "-q", "-b", branch], cwd=root, check=True)
-    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "init"], cwd=root, check=True)
-    return KitRepo(root=root, ports=ports)
 
 
 def timed(action: Callable[[], Any]) -> float:
@@ -188,10 +122,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"kit copy in {kit.root}, dev on port {env.port}, PREFECT_HOME {env.home}", flush=True)
 
         def kit_up() -> None:
-            kit.invoke("server-up", "dev")
+            kit.invoke("server-up", "dev", timeout=START_TIMEOUT, check=True)
 
         def kit_down() -> None:
-            kit.invoke("server-down", "dev")
+            kit.invoke("server-down", "dev", timeout=START_TIMEOUT, check=True)
             wait_port_free(env.host, env.port)
 
         def raw_down() -> None:
@@ -218,7 +152,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if not servers.is_healthy(env.local_api_url):
                 kit_up()  # the last round ended with raw: bring the kit's server up for the warm figures
             warm_cli = [timed(kit_up) for _ in range(args.warm_runs)]
-            listing = [timed(lambda: kit.invoke("--list")) for _ in range(args.warm_runs)]
+            listing = [timed(lambda: kit.invoke("--list", check=True)) for _ in range(args.warm_runs)]
             warm_lib = [timed(lambda: servers.server_up(env, kit.environ())) for _ in range(args.warm_runs)]
         finally:
             raw.stop()

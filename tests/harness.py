@@ -1,0 +1,151 @@
+"""Throwaway Prefect servers and throwaway copies of the kit, shared by the tests and the benchmarks.
+
+Everything here uses free ports and temporary folders: never the user's ``~/.prefect`` or the repository's
+own ``.prefect/`` state.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect_julia import environments, servers
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: The kit's committed front door, and (``project=True``) the flows, the Julia package and the blocks.
+KIT_FILES = ("tasks.py", "justfile", "envs/branches.toml", "envs/dev.env", "envs/prod.env")
+PROJECT_FILES = (
+    "flows",
+    "julia/Project.toml",
+    "julia/src",
+    "julia/jobs",
+    "envs/dev.blocks.toml",
+    "envs/prod.blocks.toml",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def prefect_env(api_url: str, home: Path) -> dict[str, str]:
+    """``os.environ`` plus the settings of a server (or client) at ``api_url`` with PREFECT_HOME ``home``."""
+    env = dict(os.environ)
+    env.update(
+        PREFECT_API_URL=api_url,
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_PROFILES_PATH=str(home / "profiles.toml"),
+    )
+    return env
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    """A ``prefect server start`` in its own session, on a free port, with a temporary PREFECT_HOME."""
+
+    api_url: str
+    port: int
+    home: Path
+    process: subprocess.Popen[bytes]
+
+    def env(self) -> dict[str, str]:
+        """Process environment for a client of this server."""
+        return prefect_env(self.api_url, self.home)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(home: Path, *, timeout: float = 120.0) -> RunningServer:
+    """Start a server with PREFECT_HOME ``home``; return once ``GET /api/health`` answers."""
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    log = home / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=prefect_env(api_url, home),
+            start_new_session=True,
+        )
+    server = RunningServer(api_url, port, home, process)
+    deadline = time.monotonic() + timeout
+    while not servers.is_healthy(api_url, timeout=2.0):
+        if process.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError("The Prefect server did not start:\n" + log.read_text()[-3000:])
+        time.sleep(0.5)
+    return server
+
+
+@dataclass(frozen=True)
+class KitRepo:
+    """A temporary git repository holding the kit's committed front door, with free ports per environment."""
+
+    root: Path
+    ports: dict[str, int]
+
+    def environ(self, **extra: str) -> dict[str, str]:
+        """A process environment without the caller's PREFECT_* settings."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env.update(extra)
+        return env
+
+    def invoke(
+        self, *args: str, timeout: float = 180, check: bool = False, **extra: str
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``invoke ARGS`` in the repository; ``check=True`` raises with its output when it fails."""
+        done = subprocess.run(
+            [sys.executable, "-m", "invoke", *args],
+            cwd=self.root,
+            env=self.environ(**extra),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        if check and done.returncode != 0:
+            raise RuntimeError(f"`invoke {' '.join(args)}` exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def git(self, *args: str) -> str:
+        return subprocess.run(["git", *args], cwd=self.root, check=True, capture_output=True, text=True).stdout
+
+    def environment(self, name: str = "dev") -> environments.Environment:
+        return environments.resolve_environment(name, self.root, self.environ())
+
+
+def make_kit_repo(root: Path, *, branch: str = "feature", git: bool = True, project: bool = False) -> KitRepo:
+    """A kit repository in ``root``; ``project=True`` also copies the flows, the Julia package and blocks."""
+    for name in KIT_FILES + (PROJECT_FILES if project else ()):
+        source, target = REPO_ROOT / name, root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "Manifest.toml"))
+        else:
+            target.write_bytes(source.read_bytes())
+    ports = {"dev": free_port(), "prod": free_port()}
+    for env, port in ports.items():
+        (root / "envs" / f"{env}.local.env").write_text(f"PREFECT_JULIA_PORT={port}\n")
+    if git:
+        author = ["-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+        subprocess.run(["git", "init", "-q", "-b", branch], cwd=root, check=True)
+        subprocess.run(["git", *author, "commit", "-q", "--allow-empty", "-m", "init"], cwd=root, check=True)
+    return KitRepo(root=root, ports=ports)
