@@ -54,5 +54,16 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
 
 
 @pytest.fixture
+def on_server(prefect_server: RunningServer) -> Iterator[RunningServer]:
+    """The session server, with this test's Prefect run logs delivered to it before the test ends."""
+    from prefect.logging.handlers import APILogWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
+        yield prefect_server
+        APILogWorker.drain_all(timeout=10)  # deliver run logs while the server is still up
+
+
+@pytest.fixture
 def kit_repo(tmp_path: Path) -> KitRepo:
     return make_kit_repo(tmp_path / "repo")

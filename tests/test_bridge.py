@@ -8,7 +8,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,22 +31,6 @@ from prefect_julia.bridge import (
     run_julia,
 )
 from prefect_julia.errors import CommandFailed, ConfigError, PrefectJuliaError
-
-
-@pytest.fixture
-def on_server(prefect_server: Any) -> Iterator[Any]:
-    """Point Prefect clients in this process at the session server.
-
-    Prefect reads its settings once, at import; setting ``PREFECT_API_URL`` in ``os.environ`` later is not
-    seen by an already-imported ``prefect``, which would then start a temporary server of its own.
-    """
-    from prefect.logging.handlers import APILogWorker
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
-        yield prefect_server
-        APILogWorker.drain_all(timeout=10)  # deliver run logs while the server is still up
-
 
 needs_julia = pytest.mark.skipif(shutil.which("julia") is None, reason="no julia: bash scripts/install-julia.sh")
 

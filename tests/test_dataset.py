@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -14,22 +13,6 @@ import pytest
 
 from prefect_julia.dataset import Dataset, DatasetError, DatasetMissing, block_reference
 from prefect_julia.errors import ConfigError
-
-
-@pytest.fixture
-def on_server(prefect_server: Any) -> Iterator[Any]:
-    """Point Prefect clients in this process at the session server.
-
-    Prefect reads its settings once, at import; setting ``PREFECT_API_URL`` in ``os.environ`` later is not
-    seen by an already-imported ``prefect``, which would then start a temporary server of its own.
-    """
-    from prefect.logging.handlers import APILogWorker
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
-        yield prefect_server
-        APILogWorker.drain_all(timeout=10)  # deliver run logs while the server is still up
-
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "dataset_paths.json").read_text())
 TODAY = date.fromisoformat(VECTORS["today"])
