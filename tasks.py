@@ -1,7 +1,7 @@
 """The kit's front door: `invoke --list` shows every task, `invoke --help TASK` its options.
 
 Tasks only parse arguments, call the library in ``src/prefect_julia`` and print; errors from the library
-become a message and a non-zero exit in ``prefect_julia.edge``. ENV is ``dev`` or ``prod``; left out, it is
+become a message and a non-zero exit in ``prefect_julia.cli.edge``. ENV is ``dev`` or ``prod``; left out, it is
 the environment of the current git branch (``envs/branches.toml``).
 """
 
@@ -16,11 +16,11 @@ from pathlib import Path
 from invoke import task
 from invoke.context import Context
 
-from prefect_julia import environments, profiles, servers
-from prefect_julia.console import Progress, human_bytes, table
-from prefect_julia.edge import guarded
-from prefect_julia.files import tail
-from prefect_julia.invoke_args import allow_optional_positionals
+from prefect_julia.cli.edge import guarded
+from prefect_julia.cli.invoke_args import allow_optional_positionals
+from prefect_julia.core.console import Progress, human_bytes, table
+from prefect_julia.core.files import tail
+from prefect_julia.kit import environments, profiles, servers
 
 ROOT = Path(__file__).resolve().parent
 allow_optional_positionals()  # `invoke server-up` and `invoke server-up dev` both work
@@ -173,7 +173,7 @@ def blocks(c: Context, env: str | None = None) -> None:
 @guarded
 def deploy(c: Context, env: str | None = None) -> None:
     """Apply flows/deployments.toml to the environment's server (work pool created when missing)."""
-    from prefect_julia import deployments
+    from prefect_julia.kit import deployments
 
     resolved = _env(env)
     report = deployments.apply(ROOT, resolved)
@@ -189,7 +189,7 @@ def deploy(c: Context, env: str | None = None) -> None:
 @guarded
 def worker_up(c: Context, env: str | None = None) -> None:
     """Start a background process worker for the environment's work pool."""
-    from prefect_julia import workers
+    from prefect_julia.kit import workers
 
     state, started = workers.worker_up(_env(env), os.environ)
     print(f"{state.env} worker {'started' if started else 'already running'} (pid {state.pid}) on pool {state.pool}")
@@ -199,7 +199,7 @@ def worker_up(c: Context, env: str | None = None) -> None:
 @guarded
 def worker_down(c: Context, env: str | None = None) -> None:
     """Stop the environment's worker."""
-    from prefect_julia import workers
+    from prefect_julia.kit import workers
 
     resolved = _env(env)
     stopped = workers.worker_down(resolved)
@@ -210,7 +210,7 @@ def worker_down(c: Context, env: str | None = None) -> None:
 @guarded
 def worker_status(c: Context) -> None:
     """Show every environment's worker: pool, pid, online or not, log file."""
-    from prefect_julia import workers
+    from prefect_julia.kit import workers
 
     rows = []
     for resolved in environments.all_environments(ROOT, os.environ):
@@ -234,7 +234,7 @@ def run(
     c: Context, deployment: str | None = None, param: list[str] | None = None, env: str = "", timeout: float = 0
 ) -> None:
     """Run a deployment, follow it, and exit 0 only when it Completed."""
-    from prefect_julia import runs, workers
+    from prefect_julia.kit import runs, workers
 
     resolved = _env(env or None)
     params = runs.parse_params(param or [])
@@ -248,7 +248,7 @@ def run(
 @guarded
 def demo(c: Context, env: str | None = None) -> None:
     """Server up, blocks, deploy, worker up, run the demo pipeline, show its output dataset."""
-    from prefect_julia.demo import run_demo
+    from prefect_julia.kit.demo import run_demo
 
     run_demo(ROOT, os.environ, env or "dev", print)
 
@@ -260,7 +260,7 @@ def demo(c: Context, env: str | None = None) -> None:
 @guarded
 def hooks(c: Context, python: str = "") -> None:
     """Install the git hooks: pre-commit's checks on every commit, the whole gate before a push to main."""
-    from prefect_julia.hooks import install_hooks
+    from prefect_julia.gates.hooks import install_hooks
 
     for path in install_hooks(ROOT, python=python or None, env=os.environ):
         print(f"installed {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
@@ -268,14 +268,14 @@ def hooks(c: Context, python: str = "") -> None:
 
 @task(
     help={
-        "skip": "comma-separated steps to skip: hooks, types, tests, declarations",
+        "skip": "comma-separated steps to skip: hooks, types, layers, tests, declarations",
         "skip_tests": "skip the pytest suite (same as --skip tests)",
     }
 )
 @guarded
 def gate(c: Context, skip: str = "", skip_tests: bool = False) -> None:
     """Run the gate: pre-commit on all files, mypy, pytest (Julia suite too), declarations; one summary table."""
-    from prefect_julia.gate import require_passed, run_gate
+    from prefect_julia.gates.gate import require_passed, run_gate
 
     skipped = [name.strip() for name in skip.split(",") if name.strip()] + (["tests"] if skip_tests else [])
     report = run_gate(ROOT, skip=skipped, env=os.environ)
@@ -290,8 +290,8 @@ def gate(c: Context, skip: str = "", skip_tests: bool = False) -> None:
 @guarded
 def promote_task(c: Context) -> None:
     """From dev with a clean tree: gate, fast-forward main to dev, gate on main, deploy to prod."""
-    from prefect_julia import deployments
-    from prefect_julia.promote import promote
+    from prefect_julia.gates.promote import promote
+    from prefect_julia.kit import deployments
 
     def deploy_prod() -> None:
         report = deployments.apply(ROOT, _env("prod"))

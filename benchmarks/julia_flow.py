@@ -77,7 +77,7 @@ def program_runs(julia: str, runs: int) -> tuple[list[float], list[float], list[
     from prefect.logging.handlers import APILogHandler
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from prefect_julia.bridge import julia_job, run_julia
+    from prefect_julia.runtime.bridge import julia_job, run_julia
 
     quiet_prefect_console()
     direct_cmd = [julia, "--project=julia", "--startup-file=no", f"julia/jobs/{PROGRAM}.jl", f"--name={NAME}"]
@@ -116,7 +116,7 @@ def demo_runs(tmp: Path) -> tuple[float, float]:
         try:
             kit.invoke("server-down", "dev", timeout=120, check=True)
         finally:
-            from prefect_julia import servers
+            from prefect_julia.kit import servers
 
             servers.server_down(kit.environment("dev"))  # nothing left running even if the task failed
     return first, second

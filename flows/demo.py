@@ -19,8 +19,8 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from prefect_julia.bridge import julia_job
-from prefect_julia.dataset import Dataset
+from prefect_julia.runtime.bridge import julia_job
+from prefect_julia.runtime.dataset import Dataset
 
 STATIONS = ("north", "south", "east", "west")
 FIELDS = ["station", "hour", "temperature_c", "humidity_pct"]

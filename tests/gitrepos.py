@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from prefect_julia.gitrepo import clean_env
+from prefect_julia.core.gitrepo import clean_env
 
 
 def git_env(**extra: str) -> dict[str, str]:

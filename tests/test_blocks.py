@@ -9,9 +9,9 @@ import uuid
 import pytest
 
 from conftest import KitRepo, RunningServer, make_kit_repo
-from prefect_julia import blocks
-from prefect_julia.environments import resolve_environment
-from prefect_julia.errors import ConfigError, ServerError
+from prefect_julia.core.errors import ConfigError, ServerError
+from prefect_julia.kit import blocks
+from prefect_julia.kit.environments import resolve_environment
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from prefect_julia.bridge import (
+from prefect_julia.core.errors import CommandFailed, ConfigError, PrefectJuliaError
+from prefect_julia.runtime.bridge import (
     JuliaFailed,
     JuliaLog,
     JuliaNotFound,
@@ -30,7 +31,6 @@ from prefect_julia.bridge import (
     resolve_program,
     run_julia,
 )
-from prefect_julia.errors import CommandFailed, ConfigError, PrefectJuliaError
 
 needs_julia = pytest.mark.skipif(shutil.which("julia") is None, reason="no julia: bash scripts/install-julia.sh")
 
@@ -379,7 +379,7 @@ class TestInFlows:
 
 
 def test_result_document_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import prefect_julia.bridge as bridge
+    import prefect_julia.runtime.bridge as bridge
 
     monkeypatch.setattr(bridge, "MAX_RESULT_BYTES", 10)
     (tmp_path / "big.json").write_text(json.dumps({"rows": list(range(10))}))
@@ -415,7 +415,7 @@ def test_python_and_julia_share_datasets(
     from prefect import flow
     from prefect.filesystems import LocalFileSystem
 
-    from prefect_julia.dataset import Dataset
+    from prefect_julia.runtime.dataset import Dataset
 
     block = f"store-{uuid.uuid4().hex[:8]}"
     LocalFileSystem(basepath=str(tmp_path / "store")).save(block, overwrite=True)

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from prefect_julia.dataset import Dataset, DatasetError, DatasetMissing, block_reference
-from prefect_julia.errors import ConfigError
+from prefect_julia.core.errors import ConfigError
+from prefect_julia.runtime.dataset import Dataset, DatasetError, DatasetMissing, block_reference
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "dataset_paths.json").read_text())
 TODAY = date.fromisoformat(VECTORS["today"])

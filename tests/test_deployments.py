@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from conftest import KitRepo, RunningServer, free_port, make_kit_repo
-from prefect_julia import deployments
-from prefect_julia.environments import resolve_environment
-from prefect_julia.errors import ConfigError, ServerError
+from prefect_julia.core.errors import ConfigError, ServerError
+from prefect_julia.kit import deployments
+from prefect_julia.kit.environments import resolve_environment
 
 FLOW = """
 from prefect import flow

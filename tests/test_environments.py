@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from conftest import KitRepo, make_kit_repo
-from prefect_julia.environments import describe_sources, load_branch_mapping, resolve_environment
-from prefect_julia.errors import ConfigError
+from prefect_julia.core.errors import ConfigError
+from prefect_julia.kit.environments import describe_sources, load_branch_mapping, resolve_environment
 
 
 @pytest.mark.parametrize(("branch", "env"), [("main", "prod"), ("feature/x", "dev"), ("dev", "dev")])

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from gitrepos import make_repo
-from prefect_julia.errors import GateFailed
-from prefect_julia.gate import STEP_NAMES, Step, default_steps, gate_env, require_passed, run_gate
+from prefect_julia.core.errors import GateFailed
+from prefect_julia.gates.gate import STEP_NAMES, Step, default_steps, gate_env, require_passed, run_gate
 
 PY = sys.executable
 
@@ -90,11 +90,11 @@ def test_step_needs_exactly_one_action() -> None:
         Step("both", "x", command=["true"], check=lambda root: [])
 
 
-def test_default_steps_are_the_four_gates_in_order() -> None:
+def test_default_steps_are_the_gates_in_order() -> None:
     steps = default_steps()
-    assert tuple(s.name for s in steps) == STEP_NAMES == ("hooks", "types", "tests", "declarations")
+    assert tuple(s.name for s in steps) == STEP_NAMES == ("hooks", "types", "layers", "tests", "declarations")
     assert steps[0].command is not None and "--all-files" in steps[0].command
-    assert steps[3].check is not None
+    assert steps[2].check is not None and steps[4].check is not None
 
 
 def test_gate_env_drops_git_hook_variables_and_finds_project_tools() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from gitrepos import commit_file, head, make_repo, run_git
-from prefect_julia import gitrepo
-from prefect_julia.errors import CommandFailed
+from prefect_julia.core import gitrepo
+from prefect_julia.core.errors import CommandFailed
 
 
 @pytest.fixture

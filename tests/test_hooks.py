@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from gitrepos import make_repo
-from prefect_julia.errors import ConfigError
-from prefect_julia.hooks import MARKER, install_hooks, pre_push_script
-from prefect_julia.pushguard import main, pushed_commits
+from prefect_julia.core.errors import ConfigError
+from prefect_julia.gates.hooks import MARKER, install_hooks, pre_push_script
+from prefect_julia.gates.pushguard import main, pushed_commits
 
 A, B = "a" * 40, "b" * 40
 ZERO = "0" * 40
@@ -34,7 +34,7 @@ def test_push_to_another_branch_passes_without_a_gate(tmp_path: Path) -> None:
 def test_pre_push_script_runs_the_guard_with_the_given_python() -> None:
     script = pre_push_script("/opt/my env/bin/python")
     assert script.startswith("#!/bin/sh\n") and MARKER in script
-    assert "exec '/opt/my env/bin/python' -m prefect_julia.pushguard" in script
+    assert "exec '/opt/my env/bin/python' -m prefect_julia.gates.pushguard" in script
 
 
 def test_someone_elses_pre_push_hook_is_left_alone(tmp_path: Path) -> None:

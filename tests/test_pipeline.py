@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 
 from conftest import KitRepo, make_kit_repo
-from prefect_julia.environments import resolve_environment
-from prefect_julia.processes import is_alive, read_pid_file
+from prefect_julia.core.processes import is_alive, read_pid_file
+from prefect_julia.kit.environments import resolve_environment
 
 pytestmark = [pytest.mark.server, pytest.mark.julia]
 
 FAILING_FLOW = """
 from prefect import flow
 
-from prefect_julia.bridge import julia_job
+from prefect_julia.runtime.bridge import julia_job
 
 
 @flow(name="failing-job")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from gitrepos import git_env, head, run_git
-from prefect_julia.hooks import install_hooks
+from prefect_julia.gates.hooks import install_hooks
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COPIED = [
@@ -24,7 +24,7 @@ COPIED = [
     ".github/zizmor.yml",
     ".github/workflows/gate.yml",
     ".github/workflows/deploy.yml",
-    "src/prefect_julia/secretscan.py",
+    "src/prefect_julia/gates/secretscan.py",
 ]
 SECRET_VALUE = "s3cret-warehouse-pass"
 # Built at run time so that this file itself passes the hooks.

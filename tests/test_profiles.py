@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from conftest import KitRepo
-from prefect_julia import profiles
-from prefect_julia.environments import all_environments
-from prefect_julia.errors import ConfigError
+from prefect_julia.core.errors import ConfigError
+from prefect_julia.kit import profiles
+from prefect_julia.kit.environments import all_environments
 
 
 def _sync(repo: KitRepo) -> profiles.SyncReport:

@@ -17,10 +17,10 @@ import pytest
 
 from conftest import RunningServer
 from gitrepos import commit_file, head, make_repo, run_git
-from prefect_julia import gitrepo
-from prefect_julia.errors import ConfigError, GateFailed, ServerError
-from prefect_julia.gate import Step
-from prefect_julia.promote import Branches, promote, promotion_branches
+from prefect_julia.core import gitrepo
+from prefect_julia.core.errors import ConfigError, GateFailed, ServerError
+from prefect_julia.gates.gate import Step
+from prefect_julia.gates.promote import Branches, promote, promotion_branches
 
 PY = sys.executable
 PASSING_TEST = "def test_sum():\n    assert 1 + 1 == 2\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from prefect_julia.secretscan import API_KEY, load_local_secrets, main, scan_file, scan_text
+from prefect_julia.gates.secretscan import API_KEY, load_local_secrets, main, scan_file, scan_text
 
 # Built at run time so this file itself never holds something that looks like a key.
 FAKE_USER_KEY = "pnu_" + "Ab3" * 12
@@ -79,7 +79,7 @@ def test_main_exit_codes_and_messages(
 
 def test_runs_as_a_plain_script_and_as_the_console_script(project: Path) -> None:
     (project / "leak.txt").write_text(f"x={SECRET_VALUE}\n")
-    script = Path(__file__).resolve().parents[1] / "src" / "prefect_julia" / "secretscan.py"
+    script = Path(__file__).resolve().parents[1] / "src" / "prefect_julia" / "gates" / "secretscan.py"
     as_script = subprocess.run([sys.executable, str(script), "leak.txt"], cwd=project, capture_output=True, text=True)
     assert as_script.returncode == 1 and "leak.txt:1: holds the value of PREFECT_JULIA_DB_PASSWORD" in as_script.stdout
     console = Path(sys.executable).parent / "prefect-julia-secretscan"

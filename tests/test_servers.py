@@ -15,10 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import KitRepo
-from prefect_julia import servers
-from prefect_julia.environments import resolve_environment
-from prefect_julia.errors import ServerError
-from prefect_julia.processes import is_alive, read_pid_file, start_time
+from prefect_julia.core.errors import ServerError
+from prefect_julia.core.processes import is_alive, read_pid_file, start_time
+from prefect_julia.kit import servers
+from prefect_julia.kit.environments import resolve_environment
 
 pytestmark = pytest.mark.server
 

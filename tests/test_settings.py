@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from prefect_julia.errors import ConfigError
-from prefect_julia.settings import Source, read_env_file, resolve
+from prefect_julia.core.errors import ConfigError
+from prefect_julia.kit.settings import Source, read_env_file, resolve
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from prefect_julia import gitrepo
-from prefect_julia.errors import CommandFailed, ConfigError, GateFailed, ServerError
-from prefect_julia.gate import GateReport, Step, require_passed, run_gate
+from prefect_julia.core import gitrepo
+from prefect_julia.core.errors import CommandFailed, ConfigError, GateFailed, ServerError
+from prefect_julia.gates.gate import GateReport, Step, require_passed, run_gate
 
 __all__ = ["Branches", "Promotion", "promote", "promotion_branches"]
 

@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from prefect_julia.errors import CommandFailed
+from prefect_julia.core.errors import CommandFailed
 
 __all__ = [
     "changed_paths",

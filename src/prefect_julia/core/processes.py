@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from prefect_julia.files import write_atomic
+from prefect_julia.core.files import write_atomic
 
 
 @dataclass(frozen=True)

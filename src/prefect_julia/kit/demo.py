@@ -9,11 +9,11 @@ import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from prefect_julia import blocks, deployments, runs, servers, workers
-from prefect_julia.bridge import find_julia
-from prefect_julia.console import Progress, table
-from prefect_julia.dataset import Dataset
-from prefect_julia.environments import Environment, resolve_environment
+from prefect_julia.core.console import Progress, table
+from prefect_julia.kit import blocks, deployments, runs, servers, workers
+from prefect_julia.kit.environments import Environment, resolve_environment
+from prefect_julia.runtime.bridge import find_julia
+from prefect_julia.runtime.dataset import Dataset
 
 DEPLOYMENT = "daily"
 TOKEN_SETTING = "DEMO_API_TOKEN"

@@ -9,8 +9,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prefect_julia.environments import Environment
-from prefect_julia.errors import ServerError
+from prefect_julia.core.errors import ServerError
+from prefect_julia.kit.environments import Environment
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient

@@ -23,8 +23,8 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path, PurePosixPath
 
-from prefect_julia.errors import ConfigError, PrefectJuliaError, ServerError
-from prefect_julia.files import write_atomic
+from prefect_julia.core.errors import ConfigError, PrefectJuliaError, ServerError
+from prefect_julia.core.files import write_atomic
 
 __all__ = [
     "DATASET_TYPES",

@@ -16,10 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from prefect_julia.environments import Environment
-from prefect_julia.errors import ServerError
-from prefect_julia.files import tail
-from prefect_julia.processes import (
+from prefect_julia.core.errors import ServerError
+from prefect_julia.core.files import tail
+from prefect_julia.core.processes import (
     describe_pid,
     file_lock,
     is_alive,
@@ -30,6 +29,7 @@ from prefect_julia.processes import (
     stop_group,
     write_pid_file,
 )
+from prefect_julia.kit.environments import Environment
 
 Progress = Callable[[float], None]
 POLL_INTERVAL = 0.2

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from prefect_julia.environments import Environment
-from prefect_julia.errors import ConfigError, PrefectJuliaError
+from prefect_julia.core.errors import ConfigError, PrefectJuliaError
+from prefect_julia.kit.environments import Environment
 
 
 class RunFailed(PrefectJuliaError):
@@ -42,7 +42,7 @@ class RunOutcome:
 
 def deployment_names(env: Environment) -> list[str]:
     """Every ``flow/deployment`` name on ``env``'s server."""
-    from prefect_julia.prefect_api import client_for
+    from prefect_julia.kit.prefect_api import client_for
 
     with client_for(env) as client:
         deployments = client.read_deployments()
@@ -74,7 +74,7 @@ def run(
     """Run deployment ``name`` on ``env`` and wait for its final state; raise ``RunFailed`` unless Completed."""
     from prefect.deployments import run_deployment
 
-    from prefect_julia.prefect_api import settings_for
+    from prefect_julia.kit.prefect_api import settings_for
 
     full = resolve_name(env, name)
     with settings_for(env):

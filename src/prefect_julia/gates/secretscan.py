@@ -1,6 +1,6 @@
 """Refuse files that hold a Prefect API key or a secret value from the local settings.
 
-Used as a pre-commit hook (``python src/prefect_julia/secretscan.py FILE...``) and as the console script
+Used as a pre-commit hook (``python src/prefect_julia/gates/secretscan.py FILE...``) and as the console script
 ``prefect-julia-secretscan``. It looks for
 
 * Prefect API keys: ``pnu_`` (user) or ``pnb_`` (bot/service account) followed by 36 letters and digits;

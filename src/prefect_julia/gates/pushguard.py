@@ -1,6 +1,6 @@
 """The pre-push hook: run the gate before any push to the main branch.
 
-``invoke hooks`` installs a git ``pre-push`` hook that runs ``python -m prefect_julia.pushguard`` with the
+``invoke hooks`` installs a git ``pre-push`` hook that runs ``python -m prefect_julia.gates.pushguard`` with the
 project's interpreter. Git hands the hook one line per pushed ref on stdin
 (``<local ref> <local sha> <remote ref> <remote sha>``). Pushes to other branches, and deletions, pass at once.
 For a push to main the pushed commit must be the checked-out one (the gate checks the working tree), and then
@@ -16,9 +16,9 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from prefect_julia import gitrepo
-from prefect_julia.errors import PrefectJuliaError
-from prefect_julia.promote import promotion_branches
+from prefect_julia.core import gitrepo
+from prefect_julia.core.errors import PrefectJuliaError
+from prefect_julia.gates.promote import promotion_branches
 
 __all__ = ["GATE_COMMAND", "main", "pushed_commits"]
 

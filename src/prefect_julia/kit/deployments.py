@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prefect_julia.environments import Environment
-from prefect_julia.errors import ConfigError
+from prefect_julia.core.errors import ConfigError
+from prefect_julia.kit.environments import Environment
 
 DECLARATION_FILE = Path("flows/deployments.toml")
 MANAGED_TAG = "prefect-julia"
@@ -159,7 +159,7 @@ def apply(root: Path, env: Environment) -> DeployReport:
     from prefect.client.schemas.schedules import CronSchedule
     from prefect.exceptions import ObjectNotFound
 
-    from prefect_julia.prefect_api import client_for
+    from prefect_julia.kit.prefect_api import client_for
 
     specs = [spec for spec in load(root) if env.name in spec.environments]
     problems = [problem for spec in specs for problem in check_spec(root, spec)]

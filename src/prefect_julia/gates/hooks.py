@@ -1,7 +1,7 @@
 """Installing the git hooks: pre-commit's hooks at commit time, and the gate before a push to main.
 
 ``install_hooks`` runs ``pre-commit install`` (the hooks of ``.pre-commit-config.yaml``) and writes a git
-``pre-push`` hook that runs ``prefect_julia.pushguard`` with the interpreter that installed it.
+``pre-push`` hook that runs ``prefect_julia.gates.pushguard`` with the interpreter that installed it.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from prefect_julia import gitrepo
-from prefect_julia.errors import CommandFailed, ConfigError
+from prefect_julia.core import gitrepo
+from prefect_julia.core.errors import CommandFailed, ConfigError
 
 __all__ = ["MARKER", "install_hooks", "pre_push_script"]
 
@@ -26,7 +26,7 @@ def pre_push_script(python: str) -> str:
     return (
         "#!/bin/sh\n"
         f"{MARKER}: runs the gate before any push to main. Written by `invoke hooks`.\n"
-        f'exec {shlex.quote(python)} -m prefect_julia.pushguard "$@"\n'
+        f'exec {shlex.quote(python)} -m prefect_julia.gates.pushguard "$@"\n'
     )
 
 

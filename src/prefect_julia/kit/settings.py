@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dotenv.parser import parse_stream
 
-from prefect_julia.errors import ConfigError
+from prefect_julia.core.errors import ConfigError
 
 #: Names that mark a value as secret: it is masked wherever settings are shown.
 SECRET_NAME = re.compile(r"(SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|AUTH|CREDENTIAL|PRIVATE)", re.IGNORECASE)

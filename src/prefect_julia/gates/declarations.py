@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect_julia import blocks, deployments
-from prefect_julia.environments import ENVIRONMENTS
+from prefect_julia.kit import blocks, deployments
+from prefect_julia.kit.environments import ENVIRONMENTS
 
 
 def check(root: Path) -> list[str]:

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prefect_julia.environments import Environment
-from prefect_julia.errors import ConfigError
+from prefect_julia.core.errors import ConfigError
+from prefect_julia.kit.environments import Environment
 
 #: Block types a declaration may use, with the Python class that saves them.
 BLOCK_CLASSES = {
@@ -149,7 +149,7 @@ def apply(decl: Declarations, env: Environment) -> ApplyReport:
     from prefect.exceptions import ObjectNotFound
     from prefect.variables import Variable
 
-    from prefect_julia.prefect_api import client_for
+    from prefect_julia.kit.prefect_api import client_for
 
     blocks, variables = resolved_values(decl, env)
     report = ApplyReport()

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-from prefect_julia.errors import PrefectJuliaError
+from prefect_julia.core.errors import PrefectJuliaError
 
 P = ParamSpec("P")
 R = TypeVar("R")

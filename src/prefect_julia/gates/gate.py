@@ -1,4 +1,4 @@
-"""The one gate: ordered steps (hooks, types, tests, declarations), a runner, and one summary table.
+"""The one gate: ordered steps (hooks, types, layers, tests, declarations), a runner, and one summary table.
 
 A step is a name plus either a command (run in the repository root, its output streamed and its tail kept)
 or a callable that takes the root and returns a list of problems (empty = passed). The runner runs every
@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from prefect_julia.errors import GateFailed, PrefectJuliaError
-from prefect_julia.gitrepo import clean_env
+from prefect_julia.core.errors import GateFailed, PrefectJuliaError
+from prefect_julia.core.gitrepo import clean_env
 
 __all__ = [
     "STEP_NAMES",
@@ -28,13 +28,14 @@ __all__ = [
     "Step",
     "StepResult",
     "check_declarations",
+    "check_layers",
     "default_steps",
     "gate_env",
     "require_passed",
     "run_gate",
 ]
 
-STEP_NAMES = ("hooks", "types", "tests", "declarations")
+STEP_NAMES = ("hooks", "types", "layers", "tests", "declarations")
 _TAIL_LINES = 25
 
 
@@ -124,15 +125,22 @@ def gate_env(environ: Mapping[str, str]) -> dict[str, str]:
 def check_declarations(root: Path) -> list[str]:
     """Problems in the deployment and block declarations, found without a server (empty = valid)."""
     try:
-        check: Callable[[Path], list[str]] = importlib.import_module("prefect_julia.declarations").check
+        check: Callable[[Path], list[str]] = importlib.import_module("prefect_julia.gates.declarations").check
     except ModuleNotFoundError as error:
-        return [f"The declaration checker prefect_julia.declarations is missing ({error}); restore the module."]
+        return [f"The declaration checker prefect_julia.gates.declarations is missing ({error}); restore the module."]
     except (ImportError, AttributeError) as error:
-        return [f"The declaration checker could not be loaded ({error}); fix prefect_julia/declarations.py."]
+        return [f"The declaration checker could not be loaded ({error}); fix prefect_julia/gates/declarations.py."]
     try:
         return list(check(root))
     except PrefectJuliaError as error:
         return [str(error)]
+
+
+def check_layers(root: Path) -> list[str]:
+    """Imports that cross the package's layers the wrong way (empty = none)."""
+    from prefect_julia.gates import layers
+
+    return layers.check(root)
 
 
 def default_steps() -> list[Step]:
@@ -145,6 +153,7 @@ def default_steps() -> list[Step]:
             command=[python, "-m", "pre_commit", "run", "--all-files", "--show-diff-on-failure"],
         ),
         Step("types", "mypy (strict) on the package", command=[python, "-m", "mypy"]),
+        Step("layers", "imports respect the package's layers", check=check_layers),
         Step("tests", "pytest suite, Julia suite included", command=[python, "-m", "pytest", "-q"]),
         Step("declarations", "deployments and blocks declared validly", check=check_declarations),
     ]

@@ -14,9 +14,9 @@ import tomlkit
 import tomlkit.exceptions
 from tomlkit.items import Table
 
-from prefect_julia.environments import Environment
-from prefect_julia.errors import ConfigError
-from prefect_julia.files import write_atomic
+from prefect_julia.core.errors import ConfigError
+from prefect_julia.core.files import write_atomic
+from prefect_julia.kit.environments import Environment
 
 PROFILES_FILE = Path("profiles/profiles.toml")
 

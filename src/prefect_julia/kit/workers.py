@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from prefect_julia.environments import Environment
-from prefect_julia.errors import ServerError
-from prefect_julia.files import tail
-from prefect_julia.processes import file_lock, is_alive, read_pid_file, spawn_detached, stop_group, write_pid_file
-from prefect_julia.servers import is_healthy
+from prefect_julia.core.errors import ServerError
+from prefect_julia.core.files import tail
+from prefect_julia.core.processes import file_lock, is_alive, read_pid_file, spawn_detached, stop_group, write_pid_file
+from prefect_julia.kit.environments import Environment
+from prefect_julia.kit.servers import is_healthy
 
 
 def pid_file(env: Environment) -> Path:

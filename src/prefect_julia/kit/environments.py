@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prefect_julia.errors import ConfigError
-from prefect_julia.settings import ENV_MARKER, Source, Value, read_env_file, resolve
+from prefect_julia.core.errors import ConfigError
+from prefect_julia.kit.settings import ENV_MARKER, Source, Value, read_env_file, resolve
 
 ENVIRONMENTS: tuple[str, ...] = ("dev", "prod")
 BRANCHES_FILE = Path("envs/branches.toml")

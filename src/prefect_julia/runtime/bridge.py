@@ -39,8 +39,8 @@ from typing import IO, Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from prefect_julia.errors import CommandFailed, ConfigError
-from prefect_julia.processes import group_alive as _group_alive
+from prefect_julia.core.errors import CommandFailed, ConfigError
+from prefect_julia.core.processes import group_alive as _group_alive
 
 __all__ = [
     "DEFAULT_TIMEOUT",
