@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the kit needs into this repository: a virtual environment in .venv with the package,
 # its dev tools (pytest, pre-commit, ruff, mypy, just), and a working `julia` (scripts/install-julia.sh).
+# Python packages are installed at the exact versions of constraints.txt (the versions the gate passed with).
 # Safe to re-run: what is already there is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,10 +18,10 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.prefect-julia-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
     echo "==> installing prefect-julia and its tools into .venv"
     .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e '.[dev]'
+    .venv/bin/python -m pip install --quiet -c constraints.txt -e '.[dev]'
     touch "$stamp"
 else
     echo "==> .venv is up to date"
