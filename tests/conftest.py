@@ -12,8 +12,22 @@ from pathlib import Path
 import pytest
 
 from harness import REPO_ROOT, KitRepo, RunningServer, free_port, make_kit_repo, start_server
+from prefect_julia.core.errors import PrefectJuliaError
+from prefect_julia.runtime.bridge import find_julia
 
 __all__ = ["REPO_ROOT", "KitRepo", "RunningServer", "free_port", "make_kit_repo"]  # imported by the tests
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked ``julia`` needs a julia: skipped with the reason locally, a failure when CI=true."""
+    if item.get_closest_marker("julia") is None:
+        return
+    try:
+        find_julia(os.environ)
+    except PrefectJuliaError as error:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true, and this test needs julia: {error}", pytrace=False)
+        pytest.skip(f"needs julia: {error}")
 
 
 @pytest.fixture(autouse=True, scope="session")

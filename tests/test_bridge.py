@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -31,8 +30,6 @@ from prefect_julia.runtime.bridge import (
     resolve_program,
     run_julia,
 )
-
-needs_julia = pytest.mark.skipif(shutil.which("julia") is None, reason="no julia: bash scripts/install-julia.sh")
 
 Program = Callable[[str, str], Path]
 
@@ -202,7 +199,6 @@ def _wait_gone(pid: int, seconds: float = 5.0) -> bool:
 
 
 @pytest.mark.julia
-@needs_julia
 class TestRealJulia:
     def test_result_parameters_and_env(self, tmp_path: Path, program: Program) -> None:
         path = program("ok", RESULT)
@@ -312,7 +308,6 @@ def _flow_logs(flow_run_id: Any) -> list[tuple[int, str]]:
 
 @pytest.mark.server
 @pytest.mark.julia
-@needs_julia
 class TestInFlows:
     def test_log_levels_reach_the_run_log(self, on_server: Any, program: Program) -> None:
         from prefect import flow
@@ -408,7 +403,6 @@ setresult(Dict("rows" => size(data, 1), "species" => length(names)))
 
 @pytest.mark.server
 @pytest.mark.julia
-@needs_julia
 def test_python_and_julia_share_datasets(
     on_server: Any, program: Program, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,23 +7,23 @@ PI_TEST_* environment variables. The Julia suite prints "N passed, N failed" and
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from conftest import REPO_ROOT
+from prefect_julia.runtime.bridge import find_julia
+
 JULIA_PROJECT = REPO_ROOT / "julia"
 PAGING_COUNT = 7  # more blocks than the page size the Julia test uses (3)
 
 
 def julia_executable() -> str:
-    julia = shutil.which("julia")
-    if julia is None:
-        pytest.fail("julia is not on PATH: run `bash scripts/install-julia.sh` (CI runs it before the tests).")
-    return julia
+    """The julia the bridge would run (the ``julia`` marker has already skipped or failed without one)."""
+    return find_julia(os.environ)
 
 
 def _create_blocks_and_variables(data_dir: Path) -> dict[str, str]:
@@ -145,7 +145,7 @@ def test_hello_job_result_and_log_lines(tmp_path: Path) -> None:
     """The bridge contract: --key=value in, ::prefect-log:: JSON lines on stderr, JSON result file out."""
     julia = julia_executable()
     result = tmp_path / "result.json"
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("PREFECT_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PREFECT_JULIA_LOG_FORMAT="prefect", PREFECT_JULIA_RESULT_PATH=str(result))
     proc = subprocess.run(
         [

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import KitRepo
 from prefect_julia.core.errors import ServerError
-from prefect_julia.core.processes import is_alive, read_pid_file, start_time
+from prefect_julia.core.processes import group_alive, is_alive, read_pid_file, start_time
 from prefect_julia.kit import servers
 from prefect_julia.kit.environments import resolve_environment
 
@@ -37,14 +37,6 @@ def _block_exists(api_url: str, name: str) -> bool:
             return bool(json.load(r)["name"] == name)
     except OSError:
         return False
-
-
-def _group_gone(pid: int) -> bool:
-    try:
-        os.killpg(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def test_server_lifecycle(kit_repo: KitRepo) -> None:
@@ -79,7 +71,7 @@ def test_server_lifecycle(kit_repo: KitRepo) -> None:
         _save_block(dev.api_url, "persist-me")
         down = kit_repo.invoke("server-down", "dev")
         assert down.returncode == 0 and "dev server stopped" in down.stdout
-        assert _group_gone(pid_dev.pid) and not dev.pid_file.exists()
+        assert not group_alive(pid_dev.pid) and not dev.pid_file.exists()
         assert servers.is_healthy(prod.local_api_url)  # environments are independent
         down_again = kit_repo.invoke("server-down", "dev")
         assert down_again.returncode == 0 and "not running" in down_again.stdout
@@ -153,8 +145,8 @@ def test_health_timeout_stops_what_it_started(kit_repo: KitRepo) -> None:
     assert not dev.pid_file.exists()
     assert servers.server_status(dev, "-").pid is None
     # the whole process group is gone: nothing orphaned
-    out = subprocess.run(["pgrep", "-f", f"--port {dev.port}"], capture_output=True, text=True)
-    assert out.stdout.strip() == ""
+    out = subprocess.run(["pgrep", "-f", "--", f"--port {dev.port}"], capture_output=True, text=True)
+    assert out.returncode == 1 and out.stdout.strip() == "", out.stdout
 
 
 def test_bad_host_is_reported(kit_repo: KitRepo) -> None:
