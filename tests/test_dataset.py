@@ -139,7 +139,7 @@ def test_write_latest_today_writes_dated_then_latest(tmp_path: Path) -> None:
     assert all(p.read_text() == "a,b\n1,2\n" for p in written)
     assert ds.read_text() == "a,b\n1,2\n"
     assert ds.path() == tmp_path / "extracts/csv/latest/dataset=iris/data.csv"
-    assert not [p for p in tmp_path.rglob("*.tmp")]
+    assert not list(tmp_path.rglob(".*.tmp-*"))
 
 
 def test_specific_reads_its_own_rundate(tmp_path: Path) -> None:

@@ -1,5 +1,40 @@
 # Reading and writing files of a local-file-system block. Writes are atomic: a temporary file in the same
-# folder, flushed to disk, then renamed over the target, so readers see the old or the new file, never half.
+# folder (`.NAME.tmp-PID-RANDOM`, the same names the Python kit uses), flushed to disk, then renamed over the
+# target, so readers see the old or the new file, never half. A writer killed mid-write leaves its temporary
+# file behind; the next write to that target removes every one whose writer process no longer runs.
+
+"`true` while process `pid` exists (signal 0 probes without signalling)."
+function processalive(pid::Integer)
+    ccall(:kill, Cint, (Cint, Cint), pid, 0) == 0 && return true
+    return Libc.errno() != Libc.ESRCH     # EPERM: it exists, owned by someone else
+end
+
+"""
+    sweepstaletemps(path) -> Vector{String}
+
+Remove the temporary files beside `path` left by killed writes to it (their writer no longer runs).
+Returns the removed paths.
+"""
+function sweepstaletemps(path::AbstractString)
+    dir = dirname(String(path))
+    dir = isempty(dir) ? "." : dir
+    prefix = string(".", basename(path), ".tmp-")
+    removed = String[]
+    isdir(dir) || return removed
+    for name in readdir(dir)
+        startswith(name, prefix) || continue
+        pidtext = split(name[length(prefix)+1:end], "-"; limit=2)[1]
+        pid = tryparse(Int, pidtext)
+        (pid === nothing || processalive(pid)) && continue
+        full = joinpath(dir, name)
+        try
+            rm(full)
+            push!(removed, full)
+        catch
+        end
+    end
+    return removed
+end
 
 """
     atomicwrite(path, data) -> String
@@ -11,6 +46,7 @@ function atomicwrite(path::AbstractString, data)
     path = String(path)
     dir = dirname(path)
     isempty(dir) || mkpath(dir)
+    sweepstaletemps(path)
     tmp = joinpath(isempty(dir) ? "." : dir, string(".", basename(path), ".tmp-", getpid(), "-", rand(UInt32)))
     try
         open(tmp, "w") do io

@@ -1,4 +1,10 @@
-"""Small file helpers: atomic writes, so a crash never leaves a half-written file."""
+"""Small file helpers: atomic writes, so a crash never leaves a half-written file.
+
+A write goes to ``.NAME.tmp-PID-RANDOM`` beside its target, then is renamed over it. The Julia package
+(``julia/src/files.jl``) names its temporary files the same way. A writer killed mid-write (SIGKILL, power
+loss) leaves its temporary file behind; the next write to that target removes every such file whose writer
+no longer runs, so a half-written file never outlives the next write.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,58 @@ import os
 import tempfile
 from pathlib import Path
 
+TEMP_MARK = ".tmp-"
+
+
+def temp_prefix(path: Path) -> str:
+    """The prefix of the temporary files of writes to ``path``: ``.NAME.tmp-``."""
+    return f".{path.name}{TEMP_MARK}"
+
+
+def _writer_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stale_temps(path: Path) -> list[Path]:
+    """Temporary files beside ``path`` left by writes to it whose writer process no longer runs."""
+    prefix = temp_prefix(path)
+    found: list[Path] = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.name.startswith(prefix):
+            continue
+        pid_text = entry.name[len(prefix) :].split("-", 1)[0]
+        if not pid_text.isdigit():
+            continue
+        if not _writer_alive(int(pid_text)):
+            found.append(Path(entry.path))
+    return found
+
+
+def sweep_stale_temps(path: Path) -> list[Path]:
+    """Remove the temporary files of killed writes to ``path`` (see :func:`stale_temps`); return them."""
+    removed = []
+    for stale in stale_temps(path):
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            stale.unlink()
+            removed.append(stale)
+    return removed
+
 
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` via a temporary file and a rename: readers see the old file or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    sweep_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f"{temp_prefix(path)}{os.getpid()}-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as stream:
             stream.write(data)

@@ -9,7 +9,8 @@ both are checked against ``tests/vectors/dataset_paths.json``::
 Selection: ``latest`` on today's rundate reads the latest file and writes both (dated first, then latest);
 ``latest`` on another rundate reads and writes the latest file only; ``specific`` reads and writes the dated
 file. The base path comes from the local-file-system block named by ``PREFECT_DATA_BLOCK_LOCAL`` or
-``PREFECT_DATA_BLOCK_REMOTE`` (``slug/name``, e.g. ``local-file-system/willowdata``). Writes are atomic.
+``PREFECT_DATA_BLOCK_REMOTE`` (``slug/name``, e.g. ``local-file-system/willowdata``). Writes are atomic, and
+the temporary file of a killed write (from Python or Julia) is removed by the next read or write.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from datetime import date
 from pathlib import Path, PurePosixPath
 
 from prefect_julia.core.errors import ConfigError, PrefectJuliaError, ServerError
-from prefect_julia.core.files import write_atomic
+from prefect_julia.core.files import sweep_stale_temps, write_atomic
 
 __all__ = [
     "DATASET_TYPES",
@@ -300,6 +301,8 @@ class Dataset:
     def read_bytes(self) -> bytes:
         """The dataset's bytes; :class:`DatasetMissing` names the path and the rundates that exist."""
         path = self.path()
+        for relative in {self.read_path, *self.write_paths}:
+            sweep_stale_temps(self.basepath() / relative)  # left by a killed write: never outlives a read
         try:
             return path.read_bytes()
         except FileNotFoundError:
