@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from prefect_julia.core.errors import CommandFailed, ConfigError, PrefectJuliaError
+from prefect_julia.core.processes import running
 from prefect_julia.runtime.bridge import (
     JuliaFailed,
     JuliaLog,
@@ -181,18 +182,10 @@ println("done")
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
-
-
 def _wait_gone(pid: int, seconds: float = 5.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not running(pid):
             return True
         time.sleep(0.05)
     return False

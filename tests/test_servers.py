@@ -12,11 +12,12 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
+import psutil
 import pytest
 
 from conftest import KitRepo
 from prefect_julia.core.errors import ServerError
-from prefect_julia.core.processes import group_alive, is_alive, read_pid_file, start_time
+from prefect_julia.core.processes import group_alive, is_alive, read_pid_file, running, write_pid_file
 from prefect_julia.kit import servers
 from prefect_julia.kit.environments import resolve_environment
 
@@ -81,7 +82,7 @@ def test_server_lifecycle(kit_repo: KitRepo) -> None:
 
         os.killpg(up.pid, signal.SIGKILL)  # a crash: the pid file stays behind
         deadline = time.monotonic() + 10
-        while start_time(up.pid) is not None and time.monotonic() < deadline:
+        while running(up.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert dev.pid_file.exists()
         recovered = servers.server_up(dev, kit_repo.environ())
@@ -109,14 +110,21 @@ def test_port_held_by_another_process_is_named(kit_repo: KitRepo) -> None:
     assert not dev.pid_file.exists()
 
 
-def test_pid_file_of_an_unrelated_process_is_never_signalled(kit_repo: KitRepo) -> None:
+@pytest.mark.parametrize(
+    "forged",
+    [
+        pytest.param({"start_time": 1.0}, id="other start time"),
+        pytest.param({"command": "prefect server start"}, id="other command line"),
+    ],
+)
+def test_pid_file_of_an_unrelated_process_is_never_signalled(kit_repo: KitRepo, forged: dict[str, object]) -> None:
+    """A reused pid matches the pid file only if start time AND command line match: one alone is not enough."""
     dev = resolve_environment("dev", kit_repo.root, {})
     bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
-        dev.home.mkdir(parents=True)
-        dev.pid_file.write_text(
-            json.dumps({"pid": bystander.pid, "start_time": "1", "command": "prefect server start"})
-        )
+        genuine = write_pid_file(dev.pid_file, bystander.pid, ["sleep", "60"])
+        assert is_alive(genuine)  # the forgery below differs from the truth in one field only
+        dev.pid_file.write_text(json.dumps({**json.loads(genuine.to_json()), **forged}))
         result = servers.server_down(dev)
         assert not result.was_running and "stale pid file" in result.notes[0]
         assert bystander.poll() is None and not dev.pid_file.exists()
@@ -145,8 +153,12 @@ def test_health_timeout_stops_what_it_started(kit_repo: KitRepo) -> None:
     assert not dev.pid_file.exists()
     assert servers.server_status(dev, "-").pid is None
     # the whole process group is gone: nothing orphaned
-    out = subprocess.run(["pgrep", "-f", "--", f"--port {dev.port}"], capture_output=True, text=True)
-    assert out.returncode == 1 and out.stdout.strip() == "", out.stdout
+    left = [
+        p.info["pid"]
+        for p in psutil.process_iter(["pid", "cmdline"])
+        if f"--port {dev.port}" in " ".join(p.info["cmdline"] or [])
+    ]
+    assert left == [], left
 
 
 def test_bad_host_is_reported(kit_repo: KitRepo) -> None:

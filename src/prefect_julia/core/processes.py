@@ -1,7 +1,10 @@
-"""Processes the kit owns: started detached, found again by pid file, stopped with their children.
+"""Every process the kit starts: spawned in its own session, supervised, stopped with its whole tree.
 
-A pid file records the pid and the process's start time, so a pid that was reused by an unrelated process
-after a crash is recognised and never signalled.
+Servers and workers outlive the command that started them; they are found again by a pid file. A pid file is
+trusted only when the process it names has both the recorded start time and the recorded command line, so a
+pid reused by an unrelated process after a crash is recognised and never signalled. The Julia bridge and the
+gate start short-lived children the same way and stop their trees the same way. Process facts come from
+psutil.
 """
 
 from __future__ import annotations
@@ -18,121 +21,131 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
+
+import psutil
 
 from prefect_julia.core.files import write_atomic
+
+__all__ = [
+    "PidRecord",
+    "describe_pid",
+    "file_lock",
+    "group_alive",
+    "is_alive",
+    "owned",
+    "port_is_free",
+    "port_owner",
+    "read_pid_file",
+    "running",
+    "spawn",
+    "spawn_detached",
+    "stop_recorded",
+    "stop_tree",
+    "write_pid_file",
+]
 
 
 @dataclass(frozen=True)
 class PidRecord:
+    """What a pid file holds: the pid, the process's start time (seconds since the epoch) and its command line."""
+
     pid: int
-    start_time: str
+    start_time: float
     command: str
 
     def to_json(self) -> bytes:
         return json.dumps({"pid": self.pid, "start_time": self.start_time, "command": self.command}).encode()
 
 
-def start_time(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot), or None when it does not exist."""
+def _process(pid: int) -> psutil.Process | None:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return _ps_start_time(pid)
-    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    fields = stat.rsplit(")", 1)[1].split()
-    return fields[19]  # field 22 of stat: starttime
-
-
-def _ps_start_time(pid: int) -> str | None:
-    if Path("/proc").is_dir():  # Linux: no /proc entry means no such process
+        return psutil.Process(pid)
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         return None
-    out = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True, check=False)
-    return out.stdout.strip() or None
 
 
-def command_line(pid: int) -> str:
+def running(pid: int) -> bool:
+    """True while ``pid`` exists and has not exited (a zombie waiting to be collected has exited)."""
+    process = _process(pid)
+    if process is None:
+        return False
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        out = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, check=False)
-        return out.stdout.strip()
+        return bool(process.status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _command_line(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return ""
 
 
 def read_pid_file(path: Path) -> PidRecord | None:
     """The record in ``path``; None when there is none or it cannot be read (a torn or foreign file)."""
     try:
         data = json.loads(path.read_text())
-        return PidRecord(pid=int(data["pid"]), start_time=str(data["start_time"]), command=str(data["command"]))
+        return PidRecord(pid=int(data["pid"]), start_time=float(data["start_time"]), command=str(data["command"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def write_pid_file(path: Path, pid: int, command: str) -> PidRecord:
-    record = PidRecord(pid=pid, start_time=start_time(pid) or "", command=command)
+def write_pid_file(path: Path, pid: int, command: Sequence[str]) -> PidRecord:
+    """Record the process ``pid`` the kit just started with ``command``."""
+    process = _process(pid)
+    started = process.create_time() if process is not None else 0.0
+    record = PidRecord(pid=pid, start_time=started, command=" ".join(command))
     write_atomic(path, record.to_json())
     return record
 
 
 def is_alive(record: PidRecord) -> bool:
-    """True when the recorded process still runs: same pid AND same start time (not a reused pid)."""
-    now = start_time(record.pid)
-    if now is None or now != record.start_time:
+    """True when the recorded process still runs: same pid, same start time AND same command line."""
+    process = _process(record.pid)
+    if process is None or not running(record.pid):
         return False
     try:
-        with Path(f"/proc/{record.pid}/stat").open() as stat:
-            if stat.read().rsplit(")", 1)[1].split()[0] == "Z":  # a zombie has exited
-                return False
-    except OSError:
-        pass
-    return True
+        same_start = process.create_time() == record.start_time
+    except psutil.NoSuchProcess:
+        return False
+    return same_start and _command_line(process) == record.command
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path | None = None,
+    stdout: int | IO[Any] | None = subprocess.PIPE,
+    stderr: int | IO[Any] | None = subprocess.PIPE,
+    text: bool = False,
+) -> subprocess.Popen[Any]:
+    """Start ``argv`` in its own session (its own process group), so :func:`stop_tree` can stop all of it."""
+    return subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        env=dict(env),
+        cwd=cwd,
+        start_new_session=True,
+        close_fds=True,
+        text=text,
+        errors="replace" if text else None,
+    )
 
 
 def spawn_detached(
     argv: Sequence[str], *, env: Mapping[str, str], log_file: Path, cwd: Path | None = None
 ) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in its own session (it outlives the caller), output appended to ``log_file``."""
+    """Start ``argv`` so that it outlives the caller, output appended to ``log_file``."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(argv)}\n".encode())
         log.flush()
-        return subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=dict(env),
-            cwd=cwd,
-            start_new_session=True,
-            close_fds=True,
-        )
-
-
-def stop_group(record: PidRecord, *, grace: float = 10.0) -> bool:
-    """SIGTERM the process group of ``record``; SIGKILL after ``grace`` seconds. True if it had to kill."""
-    if not is_alive(record):
-        return False
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(record.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        _reap(record.pid)
-        if not is_alive(record) and not group_alive(record.pid):
-            return False
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(record.pid, signal.SIGKILL)
-    for _ in range(50):
-        _reap(record.pid)
-        if not is_alive(record):
-            break
-        time.sleep(0.1)
-    return True
-
-
-def _reap(pid: int) -> None:
-    """Collect ``pid`` if it is our own child, so it does not linger as a zombie."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+        return spawn(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
 
 
 def group_alive(pgid: int) -> bool:
@@ -144,6 +157,58 @@ def group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    process = _process(pid)
+    if process is None:
+        return []
+    try:
+        return [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return [process]
+
+
+def _signal(pid: int, processes: Sequence[psutil.Process], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)  # the session the kit started, including children that lost their parent
+    for process in processes:  # and descendants that moved to a group of their own
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            process.send_signal(sig)
+
+
+def stop_tree(pid: int, *, grace: float = 10.0) -> bool:
+    """SIGTERM the process ``pid`` started by :func:`spawn`, its group and its descendants; SIGKILL what is
+    left after ``grace`` seconds. Returns True when it had to kill."""
+    tree = _tree(pid)
+    _signal(pid, tree, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        psutil.wait_procs(tree, timeout=0.05)  # also collects our own children
+        if not any(running(p.pid) for p in tree) and not group_alive(pid):
+            return False
+        time.sleep(0.05)
+    _signal(pid, [p for p in tree if running(p.pid)], signal.SIGKILL)
+    psutil.wait_procs(tree, timeout=5)
+    return True
+
+
+def stop_recorded(record: PidRecord, *, grace: float = 10.0) -> bool:
+    """Stop the process tree of a pid file's record, only if the record still describes it. True if killed."""
+    if not is_alive(record):
+        return False
+    return stop_tree(record.pid, grace=grace)
+
+
+@contextlib.contextmanager
+def owned(process: subprocess.Popen[Any], *, grace: float = 5.0) -> Iterator[subprocess.Popen[Any]]:
+    """Whatever happens in the block (an error, Ctrl-C, a normal end), nothing ``process`` started outlives it."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None or group_alive(process.pid):
+            stop_tree(process.pid, grace=grace)
+        process.wait()
 
 
 @contextlib.contextmanager
@@ -172,31 +237,19 @@ def port_is_free(host: str, port: int) -> bool:
 
 
 def port_owner(port: int) -> int | None:
-    """The pid listening on TCP ``port`` where it can be found (Linux /proc), else None."""
-    inodes: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.split()
-            if len(parts) > 9 and parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(parts[9])
-    if not inodes:
+    """The pid listening on TCP ``port`` where it can be seen, else None."""
+    try:
+        connections = psutil.net_connections(kind="tcp")
+    except psutil.AccessDenied:
         return None
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            for fd in (proc / "fd").iterdir():
-                with contextlib.suppress(OSError):
-                    target = os.readlink(fd)
-                    if target.startswith("socket:[") and target[8:-1] in inodes:
-                        return int(proc.name)
+    for connection in connections:
+        if connection.status == psutil.CONN_LISTEN and connection.laddr and connection.laddr.port == port:
+            return int(connection.pid) if connection.pid is not None else None
     return None
 
 
 def describe_pid(pid: int) -> str:
-    cmd = command_line(pid)
-    return f"pid {pid} ({cmd[:80]})" if cmd else f"pid {pid}"
+    """``pid N (its command line)`` for a message."""
+    process = _process(pid)
+    command = _command_line(process) if process is not None else ""
+    return f"pid {pid} ({command[:80]})" if command else f"pid {pid}"

@@ -21,6 +21,7 @@ from typing import TextIO
 
 from prefect_julia.core.errors import GateFailed, PrefectJuliaError
 from prefect_julia.core.gitrepo import clean_env
+from prefect_julia.core.processes import owned, spawn
 
 __all__ = [
     "STEP_NAMES",
@@ -163,24 +164,15 @@ def _run_command(step: Step, root: Path, env: Mapping[str, str], out: TextIO) ->
     assert step.command is not None
     tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
     try:
-        proc = subprocess.Popen(
-            list(step.command),
-            cwd=root,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-        )
+        proc = spawn(step.command, env=env, cwd=root, stderr=subprocess.STDOUT, text=True)
     except OSError as error:
         return False, [f"Could not start {step.command[0]!r}: {error}. Is it installed in this environment?"]
     assert proc.stdout is not None
-    with proc.stdout:
+    with owned(proc), proc.stdout:  # Ctrl-C or an error: the step's whole process tree stops too
         for line in proc.stdout:
             out.write(line)
             tail.append(line.rstrip("\n"))
-    code = proc.wait()
+        code = proc.wait()
     if code != 0:
         tail.append(f"(exit code {code})")
     return code == 0, list(tail)

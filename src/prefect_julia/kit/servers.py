@@ -26,7 +26,8 @@ from prefect_julia.core.processes import (
     port_owner,
     read_pid_file,
     spawn_detached,
-    stop_group,
+    stop_recorded,
+    stop_tree,
     write_pid_file,
 )
 from prefect_julia.kit.environments import Environment
@@ -105,13 +106,11 @@ def server_up(
             )
         command = server_command(env)
         process = spawn_detached(command, env=env.process_env(environ), log_file=env.log_file, cwd=env.root)
-        write_pid_file(env.pid_file, process.pid, " ".join(command))
+        write_pid_file(env.pid_file, process.pid, command)
         try:
             _wait_healthy(env, process.pid, process.poll, started, timeout, progress)
         except BaseException:
-            record = read_pid_file(env.pid_file)
-            if record is not None:
-                stop_group(record, grace=5)
+            stop_tree(process.pid, grace=5)
             env.pid_file.unlink(missing_ok=True)
             raise
         return UpResult(env.name, process.pid, False, time.monotonic() - started, tuple(notes))
@@ -161,7 +160,7 @@ def server_down(env: Environment, *, grace: float = 10.0) -> DownResult:
     for name in DEPENDENT_PID_FILES:
         dependent = read_pid_file(env.home / name)
         if dependent is not None and is_alive(dependent):
-            stop_group(dependent, grace=grace)
+            stop_recorded(dependent, grace=grace)
             notes.append(f"Stopped the {name.removesuffix('.pid')} (pid {dependent.pid}) first.")
         (env.home / name).unlink(missing_ok=True)
     with file_lock(env.home / "server.lock") if env.home.exists() else contextlib.nullcontext():
@@ -173,7 +172,7 @@ def server_down(env: Environment, *, grace: float = 10.0) -> DownResult:
             env.pid_file.unlink(missing_ok=True)
             notes.append(f"Removed a stale pid file (pid {record.pid} no longer runs the server).")
             return DownResult(env.name, False, False, tuple(notes))
-        killed = stop_group(record, grace=grace)
+        killed = stop_recorded(record, grace=grace)
         env.pid_file.unlink(missing_ok=True)
         return DownResult(env.name, True, killed, tuple(notes))
 

@@ -12,7 +12,15 @@ from pathlib import Path
 
 from prefect_julia.core.errors import ServerError
 from prefect_julia.core.files import tail
-from prefect_julia.core.processes import file_lock, is_alive, read_pid_file, spawn_detached, stop_group, write_pid_file
+from prefect_julia.core.processes import (
+    file_lock,
+    is_alive,
+    read_pid_file,
+    spawn_detached,
+    stop_recorded,
+    stop_tree,
+    write_pid_file,
+)
 from prefect_julia.kit.environments import Environment
 from prefect_julia.kit.servers import is_healthy
 
@@ -70,11 +78,11 @@ def worker_up(env: Environment, environ: Mapping[str, str], *, timeout: float = 
         command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process",
                    "--name", worker_name(env)]  # fmt: skip
         process = spawn_detached(command, env=env.process_env(environ), log_file=log_file(env), cwd=env.root)
-        record = write_pid_file(pid_file(env), process.pid, " ".join(command))
+        write_pid_file(pid_file(env), process.pid, command)
         deadline = time.monotonic() + timeout
         while worker_name(env) not in online_workers(env, pool):
             if process.poll() is not None or time.monotonic() > deadline:
-                stop_group(record, grace=5)
+                stop_tree(process.pid, grace=5)
                 pid_file(env).unlink(missing_ok=True)
                 raise ServerError(
                     f"The {env.name} worker did not come online (pool {pool}). Last lines of {log_file(env)}:\n"
@@ -91,7 +99,7 @@ def worker_down(env: Environment) -> bool:
     pid_file(env).unlink(missing_ok=True)
     if record is None or not is_alive(record):
         return False
-    stop_group(record, grace=10)
+    stop_recorded(record, grace=10)
     return True
 
 

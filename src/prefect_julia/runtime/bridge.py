@@ -18,14 +18,12 @@ and ``PREFECT_JULIA_LOG_FORMAT=prefect``. Unlike ``ShellOperation`` it:
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import json
 import logging
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -40,7 +38,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from prefect_julia.core.errors import CommandFailed, ConfigError
-from prefect_julia.core.processes import group_alive as _group_alive
+from prefect_julia.core.processes import group_alive, spawn, stop_tree
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -380,22 +378,9 @@ def _stderr_handler(log: Log, tail: deque[str], parser: StderrParser) -> Callabl
     return handle
 
 
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, sig)
-
-
 def kill_tree(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE) -> None:
-    """SIGTERM the process group of ``proc``; SIGKILL whatever is left after ``grace`` seconds."""
-    pgid = proc.pid
-    _signal_group(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        proc.poll()
-        if not _group_alive(pgid):
-            break
-        time.sleep(0.05)
-    _signal_group(pgid, signal.SIGKILL)
+    """SIGTERM the process tree of ``proc``; SIGKILL whatever is left after ``grace`` seconds."""
+    stop_tree(proc.pid, grace=grace)
     proc.wait()
 
 
@@ -405,15 +390,7 @@ def _tail_text(tail: deque[str]) -> str:
 
 def _start(command: list[str], env: Mapping[str, str], cwd: Path | None) -> subprocess.Popen[bytes]:
     try:
-        return subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=dict(env),
-            cwd=cwd,
-            start_new_session=True,
-        )
+        return spawn(command, env=env, cwd=cwd)
     except OSError as error:
         raise JuliaNotFound(f"Cannot start {command[0]}: {error}", hint=INSTALL_HINT) from error
 
@@ -481,7 +458,7 @@ def _supervise(
         timed_out = True
     finally:
         # The program is done (or out of time): nothing it started may outlive it.
-        if timed_out or _group_alive(proc.pid):
+        if timed_out or group_alive(proc.pid):
             kill_tree(proc, grace)
         for reader in readers:
             reader.join(timeout=grace)
