@@ -35,7 +35,9 @@ def _env(name: str | None = None) -> environments.Environment:
 
 
 def _sync_profiles(active: str) -> profiles.SyncReport:
-    return profiles.sync(ROOT / profiles.PROFILES_FILE, environments.all_environments(ROOT, os.environ), active=active)
+    return profiles.sync(
+        ROOT / environments.PROFILES_FILE, environments.all_environments(ROOT, os.environ), active=active
+    )
 
 
 @task(
@@ -47,16 +49,11 @@ def env(c: Context, env: str | None = None, shell: bool = False) -> None:
     """Show an environment's resolved settings and where each came from (secrets masked)."""
     resolved = _env(env)
     if shell:
-        exports = {**resolved.prefect_settings(), "PREFECT_JULIA_ENV": resolved.name}
-        exports["PREFECT_PROFILES_PATH"] = str(ROOT / profiles.PROFILES_FILE)
-        for name, value in resolved.values.items():
-            if not value.secret and name.startswith(("PREFECT_JULIA_", "PREFECT_DATA")):
-                exports[name] = value.value
-        for name, value in exports.items():
+        for name, value in resolved.exports(secrets=False).items():
             print(f"export {name}={shlex.quote(value)}")
         return
     print(f"environment {resolved.name}: {resolved.ui_url} (PREFECT_HOME {resolved.home})")
-    print(table(["setting", "value", "source"], environments.describe_sources(resolved)))
+    print(table(["setting", "value", "source", "help"], environments.describe_sources(resolved)))
 
 
 @task(name="profile-sync")

@@ -255,6 +255,15 @@ class TestRealJulia:
         assert "waiting forever" in info.value.stderr_tail
         assert _wait_gone(int(pidfile.read_text()))
 
+    def test_timeout_setting_is_honoured(self, tmp_path: Path, program: Program) -> None:
+        program("sleepy", "sleep(60)")
+        env = {**os.environ, "PREFECT_JULIA_JULIA_TIMEOUT": "2"}
+        with pytest.raises(JuliaTimeout, match="timeout of 2 s") as info:
+            run_julia("sleepy", env=env, project=tmp_path, grace=1)
+        assert info.value.timeout == 2
+        with pytest.raises(ConfigError, match="PREFECT_JULIA_JULIA_TIMEOUT='soon' is not a positive number"):
+            run_julia("sleepy", env={**env, "PREFECT_JULIA_JULIA_TIMEOUT": "soon"}, project=tmp_path)
+
     def test_stragglers_are_killed_after_exit(self, tmp_path: Path, program: Program) -> None:
         program(
             "leaky",

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from conftest import KitRepo, make_kit_repo
 from prefect_julia.core.errors import ConfigError
 from prefect_julia.kit.environments import describe_sources, load_branch_mapping, resolve_environment
+from prefect_julia.kit.settings import DECLARED as SETTINGS_BY_NAME
 
 
 @pytest.mark.parametrize(("branch", "env"), [("main", "prod"), ("feature/x", "dev"), ("dev", "dev")])
@@ -24,7 +26,7 @@ def test_environment_resolves_everything(kit_repo: KitRepo) -> None:
     assert env.ui_url == f"http://127.0.0.1:{port}"
     assert env.log_file.parent == env.pid_file.parent == env.home
     assert env.database == env.home / "prefect.db"
-    sources = {name: source for name, _, source in describe_sources(env)}
+    sources = {name: source for name, _, source, _ in describe_sources(env)}
     assert sources["PREFECT_JULIA_PORT"] == "envs/dev.local.env"
     assert sources["PREFECT_JULIA_WORK_POOL"] == "envs/dev.env"
     assert sources["PREFECT_JULIA_HOST"] == "default"
@@ -84,6 +86,30 @@ def test_process_env_redirects_to_a_remote_server(kit_repo: KitRepo) -> None:
         {"PREFECT_API_URL": "https://prefect.example.invalid/api", "PREFECT_API_KEY": "pnu_x"},
     )
     assert env.api_url == "https://prefect.example.invalid/api"
-    shown = {name: value for name, value, _ in describe_sources(env)}
+    shown = {name: value for name, value, _, _ in describe_sources(env)}
     assert shown["PREFECT_API_KEY"] == "********"
     assert "PREFECT_API_KEY" not in env.prefect_settings()
+
+
+def test_every_declared_setting_is_listed_with_its_help(kit_repo: KitRepo) -> None:
+    env = resolve_environment("dev", kit_repo.root, {})
+    rows = {name: (value, source, help_text) for name, value, source, help_text in describe_sources(env)}
+    assert set(SETTINGS_BY_NAME) <= set(rows)
+    assert all(rows[name][2] == setting.help for name, setting in SETTINGS_BY_NAME.items())
+    assert rows["PREFECT_JULIA_BIN"][:2] == ("", "not set")
+    assert rows["PREFECT_JULIA_JULIA_TIMEOUT"][:2] == ("3600", "default")
+
+
+def test_shell_exports_and_spawned_processes_agree(kit_repo: KitRepo) -> None:
+    """One definition: what `invoke env --shell` exports is what a spawned process gets, minus secrets."""
+    (kit_repo.root / "envs" / "dev.local.env").write_text(
+        f"PREFECT_JULIA_PORT={kit_repo.ports['dev']}\nDEMO_API_TOKEN=tok-123\nMY_SETTING=a\n"
+    )
+    env = resolve_environment("dev", kit_repo.root, {})
+    spawned = env.process_env({"PATH": "/bin", "PREFECT_PROFILE": "stale"})
+    run = kit_repo.invoke("env", "dev", "--shell", check=True)
+    shell = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in run.stdout.splitlines() if line)
+    assert "tok-123" not in run.stdout and "DEMO_API_TOKEN" not in shell
+    assert {k: v for k, v in spawned.items() if k not in ("PATH", "DEMO_API_TOKEN")} == shell
+    assert spawned["DEMO_API_TOKEN"] == "tok-123" and "PREFECT_PROFILE" not in spawned
+    assert shell["PREFECT_JULIA_PROJECT"] == str(kit_repo.root / "julia") and shell["MY_SETTING"] == "a"

@@ -9,17 +9,17 @@ import pytest
 from conftest import KitRepo
 from prefect_julia.core.errors import ConfigError
 from prefect_julia.kit import profiles
-from prefect_julia.kit.environments import all_environments
+from prefect_julia.kit.environments import PROFILES_FILE, all_environments
 
 
 def _sync(repo: KitRepo) -> profiles.SyncReport:
-    return profiles.sync(repo.root / profiles.PROFILES_FILE, all_environments(repo.root, {}), active="dev")
+    return profiles.sync(repo.root / PROFILES_FILE, all_environments(repo.root, {}), active="dev")
 
 
 def test_creates_one_profile_per_environment_with_mode_0600(kit_repo: KitRepo) -> None:
     report = _sync(kit_repo)
     assert report.created == ["dev", "prod"] and report.written
-    path = kit_repo.root / profiles.PROFILES_FILE
+    path = kit_repo.root / PROFILES_FILE
     assert path.stat().st_mode & 0o777 == 0o600
     doc = profiles.load(path)
     assert doc["active"] == "dev"
@@ -29,7 +29,7 @@ def test_creates_one_profile_per_environment_with_mode_0600(kit_repo: KitRepo) -
 
 
 def test_keeps_what_a_person_added_and_updates_the_kits_keys(kit_repo: KitRepo) -> None:
-    path = kit_repo.root / profiles.PROFILES_FILE
+    path = kit_repo.root / PROFILES_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         '# my own note\nactive = "mine"\n\n'
@@ -53,7 +53,7 @@ def test_keeps_what_a_person_added_and_updates_the_kits_keys(kit_repo: KitRepo) 
 
 
 def test_malformed_file_reports_line_and_column_and_is_untouched(kit_repo: KitRepo) -> None:
-    path = kit_repo.root / profiles.PROFILES_FILE
+    path = kit_repo.root / PROFILES_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     original = b'active = "dev"\n[profiles.dev\nPREFECT_API_URL = 1\n'
     path.write_bytes(original)
@@ -65,7 +65,7 @@ def test_malformed_file_reports_line_and_column_and_is_untouched(kit_repo: KitRe
 
 def test_the_prefect_cli_reads_the_profile(kit_repo: KitRepo) -> None:
     _sync(kit_repo)
-    env = kit_repo.environ(PREFECT_PROFILES_PATH=str(kit_repo.root / profiles.PROFILES_FILE))
+    env = kit_repo.environ(PREFECT_PROFILES_PATH=str(kit_repo.root / PROFILES_FILE))
     out = subprocess.run(
         [sys.executable, "-m", "prefect", "--profile", "dev", "config", "view"],
         env=env,

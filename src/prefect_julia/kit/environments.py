@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefect_julia.core.errors import ConfigError
-from prefect_julia.kit.settings import ENV_MARKER, Source, Value, read_env_file, resolve
+from prefect_julia.core.setting import JULIA_PROJECT, parse_port, parse_seconds
+from prefect_julia.kit.settings import DECLARED, ENV_MARKER, SETTINGS, Source, Value, read_env_file, resolve
 
 ENVIRONMENTS: tuple[str, ...] = ("dev", "prod")
 BRANCHES_FILE = Path("envs/branches.toml")
+#: The Prefect profiles file ``invoke profile-sync`` writes, one profile per environment.
+PROFILES_FILE = Path("profiles/profiles.toml")
 
 
 @dataclass(frozen=True)
@@ -111,16 +114,17 @@ class Environment:
     def host(self) -> str:
         return self.require("PREFECT_JULIA_HOST")
 
+    def _source(self, name: str) -> str:
+        value = self.values.get(name)
+        return value.source.describe(self.name) if value else ""
+
+    def seconds(self, name: str) -> float:
+        """A ``seconds`` setting as a number."""
+        return parse_seconds(name, self.require(name), self._source(name))
+
     @property
     def port(self) -> int:
-        raw = self.require("PREFECT_JULIA_PORT")
-        source = self.values["PREFECT_JULIA_PORT"].source.describe(self.name)
-        if not raw.isdigit() or not 1 <= int(raw) <= 65535:
-            raise ConfigError(
-                f"PREFECT_JULIA_PORT={raw!r} (from {source}) is not a port number.",
-                hint="Use a whole number from 1024 to 65535, e.g. PREFECT_JULIA_PORT=4309.",
-            )
-        return int(raw)
+        return parse_port("PREFECT_JULIA_PORT", self.require("PREFECT_JULIA_PORT"), self._source("PREFECT_JULIA_PORT"))
 
     @property
     def home(self) -> Path:
@@ -157,14 +161,11 @@ class Environment:
 
     @property
     def health_timeout(self) -> float:
-        raw = self.require("PREFECT_JULIA_HEALTH_TIMEOUT")
-        try:
-            return float(raw)
-        except ValueError:
-            raise ConfigError(
-                f"PREFECT_JULIA_HEALTH_TIMEOUT={raw!r} is not a number of seconds.",
-                hint="Use e.g. PREFECT_JULIA_HEALTH_TIMEOUT=120.",
-            ) from None
+        return self.seconds("PREFECT_JULIA_HEALTH_TIMEOUT")
+
+    @property
+    def julia_project(self) -> Path:
+        return self._path(JULIA_PROJECT.name)
 
     def prefect_settings(self) -> dict[str, str]:
         """The Prefect settings a server or client of this environment runs with (the profile's content)."""
@@ -177,15 +178,21 @@ class Environment:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         }
 
+    def exports(self, *, secrets: bool) -> dict[str, str]:
+        """What a process of this environment gets on top of its parent's environment: the Prefect settings,
+        every resolved setting (secrets only when ``secrets``), the environment marker and the profiles file.
+        ``invoke env --shell`` prints it without secrets; servers, workers and flow runs get it whole."""
+        env = {name: value.value for name, value in self.values.items() if secrets or not value.secret}
+        env.update(self.prefect_settings())
+        env[JULIA_PROJECT.name] = str(self.julia_project)
+        env[ENV_MARKER] = self.name
+        env["PREFECT_PROFILES_PATH"] = str(self.root / PROFILES_FILE)
+        return env
+
     def process_env(self, base: Mapping[str, str]) -> dict[str, str]:
         """``base`` plus everything a Prefect process of this environment needs, secrets included."""
-        env = dict(base)
-        env.update(self.prefect_settings())
-        for name, value in self.values.items():
-            env[name] = value.value
-        env[ENV_MARKER] = self.name
-        env["PREFECT_JULIA_PROJECT"] = str(self.root / "julia")
-        env.pop("PREFECT_PROFILE", None)
+        env = {k: v for k, v in base.items() if k != "PREFECT_PROFILE"}
+        env.update(self.exports(secrets=True))
         return env
 
 
@@ -228,15 +235,22 @@ def all_environments(root: Path, environ: Mapping[str, str]) -> list[Environment
     return [resolve_environment(name, root, environ) for name in ENVIRONMENTS]
 
 
-def describe_sources(env: Environment) -> list[tuple[str, str, str]]:
-    """(name, shown value, source) rows for ``invoke env``: secrets masked."""
+def describe_sources(env: Environment) -> list[tuple[str, str, str, str]]:
+    """(name, shown value, source, help) rows for ``invoke env``: every declared setting (set or not) and the
+    extra names the files define; secrets masked."""
     rows = []
+    for setting in SETTINGS:
+        value = env.values.get(setting.name)
+        if value is None:
+            rows.append((setting.name, "", "not set", setting.help))
     for value in env.values.values():
         source = value.source.describe(env.name)
         if value.note:
             source = f"{source} {value.note}"
-        rows.append((value.name, value.shown(), source))
-    return rows
+        declared = DECLARED.get(value.name)
+        rows.append((value.name, value.shown(), source, declared.help if declared else ""))
+    order = {s.name: i for i, s in enumerate(SETTINGS)}
+    return sorted(rows, key=lambda row: order.get(row[0], len(order)))
 
 
 __all__ = [

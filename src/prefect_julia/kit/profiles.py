@@ -18,8 +18,6 @@ from prefect_julia.core.errors import ConfigError
 from prefect_julia.core.files import write_atomic
 from prefect_julia.kit.environments import Environment
 
-PROFILES_FILE = Path("profiles/profiles.toml")
-
 HEADER = (
     " Prefect profiles, one per environment, kept in step by `invoke profile-sync`.\n"
     " The kit updates only its own keys; your comments, keys and profiles stay.\n"

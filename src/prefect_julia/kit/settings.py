@@ -8,14 +8,17 @@ python-dotenv. Functions here take mappings and paths; only the edge reads ``os.
 from __future__ import annotations
 
 import enum
+import io
+import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from dotenv.parser import parse_stream
+from dotenv import dotenv_values
 
 from prefect_julia.core.errors import ConfigError
+from prefect_julia.core.setting import RUNTIME_SETTINGS, Setting
 
 #: Names that mark a value as secret: it is masked wherever settings are shown.
 SECRET_NAME = re.compile(r"(SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|AUTH|CREDENTIAL|PRIVATE)", re.IGNORECASE)
@@ -41,52 +44,43 @@ class Source(enum.IntEnum):
         }[self]
 
 
-@dataclass(frozen=True)
-class Setting:
-    """One declared setting. ``default`` gets the environment name and the values resolved so far."""
-
-    name: str
-    help: str
-    default: Callable[[str, Mapping[str, str]], str | None]
-    secret: bool = False
-
-
-def _const(value: str | None) -> Callable[[str, Mapping[str, str]], str | None]:
-    return lambda _env, _values: value
-
-
 DEFAULT_PORTS = {"prod": "4300", "dev": "4309"}
 
-#: The kit's settings, in resolution order (a default may use the values declared before it).
+#: Every setting the kit reads, in resolution order (a derived default may use the values declared before it).
 SETTINGS: tuple[Setting, ...] = (
-    Setting("PREFECT_JULIA_HOST", "address the local server binds", _const("127.0.0.1")),
+    Setting("PREFECT_JULIA_HOST", "address the local server binds", default="127.0.0.1"),
     Setting(
         "PREFECT_JULIA_PORT",
         "port of the environment's local server",
-        lambda env, _v: DEFAULT_PORTS.get(env, "4309"),
+        kind="port",
+        derive=lambda env, _v: DEFAULT_PORTS.get(env, "4309"),
     ),
     Setting(
         "PREFECT_JULIA_HOME",
         "PREFECT_HOME of the environment (relative: to the repository)",
-        lambda env, _v: f".prefect/{env}",
+        kind="path",
+        derive=lambda env, _v: f".prefect/{env}",
     ),
     Setting(
         "PREFECT_API_URL",
         "API URL clients use",
-        lambda _env, v: f"http://{v['PREFECT_JULIA_HOST']}:{v['PREFECT_JULIA_PORT']}/api",
+        derive=lambda _env, v: f"http://{v['PREFECT_JULIA_HOST']}:{v['PREFECT_JULIA_PORT']}/api",
     ),
-    Setting("PREFECT_API_KEY", "API key of a remote or Cloud server (secret)", _const(None), secret=True),
-    Setting("PREFECT_JULIA_HEALTH_TIMEOUT", "seconds to wait for a starting server to become healthy", _const("120")),
-    Setting("PREFECT_JULIA_WORK_POOL", "process work pool of the environment", lambda env, _v: f"{env}-process"),
+    Setting("PREFECT_API_KEY", "API key of a remote or Cloud server (secret)", secret=True),
+    Setting(
+        "PREFECT_JULIA_HEALTH_TIMEOUT",
+        "seconds to wait for a starting server to become healthy",
+        default="120",
+        kind="seconds",
+    ),
+    Setting("PREFECT_JULIA_WORK_POOL", "process work pool of the environment", derive=lambda env, _v: f"{env}-process"),
     Setting(
         "PREFECT_JULIA_DATA_ROOT",
         "root folder of the environment's data (relative: to the repository)",
-        lambda env, _v: f"data/{env}",
+        kind="path",
+        derive=lambda env, _v: f"data/{env}",
     ),
-    Setting("PREFECT_DATA_BLOCK_LOCAL", "block of the local datastore", _const("local-file-system/willowdata")),
-    Setting("PREFECT_DATA_BLOCK_REMOTE", "block of the remote datastore", _const(None)),
-    Setting("PREFECT_DATASTORE_DEFAULT_TYPE", "datastore a Dataset uses when none is given", _const("local")),
-    Setting("PREFECT_JULIA_JULIA_TIMEOUT", "seconds a Julia job may run before it is killed", _const("3600")),
+    *RUNTIME_SETTINGS,
 )
 
 DECLARED = {s.name: s for s in SETTINGS}
@@ -114,22 +108,45 @@ def is_secret(name: str) -> bool:
     return bool(setting and setting.secret) or bool(SECRET_NAME.search(name))
 
 
+class _Unparsed(logging.Handler):
+    """Collects the line numbers python-dotenv reports for statements it cannot parse."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[int] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.args and isinstance(record.args, tuple) and isinstance(record.args[0], int):
+            self.lines.append(record.args[0])
+
+
 def read_env_file(path: Path) -> dict[str, str]:
     """Read a dotenv file with python-dotenv; a malformed line is an error naming file and line."""
     if not path.exists():
         return {}
-    values: dict[str, str] = {}
-    with path.open(encoding="utf-8") as stream:
-        for binding in parse_stream(stream):
-            if binding.error or (binding.key is not None and binding.value is None):
-                line = binding.original.string.rstrip("\n")
-                raise ConfigError(
-                    f"{path}:{binding.original.line}: cannot read line {line!r}.",
-                    hint="Write settings as NAME=value (quotes allowed), comments start with '#'.",
-                )
-            if binding.key is not None and binding.value is not None:
-                values[binding.key] = binding.value
-    return values
+    text = path.read_text(encoding="utf-8")
+    unparsed = _Unparsed()
+    logger = logging.getLogger("dotenv.main")  # where python-dotenv reports what it could not parse
+    propagate = logger.propagate
+    logger.addHandler(unparsed)
+    logger.propagate = False
+    try:
+        values = dotenv_values(stream=io.StringIO(text), interpolate=False)
+    finally:
+        logger.removeHandler(unparsed)
+        logger.propagate = propagate
+    lines = text.splitlines()
+    bad = list(unparsed.lines)
+    for name, value in values.items():
+        if value is None:  # a name without '=': no value at all
+            bad += [n for n, line in enumerate(lines, 1) if line.strip().removeprefix("export ").strip() == name][:1]
+    if bad:
+        number = min(bad)
+        raise ConfigError(
+            f"{path}:{number}: cannot read line {lines[number - 1]!r}.",
+            hint="Write settings as NAME=value (quotes allowed), comments start with '#'.",
+        )
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def resolve(
@@ -158,7 +175,7 @@ def resolve(
             if setting.name in layer:
                 found = Value(setting.name, layer[setting.name], source, setting.secret)
         if found is None:
-            default = setting.default(env, plain)
+            default = setting.default_for(env, plain)
             if default is None:
                 continue
             note = (

@@ -39,6 +39,14 @@ from prefect.cache_policies import NO_CACHE
 
 from prefect_julia.core.errors import CommandFailed, ConfigError
 from prefect_julia.core.processes import group_alive, spawn, stop_tree
+from prefect_julia.core.setting import (
+    DATA_BLOCK_LOCAL,
+    DATA_BLOCK_REMOTE,
+    DATASTORE_DEFAULT_TYPE,
+    JULIA_BIN,
+    JULIA_PROJECT,
+    JULIA_TIMEOUT,
+)
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -60,12 +68,12 @@ __all__ = [
     "run_julia",
 ]
 
-DEFAULT_TIMEOUT = 3600.0
+DEFAULT_TIMEOUT = float(JULIA_TIMEOUT.default or 3600)
 KILL_GRACE = 5.0
 TAIL_LINES = 40
 MAX_RESULT_BYTES = 16 * 1024 * 1024
 INSTALL_HINT = "Install it with `bash scripts/install-julia.sh`, or set PREFECT_JULIA_BIN to a julia executable."
-PASSED_THROUGH = ("PREFECT_DATA_BLOCK_LOCAL", "PREFECT_DATA_BLOCK_REMOTE", "PREFECT_DATASTORE_DEFAULT_TYPE")
+PASSED_THROUGH = (DATA_BLOCK_LOCAL.name, DATA_BLOCK_REMOTE.name, DATASTORE_DEFAULT_TYPE.name)
 LOG_PREFIX = "::prefect-log::"
 
 _MODULE_LOGGER = logging.getLogger("prefect_julia.julia")
@@ -218,7 +226,7 @@ def default_project(env: Mapping[str, str] | None = None) -> Path:
     next to this package's source tree.
     """
     env = os.environ if env is None else env
-    configured = env.get("PREFECT_JULIA_PROJECT", "")
+    configured = JULIA_PROJECT.lookup(env)
     if configured:
         return Path(configured)
     here = Path.cwd() / "julia"
@@ -229,7 +237,7 @@ def default_project(env: Mapping[str, str] | None = None) -> Path:
 
 def find_julia(env: Mapping[str, str]) -> str:
     """The julia executable: ``PREFECT_JULIA_BIN`` if set, else ``julia`` on the env's PATH."""
-    configured = env.get("PREFECT_JULIA_BIN", "")
+    configured = JULIA_BIN.lookup(env)
     if configured:
         found = shutil.which(configured)
         if not found:
@@ -399,7 +407,7 @@ def run_julia(
     program: str | Path,
     parameters: Mapping[str, object] | None = None,
     *,
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float | None = None,
     env: Mapping[str, str] | None = None,
     project: Path | None = None,
     grace: float = KILL_GRACE,
@@ -408,10 +416,11 @@ def run_julia(
 
     ``program`` is a job name under ``<project>/jobs`` or a path to a ``.jl`` file; ``parameters`` become
     ``--key=value`` arguments; ``env`` is the base environment (default ``os.environ``); ``project``
-    defaults to the repository's ``julia/``. Raises :class:`JuliaNotFound`, :class:`JuliaProgramMissing`,
+    defaults to the repository's ``julia/``; ``timeout`` to ``PREFECT_JULIA_JULIA_TIMEOUT`` (else 3600 s). Raises :class:`JuliaNotFound`, :class:`JuliaProgramMissing`,
     :class:`JuliaFailed`, :class:`JuliaTimeout` or :class:`JuliaResultError`.
     """
     base = os.environ if env is None else env
+    timeout = JULIA_TIMEOUT.seconds(base) if timeout is None else timeout
     project = (project or default_project(base)).resolve()
     julia = find_julia(base)
     path = resolve_program(program, project)
@@ -495,7 +504,7 @@ def _job_run_name() -> str:
 
 
 @task(name="julia-job", task_run_name=_job_run_name, cache_policy=NO_CACHE)
-def julia_job(program: str, parameters: dict[str, Any] | None = None, timeout: float = DEFAULT_TIMEOUT) -> Any:
+def julia_job(program: str, parameters: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
     """Run a Julia job from ``julia/jobs`` in a Prefect task and return its result document.
 
     A failing, hanging or malformed job raises, so the task run (and the flow run) is Failed.

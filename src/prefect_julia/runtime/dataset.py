@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 
 from prefect_julia.core.errors import ConfigError, PrefectJuliaError, ServerError
 from prefect_julia.core.files import sweep_stale_temps, write_atomic
+from prefect_julia.core.setting import DATA_BLOCK_LOCAL, DATA_BLOCK_REMOTE, DATASTORE_DEFAULT_TYPE
 
 __all__ = [
     "DATASET_TYPES",
@@ -42,8 +43,8 @@ DATASTORE_TYPES = ("local", "remote")
 DATASET_TYPES = ("extracts", "reports", "images")
 RUNDATE_TYPES = ("latest", "specific")
 
-DEFAULT_TYPE_VAR = "PREFECT_DATASTORE_DEFAULT_TYPE"
-BLOCK_VARS = {"local": "PREFECT_DATA_BLOCK_LOCAL", "remote": "PREFECT_DATA_BLOCK_REMOTE"}
+DEFAULT_TYPE_VAR = DATASTORE_DEFAULT_TYPE.name
+BLOCK_VARS = {"local": DATA_BLOCK_LOCAL.name, "remote": DATA_BLOCK_REMOTE.name}
 SUPPORTED_BLOCK_SLUGS = ("local-file-system",)
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -123,7 +124,7 @@ def _parse_rundate(rundate: date | str | None, today: date) -> date:
 def _default_datastore_type(env: Mapping[str, str]) -> tuple[str, str]:
     """The default datastore type and where it came from."""
     value = env.get(DEFAULT_TYPE_VAR, "")
-    return (value, DEFAULT_TYPE_VAR) if value else ("local", "")
+    return (value, DEFAULT_TYPE_VAR) if value else (str(DATASTORE_DEFAULT_TYPE.default), "")
 
 
 # --- blocks -----------------------------------------------------------------------------------------------

@@ -1,0 +1,105 @@
+"""What a setting is, and the settings a flow run itself reads (the Julia bridge and datasets).
+
+Every setting is declared once, as a :class:`Setting`: its name, its help text, its default and its type.
+The kit's registry (``kit/settings.py``) lists the ones below together with its own, resolves them per
+environment and shows them in ``invoke env``; a flow run reads the ones below from its process environment
+with :meth:`Setting.lookup` and friends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from prefect_julia.core.errors import ConfigError
+
+#: A default that depends on the environment's name and on the settings resolved before it.
+Derive = Callable[[str, Mapping[str, str]], str | None]
+Kind = Literal["text", "port", "seconds", "path"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One declared setting. ``derive`` (when given) computes the kit's default for an environment."""
+
+    name: str
+    help: str
+    default: str | None = None
+    kind: Kind = "text"
+    secret: bool = False
+    derive: Derive | None = None
+
+    def default_for(self, env: str, values: Mapping[str, str]) -> str | None:
+        """The default in environment ``env``, given the values resolved so far."""
+        return self.derive(env, values) if self.derive is not None else self.default
+
+    def lookup(self, environ: Mapping[str, str]) -> str | None:
+        """The value in a process environment (an empty value counts as unset), else the fixed default."""
+        return environ.get(self.name, "").strip() or self.default
+
+    def seconds(self, environ: Mapping[str, str], where: str = "") -> float:
+        """The value as a number of seconds (a ``seconds`` setting)."""
+        raw = self.lookup(environ)
+        if raw is None:
+            raise ConfigError(f"The setting {self.name} is not set.", hint=f"Set {self.name} to a number of seconds.")
+        return parse_seconds(self.name, raw, where)
+
+
+def parse_seconds(name: str, raw: str, where: str = "") -> float:
+    """``raw`` as a positive number of seconds; a ConfigError naming the setting (and its source) if not."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        source = f" (from {where})" if where else ""
+        raise ConfigError(
+            f"{name}={raw!r}{source} is not a positive number of seconds.",
+            hint=f"Use e.g. {name}=120.",
+        )
+    return value
+
+
+def parse_port(name: str, raw: str, where: str = "") -> int:
+    """``raw`` as a TCP port; a ConfigError naming the setting and its source if not."""
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        source = f" (from {where})" if where else ""
+        raise ConfigError(
+            f"{name}={raw!r}{source} is not a port number.",
+            hint=f"Use a whole number from 1024 to 65535, e.g. {name}=4309.",
+        )
+    return int(raw)
+
+
+# --- the settings a flow run reads ------------------------------------------------------------------------
+
+JULIA_BIN = Setting("PREFECT_JULIA_BIN", "julia executable the bridge runs (default: `julia` on PATH)", kind="path")
+JULIA_PROJECT = Setting(
+    "PREFECT_JULIA_PROJECT",
+    "Julia project the bridge runs jobs in (relative: to the repository)",
+    kind="path",
+    derive=lambda _env, _values: "julia",
+)
+JULIA_TIMEOUT = Setting(
+    "PREFECT_JULIA_JULIA_TIMEOUT", "seconds a Julia job may run before it is killed", default="3600", kind="seconds"
+)
+DATA_BLOCK_LOCAL = Setting(
+    "PREFECT_DATA_BLOCK_LOCAL",
+    "block of the local datastore",
+    derive=lambda _env, _values: "local-file-system/willowdata",
+)
+DATA_BLOCK_REMOTE = Setting("PREFECT_DATA_BLOCK_REMOTE", "block of the remote datastore")
+DATASTORE_DEFAULT_TYPE = Setting(
+    "PREFECT_DATASTORE_DEFAULT_TYPE", "datastore a Dataset uses when none is given", default="local"
+)
+
+#: What a flow run reads, in the order ``invoke env`` shows them.
+RUNTIME_SETTINGS: tuple[Setting, ...] = (
+    JULIA_BIN,
+    JULIA_PROJECT,
+    JULIA_TIMEOUT,
+    DATA_BLOCK_LOCAL,
+    DATA_BLOCK_REMOTE,
+    DATASTORE_DEFAULT_TYPE,
+)
