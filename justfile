@@ -42,7 +42,7 @@ server-logs env="" *flags="":
 blocks env="":
     {{invoke}} blocks {{env}}
 
-# Apply flows/deployments.toml to the environment's server (work pool created when missing)
+# Apply prefect.yaml to the environment's server (work pool created when missing)
 deploy env="":
     {{invoke}} deploy {{env}}
 

@@ -49,7 +49,17 @@ def env(c: Context, env: str | None = None, shell: bool = False) -> None:
     """Show an environment's resolved settings and where each came from (secrets masked)."""
     resolved = _env(env)
     if shell:
-        for name, value in resolved.exports(secrets=False).items():
+        from prefect_julia.kit import codesource
+
+        exports = resolved.exports(secrets=False)
+        code_dir = codesource.code_dir(resolved, ROOT)
+        if code_dir is None:
+            print(
+                f"# {resolved.name} has no deployed commit yet: `invoke deploy {resolved.name}` makes its code folder"
+            )
+        else:
+            exports[codesource.CODE_DIR_SETTING] = str(code_dir)
+        for name, value in exports.items():
             print(f"export {name}={shlex.quote(value)}")
         return
     print(f"environment {resolved.name}: {resolved.ui_url} (PREFECT_HOME {resolved.home})")
@@ -169,11 +179,12 @@ def blocks(c: Context, env: str | None = None) -> None:
 @task(positional=["env"], help={"env": ENV_HELP})
 @guarded
 def deploy(c: Context, env: str | None = None) -> None:
-    """Apply flows/deployments.toml to the environment's server (work pool created when missing)."""
+    """Apply prefect.yaml to the environment's server (work pool created when missing, undeclared removed)."""
     from prefect_julia.kit import deployments
 
     resolved = _env(env)
     report = deployments.apply(ROOT, resolved)
+    print(f"code: {report.code}")
     if report.work_pool_created:
         print(f"created work pool {report.work_pool} (process)")
     for name in report.applied:

@@ -21,6 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 #: The kit's committed front door, and (``project=True``) the flows, the Julia package and the blocks.
 KIT_FILES = ("tasks.py", "justfile", "envs/branches.toml", "envs/dev.env", "envs/prod.env")
 PROJECT_FILES = (
+    "prefect.yaml",
     "flows",
     "julia/Project.toml",
     "julia/src",

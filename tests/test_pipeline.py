@@ -57,8 +57,8 @@ def test_demo_then_a_failing_job_then_server_down(tmp_path: Path) -> None:
 
         (repo.root / "flows" / "failing.py").write_text(FAILING_FLOW)
         (repo.root / "julia" / "jobs" / "broken.jl").write_text(BROKEN_JOB)
-        with (repo.root / "flows" / "deployments.toml").open("a") as decl:
-            decl.write('\n[[deployments]]\nname = "failing"\nentrypoint = "flows/failing.py:failing"\n')
+        with (repo.root / "prefect.yaml").open("a") as decl:
+            decl.write("  - name: failing\n    entrypoint: flows/failing.py:failing\n    work_pool: *work_pool\n")
         deployed = repo.invoke("deploy", "dev")
         assert deployed.returncode == 0 and "failing-job/failing" in deployed.stdout, deployed.stderr
 

@@ -9,5 +9,5 @@ from prefect_julia.kit.environments import ENVIRONMENTS
 
 
 def check(root: Path) -> list[str]:
-    """Problems in ``flows/deployments.toml`` and ``envs/<env>.blocks.toml`` (empty: all valid)."""
+    """Problems in ``prefect.yaml`` and ``envs/<env>.blocks.toml`` (empty: all valid)."""
     return deployments.check(root) + blocks.check(root, ENVIRONMENTS)

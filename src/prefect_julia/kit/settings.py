@@ -81,6 +81,13 @@ SETTINGS: tuple[Setting, ...] = (
         derive=lambda env, _v: f"data/{env}",
     ),
     *RUNTIME_SETTINGS,
+    Setting(
+        "PREFECT_JULIA_CODE_SOURCE",
+        "where runs get their code: tree (the checkout), worktree (the deployed commit), git (a clone of it)",
+        derive=lambda env, _v: "worktree" if env == "prod" else "tree",
+    ),
+    Setting("PREFECT_JULIA_GIT_URL", "repository a git code source clones (default: the origin remote)"),
+    Setting("PREFECT_JULIA_GIT_ACCESS_BLOCK", "name of the Secret block with the token to clone a private repository"),
 )
 
 DECLARED = {s.name: s for s in SETTINGS}
