@@ -51,15 +51,11 @@ def env(c: Context, env: str | None = None, shell: bool = False) -> None:
     if shell:
         from prefect_julia.kit import codesource
 
-        exports = resolved.exports(secrets=False)
-        code_dir = codesource.code_dir(resolved, ROOT)
-        if code_dir is None:
+        if codesource.code_dir(resolved, ROOT) is None:
             print(
                 f"# {resolved.name} has no deployed commit yet: `invoke deploy {resolved.name}` makes its code folder"
             )
-        else:
-            exports[codesource.CODE_DIR_SETTING] = str(code_dir)
-        for name, value in exports.items():
+        for name, value in resolved.exports(secrets=False).items():
             print(f"export {name}={shlex.quote(value)}")
         return
     print(f"environment {resolved.name}: {resolved.ui_url} (PREFECT_HOME {resolved.home})")

@@ -187,6 +187,11 @@ class Environment:
         env[JULIA_PROJECT.name] = str(self.julia_project)
         env[ENV_MARKER] = self.name
         env["PREFECT_PROFILES_PATH"] = str(self.root / PROFILES_FILE)
+        from prefect_julia.kit import codesource  # it builds on this module
+
+        code_dir = codesource.code_dir(self, self.root)
+        if code_dir is not None:
+            env[codesource.CODE_DIR_SETTING] = str(code_dir)
         return env
 
     def process_env(self, base: Mapping[str, str]) -> dict[str, str]:
