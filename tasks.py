@@ -142,15 +142,15 @@ def server_status(c: Context) -> None:
 def server_logs(c: Context, env: str | None = None, follow: bool = False, lines: int = 50) -> None:
     """Show the environment's server log (--follow to keep watching; Ctrl-C stops)."""
     resolved = _env(env)
-    if not resolved.log_file.exists():
-        print(f"No log yet at {resolved.log_file}: start the server with `invoke server-up {resolved.name}`.")
+    if not resolved.files.server_log.exists():
+        print(f"No log yet at {resolved.files.server_log}: start the server with `invoke server-up {resolved.name}`.")
         return
     if not follow:
-        print(tail(resolved.log_file, lines))
+        print(tail(resolved.files.server_log, lines))
         return
     with contextlib.suppress(KeyboardInterrupt):
         servers.follow_log(
-            resolved.log_file, lines=lines, write=lambda s: print(s, end="", flush=True), stop=lambda: False
+            resolved.files.server_log, lines=lines, write=lambda s: print(s, end="", flush=True), stop=lambda: False
         )
 
 

@@ -24,8 +24,8 @@ def test_environment_resolves_everything(kit_repo: KitRepo) -> None:
     assert env.home == kit_repo.root / ".prefect" / "dev"
     assert env.api_url == f"http://127.0.0.1:{port}/api"
     assert env.ui_url == f"http://127.0.0.1:{port}"
-    assert env.log_file.parent == env.pid_file.parent == env.home
-    assert env.database == env.home / "prefect.db"
+    assert env.files.server_log.parent == env.files.worker_pid.parent == env.home
+    assert env.files.database == env.home / "prefect.db"
     sources = {name: source for name, _, source, _ in describe_sources(env)}
     assert sources["PREFECT_JULIA_PORT"] == "envs/dev.local.env"
     assert sources["PREFECT_JULIA_WORK_POOL"] == "envs/dev.env"

@@ -76,7 +76,7 @@ def test_demo_then_a_failing_job_then_server_down(tmp_path: Path) -> None:
         assert param.returncode == 0, param.stderr
         assert (env.data_root / "reports/csv/dataset=sensor_readings_summary/rundate=2026-01-15/data.csv").exists()
     finally:
-        worker = read_pid_file(env.home / "worker.pid")
+        worker = read_pid_file(env.files.worker_pid)
         down = repo.invoke("server-down", "dev")
     assert down.returncode == 0 and "Stopped the worker" in down.stdout
     assert worker is not None and not is_alive(worker)

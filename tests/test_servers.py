@@ -51,11 +51,11 @@ def test_server_lifecycle(kit_repo: KitRepo) -> None:
             assert run.returncode == 0, run.stderr
         outputs = sorted(run.stdout for run in runs[:2])
         assert "already up" in outputs[0] and "started in" in outputs[1], outputs
-        pid_dev = read_pid_file(dev.pid_file)
+        pid_dev = read_pid_file(dev.files.server_pid)
         assert pid_dev is not None and is_alive(pid_dev)
         assert f"pid {pid_dev.pid}" in runs[0].stdout and f"pid {pid_dev.pid}" in runs[1].stdout
         assert servers.is_healthy(dev.local_api_url) and servers.is_healthy(prod.local_api_url)
-        assert dev.database.exists() and prod.database.exists()
+        assert dev.files.database.exists() and prod.files.database.exists()
 
         again = kit_repo.invoke("server-up")  # the branch is `feature`: dev
         assert again.returncode == 0 and "dev server already up" in again.stdout
@@ -67,12 +67,12 @@ def test_server_lifecycle(kit_repo: KitRepo) -> None:
             "healthy" in rows["dev"] and str(kit_repo.ports["dev"]) in rows["dev"] and str(pid_dev.pid) in rows["dev"]
         )
         assert "healthy" in rows["prod"] and "main" in rows["prod"]
-        assert str(dev.database) in rows["dev"]
+        assert str(dev.files.database) in rows["dev"]
 
         _save_block(dev.api_url, "persist-me")
         down = kit_repo.invoke("server-down", "dev")
         assert down.returncode == 0 and "dev server stopped" in down.stdout
-        assert not group_alive(pid_dev.pid) and not dev.pid_file.exists()
+        assert not group_alive(pid_dev.pid) and not dev.files.server_pid.exists()
         assert servers.is_healthy(prod.local_api_url)  # environments are independent
         down_again = kit_repo.invoke("server-down", "dev")
         assert down_again.returncode == 0 and "not running" in down_again.stdout
@@ -84,7 +84,7 @@ def test_server_lifecycle(kit_repo: KitRepo) -> None:
         deadline = time.monotonic() + 10
         while running(up.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert dev.pid_file.exists()
+        assert dev.files.server_pid.exists()
         recovered = servers.server_up(dev, kit_repo.environ())
         assert not recovered.already_up and recovered.pid != up.pid
         assert any("stale pid file" in note for note in recovered.notes)
@@ -107,7 +107,7 @@ def test_port_held_by_another_process_is_named(kit_repo: KitRepo) -> None:
     assert run.returncode == 3
     assert f"Port {dev.port} (dev) is held by pid {os.getpid()}" in run.stderr
     assert "PREFECT_JULIA_PORT" in run.stderr
-    assert not dev.pid_file.exists()
+    assert not dev.files.server_pid.exists()
 
 
 @pytest.mark.parametrize(
@@ -122,12 +122,12 @@ def test_pid_file_of_an_unrelated_process_is_never_signalled(kit_repo: KitRepo, 
     dev = resolve_environment("dev", kit_repo.root, {})
     bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
-        genuine = write_pid_file(dev.pid_file, bystander.pid, ["sleep", "60"])
+        genuine = write_pid_file(dev.files.server_pid, bystander.pid, ["sleep", "60"])
         assert is_alive(genuine)  # the forgery below differs from the truth in one field only
-        dev.pid_file.write_text(json.dumps({**json.loads(genuine.to_json()), **forged}))
+        dev.files.server_pid.write_text(json.dumps({**json.loads(genuine.to_json()), **forged}))
         result = servers.server_down(dev)
         assert not result.was_running and "stale pid file" in result.notes[0]
-        assert bystander.poll() is None and not dev.pid_file.exists()
+        assert bystander.poll() is None and not dev.files.server_pid.exists()
     finally:
         bystander.kill()
         bystander.wait()
@@ -142,7 +142,7 @@ def test_server_that_exits_during_start_up_shows_its_log(kit_repo: KitRepo) -> N
     with pytest.raises(ServerError, match="exited during start-up") as error:
         servers.server_up(dev, kit_repo.environ(), timeout=90)
     assert "unable to open database file" in str(error.value)
-    assert not dev.pid_file.exists()
+    assert not dev.files.server_pid.exists()
 
 
 def test_health_timeout_stops_what_it_started(kit_repo: KitRepo) -> None:
@@ -150,7 +150,7 @@ def test_health_timeout_stops_what_it_started(kit_repo: KitRepo) -> None:
     with pytest.raises(ServerError, match="not healthy after 1 s") as error:
         servers.server_up(dev, kit_repo.environ(), timeout=1)
     assert "PREFECT_JULIA_HEALTH_TIMEOUT" in str(error.value)
-    assert not dev.pid_file.exists()
+    assert not dev.files.server_pid.exists()
     assert servers.server_status(dev, "-").pid is None
     # the whole process group is gone: nothing orphaned
     left = [

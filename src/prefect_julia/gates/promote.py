@@ -10,19 +10,17 @@ once the server is up.
 from __future__ import annotations
 
 import sys
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from prefect_julia.core import gitrepo
-from prefect_julia.core.errors import CommandFailed, ConfigError, GateFailed, ServerError
+from prefect_julia.core.errors import CommandFailed, GateFailed, ServerError
 from prefect_julia.gates.gate import GateReport, Step, require_passed, run_gate
+from prefect_julia.kit.environments import BRANCHES_FILE, load_branch_mapping
 
 __all__ = ["Branches", "Promotion", "promote", "promotion_branches"]
-
-BRANCHES_FILE = Path("envs") / "branches.toml"
 
 
 @dataclass(frozen=True)
@@ -49,26 +47,15 @@ class Promotion:
 
 
 def promotion_branches(root: Path) -> Branches:
-    """Read the dev and main branch names from ``envs/branches.toml``; fall back to ``dev`` and ``main``.
+    """The dev and main branch names from the branch mapping (``envs/branches.toml``), else ``dev`` and ``main``.
 
-    The file maps branch names to environments (``[branches] main = "prod"``): the main branch is the one
-    mapped to ``"prod"``, the dev branch one mapped to ``"dev"`` if any.
+    The main branch is the one mapped to ``"prod"``, the dev branch one mapped to ``"dev"`` if any.
     """
-    path = root / BRANCHES_FILE
-    if not path.is_file():
+    if not (root / BRANCHES_FILE).is_file():
         return Branches()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(
-            f"{path} is not valid TOML ({error}).",
-            hint='Fix the file: it maps branch names to environments, e.g. main = "prod".',
-        ) from error
-    table = data.get("branches", data)
-    pairs = {str(k): v for k, v in table.items() if isinstance(v, str)} if isinstance(table, dict) else {}
-    pairs.pop("default", None)
-    mains = sorted(b for b, env in pairs.items() if env == "prod")
-    devs = sorted(b for b, env in pairs.items() if env == "dev")
+    mapping = load_branch_mapping(root)
+    mains = sorted(b for b, env in mapping.branches.items() if env == "prod")
+    devs = sorted(b for b, env in mapping.branches.items() if env == "dev")
     return Branches(dev=devs[0] if devs else "dev", main=mains[0] if mains else "main")
 
 

@@ -6,15 +6,26 @@ name, port, ``PREFECT_HOME``, URLs, file locations and the resolved settings wit
 
 from __future__ import annotations
 
-import subprocess
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prefect_julia.core.errors import ConfigError
+from prefect_julia.core import gitrepo
+from prefect_julia.core.errors import CommandFailed, ConfigError
 from prefect_julia.core.setting import JULIA_PROJECT, parse_port, parse_seconds
-from prefect_julia.kit.settings import DECLARED, ENV_MARKER, SETTINGS, Source, Value, read_env_file, resolve
+from prefect_julia.kit.home import Home
+from prefect_julia.kit.settings import (
+    DECLARED,
+    ENV_MARKER,
+    SETTINGS,
+    Source,
+    Value,
+    api_url,
+    read_env_file,
+    resolve,
+    server_url,
+)
 
 ENVIRONMENTS: tuple[str, ...] = ("dev", "prod")
 BRANCHES_FILE = Path("envs/branches.toml")
@@ -66,15 +77,9 @@ def load_branch_mapping(root: Path) -> BranchMapping:
 def current_branch(root: Path) -> str | None:
     """The checked-out branch, or None when ``root`` is not in a git repository (or HEAD is detached)."""
     try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "symbolic-ref", "--quiet", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except FileNotFoundError:
+        return gitrepo.current_branch(root)
+    except CommandFailed:  # git itself is missing
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 @dataclass(frozen=True)
@@ -140,24 +145,17 @@ class Environment:
 
     @property
     def ui_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return server_url(self.host, self.port)
 
     @property
     def local_api_url(self) -> str:
         """The API URL of the local server this kit runs (may differ from ``api_url`` for a remote prod)."""
-        return f"http://{self.host}:{self.port}/api"
+        return api_url(self.ui_url)
 
     @property
-    def log_file(self) -> Path:
-        return self.home / "server.log"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.home / "server.pid"
-
-    @property
-    def database(self) -> Path:
-        return self.home / "prefect.db"
+    def files(self) -> Home:
+        """The files the kit keeps in this environment's PREFECT_HOME."""
+        return Home(self.home)
 
     @property
     def health_timeout(self) -> float:

@@ -34,8 +34,6 @@ from prefect_julia.kit.environments import Environment
 
 Progress = Callable[[float], None]
 POLL_INTERVAL = 0.2
-#: Processes the kit runs against a server, stopped before it (a worker left alone hangs retrying).
-DEPENDENT_PID_FILES = ("worker.pid",)
 
 
 def is_healthy(api_url: str, *, timeout: float = 1.0) -> bool:
@@ -75,8 +73,8 @@ def server_up(
     timeout = env.health_timeout if timeout is None else timeout
     notes: list[str] = []
     env.home.mkdir(parents=True, exist_ok=True)
-    with file_lock(env.home / "server.lock"):
-        record = read_pid_file(env.pid_file)
+    with file_lock(env.files.server_lock):
+        record = read_pid_file(env.files.server_pid)
         if record is not None and is_alive(record):
             if is_healthy(env.local_api_url):
                 return UpResult(env.name, record.pid, True, time.monotonic() - started)
@@ -84,12 +82,12 @@ def server_up(
             return UpResult(env.name, record.pid, True, time.monotonic() - started)
         if record is not None:
             notes.append(
-                f"Replaced a stale pid file ({env.pid_file.name}: pid {record.pid} no longer runs the server)."
+                f"Replaced a stale pid file ({env.files.server_pid.name}: pid {record.pid} no longer runs the server)."
             )
-            env.pid_file.unlink(missing_ok=True)
-        elif env.pid_file.exists():
-            notes.append(f"Replaced an unreadable pid file {env.pid_file}.")
-            env.pid_file.unlink(missing_ok=True)
+            env.files.server_pid.unlink(missing_ok=True)
+        elif env.files.server_pid.exists():
+            notes.append(f"Replaced an unreadable pid file {env.files.server_pid}.")
+            env.files.server_pid.unlink(missing_ok=True)
         try:
             free = port_is_free(env.host, env.port)
         except OSError as error:
@@ -105,13 +103,13 @@ def server_up(
                 hint=f"Stop that process, or set PREFECT_JULIA_PORT to a free port in envs/{env.name}.local.env.",
             )
         command = server_command(env)
-        process = spawn_detached(command, env=env.process_env(environ), log_file=env.log_file, cwd=env.root)
-        write_pid_file(env.pid_file, process.pid, command)
+        process = spawn_detached(command, env=env.process_env(environ), log_file=env.files.server_log, cwd=env.root)
+        write_pid_file(env.files.server_pid, process.pid, command)
         try:
             _wait_healthy(env, process.pid, process.poll, started, timeout, progress)
         except BaseException:
             stop_tree(process.pid, grace=5)
-            env.pid_file.unlink(missing_ok=True)
+            env.files.server_pid.unlink(missing_ok=True)
             raise
         return UpResult(env.name, process.pid, False, time.monotonic() - started, tuple(notes))
 
@@ -131,14 +129,14 @@ def _wait_healthy(
         exit_code = poll() if poll is not None else None
         if exit_code is not None:
             raise ServerError(
-                f"The {env.name} server exited during start-up (exit code {exit_code}). Last lines of {env.log_file}:\n"
-                + tail(env.log_file, 25),
+                f"The {env.name} server exited during start-up (exit code {exit_code}). Last lines of {env.files.server_log}:\n"
+                + tail(env.files.server_log, 25),
                 hint=f"Fix the cause above, then run `invoke server-up {env.name}` again.",
             )
         if elapsed > timeout:
             raise ServerError(
                 f"The {env.name} server (pid {pid}) was not healthy after {timeout:.0f} s; it was stopped. "
-                f"Last lines of {env.log_file}:\n" + tail(env.log_file, 25),
+                f"Last lines of {env.files.server_log}:\n" + tail(env.files.server_log, 25),
                 hint=f"Raise PREFECT_JULIA_HEALTH_TIMEOUT in envs/{env.name}.local.env if the machine is slow.",
             )
         if progress is not None:
@@ -157,23 +155,23 @@ class DownResult:
 def server_down(env: Environment, *, grace: float = 10.0) -> DownResult:
     """Stop the server of ``env`` (and the kit's worker first); succeed when nothing runs."""
     notes: list[str] = []
-    for name in DEPENDENT_PID_FILES:
-        dependent = read_pid_file(env.home / name)
+    for path in env.files.dependent_pid_files():
+        dependent = read_pid_file(path)
         if dependent is not None and is_alive(dependent):
             stop_recorded(dependent, grace=grace)
-            notes.append(f"Stopped the {name.removesuffix('.pid')} (pid {dependent.pid}) first.")
-        (env.home / name).unlink(missing_ok=True)
-    with file_lock(env.home / "server.lock") if env.home.exists() else contextlib.nullcontext():
-        record = read_pid_file(env.pid_file)
+            notes.append(f"Stopped the {path.stem} (pid {dependent.pid}) first.")
+        path.unlink(missing_ok=True)
+    with file_lock(env.files.server_lock) if env.home.exists() else contextlib.nullcontext():
+        record = read_pid_file(env.files.server_pid)
         if record is None:
-            env.pid_file.unlink(missing_ok=True)
+            env.files.server_pid.unlink(missing_ok=True)
             return DownResult(env.name, False, False, tuple(notes))
         if not is_alive(record):
-            env.pid_file.unlink(missing_ok=True)
+            env.files.server_pid.unlink(missing_ok=True)
             notes.append(f"Removed a stale pid file (pid {record.pid} no longer runs the server).")
             return DownResult(env.name, False, False, tuple(notes))
         killed = stop_recorded(record, grace=grace)
-        env.pid_file.unlink(missing_ok=True)
+        env.files.server_pid.unlink(missing_ok=True)
         return DownResult(env.name, True, killed, tuple(notes))
 
 
@@ -190,17 +188,16 @@ class Status:
 
 
 def server_status(env: Environment, branches: str) -> Status:
-    record = read_pid_file(env.pid_file)
+    record = read_pid_file(env.files.server_pid)
     pid = record.pid if record is not None and is_alive(record) else None
-    size = sum(p.stat().st_size for p in env.home.glob("prefect.db*") if p.is_file()) if env.home.exists() else 0
     return Status(
         env=env.name,
         branches=branches,
         port=env.port,
         pid=pid,
         healthy=pid is not None and is_healthy(env.local_api_url),
-        database=env.database,
-        database_bytes=size,
+        database=env.files.database,
+        database_bytes=env.files.database_bytes(),
         url=env.ui_url,
     )
 

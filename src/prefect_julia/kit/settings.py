@@ -46,6 +46,17 @@ class Source(enum.IntEnum):
 
 DEFAULT_PORTS = {"prod": "4300", "dev": "4309"}
 
+
+def server_url(host: str, port: int | str) -> str:
+    """The address of a local server (its UI)."""
+    return f"http://{host}:{port}"
+
+
+def api_url(server: str) -> str:
+    """The API URL clients of ``server`` use."""
+    return f"{server}/api"
+
+
 #: Every setting the kit reads, in resolution order (a derived default may use the values declared before it).
 SETTINGS: tuple[Setting, ...] = (
     Setting("PREFECT_JULIA_HOST", "address the local server binds", default="127.0.0.1"),
@@ -64,7 +75,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "PREFECT_API_URL",
         "API URL clients use",
-        derive=lambda _env, v: f"http://{v['PREFECT_JULIA_HOST']}:{v['PREFECT_JULIA_PORT']}/api",
+        derive=lambda _env, v: api_url(server_url(v["PREFECT_JULIA_HOST"], v["PREFECT_JULIA_PORT"])),
     ),
     Setting("PREFECT_API_KEY", "API key of a remote or Cloud server (secret)", secret=True),
     Setting(

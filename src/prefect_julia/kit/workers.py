@@ -25,14 +25,6 @@ from prefect_julia.kit.environments import Environment
 from prefect_julia.kit.servers import is_healthy
 
 
-def pid_file(env: Environment) -> Path:
-    return env.home / "worker.pid"  # servers.DEPENDENT_PID_FILES stops it before the server
-
-
-def log_file(env: Environment) -> Path:
-    return env.home / "worker.log"
-
-
 def worker_name(env: Environment) -> str:
     return f"{env.name}-worker"
 
@@ -70,23 +62,23 @@ def worker_up(env: Environment, environ: Mapping[str, str], *, timeout: float = 
             f"The {env.name} server at {env.api_url} is not running, so no worker can start.",
             hint=f"Run `invoke server-up {env.name}` first.",
         )
-    with file_lock(env.home / "worker.lock"):
-        record = read_pid_file(pid_file(env))
+    with file_lock(env.files.worker_lock):
+        record = read_pid_file(env.files.worker_pid)
         if record is not None and is_alive(record):
             return worker_status(env), False
-        pid_file(env).unlink(missing_ok=True)
+        env.files.worker_pid.unlink(missing_ok=True)
         command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process",
                    "--name", worker_name(env)]  # fmt: skip
-        process = spawn_detached(command, env=env.process_env(environ), log_file=log_file(env), cwd=env.root)
-        write_pid_file(pid_file(env), process.pid, command)
+        process = spawn_detached(command, env=env.process_env(environ), log_file=env.files.worker_log, cwd=env.root)
+        write_pid_file(env.files.worker_pid, process.pid, command)
         deadline = time.monotonic() + timeout
         while worker_name(env) not in online_workers(env, pool):
             if process.poll() is not None or time.monotonic() > deadline:
                 stop_tree(process.pid, grace=5)
-                pid_file(env).unlink(missing_ok=True)
+                env.files.worker_pid.unlink(missing_ok=True)
                 raise ServerError(
-                    f"The {env.name} worker did not come online (pool {pool}). Last lines of {log_file(env)}:\n"
-                    + tail(log_file(env), 20),
+                    f"The {env.name} worker did not come online (pool {pool}). Last lines of {env.files.worker_log}:\n"
+                    + tail(env.files.worker_log, 20),
                     hint=f"Check the pool exists (`invoke deploy {env.name}` creates it), then retry.",
                 )
             time.sleep(0.5)
@@ -95,8 +87,8 @@ def worker_up(env: Environment, environ: Mapping[str, str], *, timeout: float = 
 
 def worker_down(env: Environment) -> bool:
     """Stop the worker of ``env``; False when none ran."""
-    record = read_pid_file(pid_file(env))
-    pid_file(env).unlink(missing_ok=True)
+    record = read_pid_file(env.files.worker_pid)
+    env.files.worker_pid.unlink(missing_ok=True)
     if record is None or not is_alive(record):
         return False
     stop_recorded(record, grace=10)
@@ -105,7 +97,7 @@ def worker_down(env: Environment) -> bool:
 
 def worker_status(env: Environment) -> WorkerState:
     pool = env.require("PREFECT_JULIA_WORK_POOL")
-    record = read_pid_file(pid_file(env))
+    record = read_pid_file(env.files.worker_pid)
     pid = record.pid if record is not None and is_alive(record) else None
     online = pid is not None and worker_name(env) in online_workers(env, pool)
-    return WorkerState(env=env.name, pool=pool, pid=pid, online=online, log=log_file(env))
+    return WorkerState(env=env.name, pool=pool, pid=pid, online=online, log=env.files.worker_log)
