@@ -41,7 +41,7 @@ while (line = readline(stdin)) == "go"
     t = time_ns()
     b = PrefectBlock(name; api=api)
     dt = (time_ns() - t) / 1e9
-    b isa LocalFSBlock || error("unexpected block")
+    b.block isa LocalFSBlock || error("unexpected block")
     println(dt); flush(stdout)
 end
 """

@@ -49,6 +49,17 @@ def _create_blocks_and_variables(data_dir: Path) -> dict[str, str]:
         credentials: AwsCredentials
         bucket_folder: str = ""
 
+    class StringDoc(Block):  # Prefect 2's String block (gone from Prefect 3.5), which PrefectInterfaces.jl reads
+        _block_type_name = "String"
+        _block_type_slug = "string"
+        value: str
+
+    class CredentialPair(Block):  # the credentialpair block type PrefectInterfaces.jl reads
+        _block_type_name = "CredentialPair"
+        _block_type_slug = "credentialpair"
+        id: str
+        secret_key: SecretStr
+
     class JuliaSuiteService(Block):  # a type PrefectInterfaces has no struct for
         _block_type_name = "Julia Suite Service"
         _block_type_slug = "julia-suite-service"
@@ -61,6 +72,8 @@ def _create_blocks_and_variables(data_dir: Path) -> dict[str, str]:
     json_secret: dict[str, Any] = {"user": "suite", "password": "p4ss-suite", "ports": [1, 2]}
     Secret(value=json_secret).save("julia-suite-json", overwrite=True)
     JuliaSuiteService(url="http://service.invalid/x", token="tok-suite-123").save("svc", overwrite=True)
+    StringDoc(value="dev").save("syrinx", overwrite=True)
+    CredentialPair(id="user123", secret_key="pairs3cret-suite").save("strangiato", overwrite=True)
     creds = AwsCredentials(
         aws_access_key_id="AKIASUITE", aws_secret_access_key="aws-suite-secret", region_name="eu-west-1"
     )
@@ -82,6 +95,11 @@ def _create_blocks_and_variables(data_dir: Path) -> dict[str, str]:
         "PI_TEST_JSON_SECRET_BLOCK": "secret/julia-suite-json",
         "PI_TEST_JSON_SECRET_JSON": json.dumps(json_secret),
         "PI_TEST_GENERIC_BLOCK": "julia-suite-service/svc",
+        "PI_TEST_STRING_BLOCK": "string/syrinx",
+        "PI_TEST_STRING_BLOCK_VALUE": "dev",
+        "PI_TEST_CREDPAIR_BLOCK": "credentialpair/strangiato",
+        "PI_TEST_CREDPAIR_ID": "user123",
+        "PI_TEST_CREDPAIR_SECRET": "pairs3cret-suite",
         "PI_TEST_GENERIC_URL": "http://service.invalid/x",
         "PI_TEST_GENERIC_TOKEN": "tok-suite-123",
         "PI_TEST_AWS_BLOCK": "aws-credentials/julia-suite-creds",
@@ -136,8 +154,15 @@ def test_julia_suite(prefect_server: Any, tmp_path: Path) -> None:
     assert proc.returncode == 0 and summary, f"Julia test suite failed (exit {proc.returncode}):\n{output[-20000:]}"
     assert "Integration tests against" in proc.stdout, output[-5000:]
     assert summary[-1].split(", ")[1] == "0 failed", output[-20000:]
-    for secret in ("s3cr3t-suite-value", "tok-suite-123", "aws-suite-secret", "p4ss-suite"):
+    for secret in ("s3cr3t-suite-value", "tok-suite-123", "aws-suite-secret", "p4ss-suite", "pairs3cret-suite"):
         assert secret not in output, f"a secret value reached the Julia suite's output: {secret[:3]}..."
+
+
+def test_julia_package_vectors_match_the_shared_ones() -> None:
+    """The Julia package tests a copy of the shared dataset vectors (Pkg.test sees only the package)."""
+    shared = REPO_ROOT / "tests" / "vectors" / "dataset_paths.json"
+    copy = JULIA_PROJECT / "test" / "vectors" / "dataset_paths.json"
+    assert copy.read_bytes() == shared.read_bytes(), f"copy {shared} to {copy} (cp {shared} {copy})"
 
 
 @pytest.mark.julia

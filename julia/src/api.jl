@@ -2,23 +2,26 @@
 
 """
     PrefectAPI(url=nothing; key=nothing, auth_string=nothing, timeout=30.0, retries=3, backoff=0.5, env=ENV)
+    PrefectAPI(url, key; kwargs...)
 
 Where and how to reach the Prefect REST API.
 
 - `url`: defaults to `PREFECT_API_URL` (e.g. `http://127.0.0.1:4200/api`); [`MissingEnvError`](@ref) when
   neither is given.
-- `key`: defaults to `PREFECT_API_KEY`; sent as `Authorization: Bearer ...` (Prefect Cloud).
+- `key`: defaults to `PREFECT_API_KEY`; sent as `Authorization: Bearer ...` (Prefect Cloud). Held as a
+  [`SecretString`](@ref): `api.key.secret` is `""` when there is no key.
 - `auth_string`: defaults to `PREFECT_API_AUTH_STRING` (`"user:password"`); sent as
   `Authorization: Basic ...` (a self-hosted server started with auth). The key wins when both are set.
   No `Authorization` header at all is sent when neither is set.
 - `timeout`: seconds for one request; `retries`: extra attempts after a connection error or an HTTP 5xx
   (never after a 4xx), waiting `backoff`, `2backoff`, `4backoff`... seconds in between.
 
-Credentials are held as [`SecretValue`](@ref)s and never shown.
+`url` and `key` can be changed later (`api.url = "..."`, `api.key = "..."` or `SecretString("...")`).
+Credentials are never shown.
 """
-struct PrefectAPI
+mutable struct PrefectAPI <: AbstractPrefectInterface
     url::String
-    key::Union{Nothing,SecretValue}
+    key::SecretString
     auth_string::Union{Nothing,SecretValue}
     timeout::Float64
     retries::Int
@@ -26,34 +29,56 @@ struct PrefectAPI
 end
 
 nonempty(x) = (x === nothing || isempty(x)) ? nothing : String(x)
+keytext(k) = k isa SecretString ? secretvalue(k) : k isa SecretValue ? string(secretvalue(k)) : k
 
 function PrefectAPI(url::Union{Nothing,AbstractString}=nothing; key=nothing, auth_string=nothing,
                     timeout::Real=30.0, retries::Integer=3, backoff::Real=0.5, env::AbstractDict=ENV)
     url = something(nonempty(url), nonempty(get(env, "PREFECT_API_URL", nothing)), Some(nothing))
     url === nothing && throw(MissingEnvError("PREFECT_API_URL",
         "Set it to the Prefect API, e.g. PREFECT_API_URL=http://127.0.0.1:4200/api, or pass the URL to PrefectAPI(url)."))
-    key = something(nonempty(key), nonempty(get(env, "PREFECT_API_KEY", nothing)), Some(nothing))
-    auth = something(nonempty(auth_string), nonempty(get(env, "PREFECT_API_AUTH_STRING", nothing)), Some(nothing))
-    return PrefectAPI(rstrip(url, '/'), key === nothing ? nothing : SecretValue(key),
-                      auth === nothing ? nothing : SecretValue(auth), Float64(timeout), Int(retries), Float64(backoff))
+    key = something(nonempty(keytext(key)), nonempty(get(env, "PREFECT_API_KEY", nothing)), "")
+    auth = something(nonempty(keytext(auth_string)), nonempty(get(env, "PREFECT_API_AUTH_STRING", nothing)), Some(nothing))
+    return PrefectAPI(rstrip(url, '/'), SecretString(key), auth === nothing ? nothing : SecretValue(auth),
+                      Float64(timeout), Int(retries), Float64(backoff))
 end
+
+PrefectAPI(url::AbstractString, key::Union{AbstractString,SecretString}; kwargs...) =
+    PrefectAPI(url; key=key, kwargs...)
+
+function Base.setproperty!(api::PrefectAPI, name::Symbol, value)
+    if name === :url
+        isempty(value) && throw(ArgumentError("the API URL cannot be empty"))
+        setfield!(api, :url, String(rstrip(value, '/')))
+    elseif name === :key
+        setfield!(api, :key, value === nothing ? SecretString("") : SecretString(keytext(value)))
+    elseif name === :auth_string
+        text = nonempty(keytext(value))
+        setfield!(api, :auth_string, text === nothing ? nothing : SecretValue(text))
+    else
+        setfield!(api, name, convert(fieldtype(PrefectAPI, name), value))
+    end
+    return value
+end
+
+"Whether `api` holds an API key (sent as a Bearer token)."
+haskey_(api::PrefectAPI) = !isempty(api.key)
 
 function Base.show(io::IO, api::PrefectAPI)
     print(io, "PrefectAPI(\"", redact_url(api.url), "\"")
-    api.key === nothing || print(io, ", key=", MASK)
+    haskey_(api) && print(io, ", key=", MASK)
     api.auth_string === nothing || print(io, ", auth_string=", MASK)
     print(io, ")")
 end
 
 "Which credential a request sends: \"PREFECT_API_KEY\", \"PREFECT_API_AUTH_STRING\" or \"none\"."
-authsource(api::PrefectAPI) = api.key !== nothing ? "PREFECT_API_KEY" :
+authsource(api::PrefectAPI) = haskey_(api) ? "PREFECT_API_KEY" :
                               api.auth_string !== nothing ? "PREFECT_API_AUTH_STRING" : "none"
 
 "The request headers for `api` (no Authorization header without a credential)."
 function request_headers(api::PrefectAPI; json_body::Bool=false)
     h = Pair{String,String}["Accept" => "application/json"]
     json_body && push!(h, "Content-Type" => "application/json")
-    if api.key !== nothing
+    if haskey_(api)
         push!(h, "Authorization" => "Bearer " * secretvalue(api.key))
     elseif api.auth_string !== nothing
         push!(h, "Authorization" => "Basic " * base64encode(secretvalue(api.auth_string)))
@@ -75,6 +100,9 @@ function escape_segment(s::AbstractString)
     return String(take!(io))
 end
 
+"HTTP requests sent to the Prefect API by this process, retries included (read by the benchmarks)."
+const REQUESTS_SENT = Ref(0)
+
 """
     apirequest(api, method, path; body=nothing) -> HTTPResult
 
@@ -87,6 +115,7 @@ function apirequest(api::PrefectAPI, method::String, path::String; body=nothing)
     headers = request_headers(api; json_body=bytes !== nothing)
     local res::HTTPResult
     for attempt in 0:api.retries
+        REQUESTS_SENT[] += 1
         res = http_request(method, url, headers, bytes, api.timeout)
         (res.status == 0 || res.status >= 500) || return res
         attempt < api.retries && sleep(api.backoff * 2.0^attempt)

@@ -13,7 +13,7 @@ const DATASTORE_BLOCK_ENV = Dict("local" => "PREFECT_DATA_BLOCK_LOCAL", "remote"
             rundate=nothing, rundate_type=nothing, today=Dates.today(), env=ENV)
     Dataset(dataset_name; kwargs...)
 
-A dataset in a datastore. Defaults:
+A dataset in a datastore (also `Datasets.Dataset`, as in PrefectInterfaces.jl). Defaults:
 - `datastore_type`: `"local"` or `"remote"`, from `PREFECT_DATASTORE_DEFAULT_TYPE`, else `"local"`;
 - `dataset_type`: `"extracts"`, `"reports"` or `"images"`;
 - `file_format`: `"csv"` or any other extension (letters and digits);
@@ -23,12 +23,16 @@ A dataset in a datastore. Defaults:
 Reading and writing ([`read`](@ref), [`write`](@ref), [`readcsv`](@ref), [`writecsv`](@ref)):
 `latest` on today reads the latest file and writes both the dated and the latest file; `latest` on
 another day reads and writes the latest file only; `specific` reads and writes the dated file.
-The datastore's block name comes from `PREFECT_DATA_BLOCK_LOCAL` or `PREFECT_DATA_BLOCK_REMOTE`.
+The datastore's block name comes from `PREFECT_DATA_BLOCK_LOCAL` or `PREFECT_DATA_BLOCK_REMOTE`; the
+block is loaded once and reused by the dataset operations of the next minute (see [`datastore_block`](@ref)).
+
+Besides its fields, a dataset answers `ds.dataset_path` (the dated path), `ds.latest_path` and
+`ds.image_path` (`{dataset_type}/dataset={name}/rundate={yyyy-mm-dd}`). It prints as the call that makes it.
 
 A name containing `/`, `\\`, `..` or `=`, or an empty one, raises [`DatasetError`](@ref) (as does any
 other invalid field; the error names the field).
 """
-struct Dataset
+struct Dataset <: AbstractPrefectInterface
     dataset_name::String
     datastore_type::String
     dataset_type::String
@@ -40,7 +44,7 @@ end
 
 function Dataset(; dataset_name::AbstractString, datastore_type=nothing, dataset_type="extracts",
                  file_format="csv", rundate=nothing, rundate_type=nothing,
-                 today::Date=Dates.today(), env::AbstractDict=ENV)
+                 today::Union{Date,AbstractString}=Dates.today(), env::AbstractDict=ENV)
     name = String(dataset_name)
     (isempty(name) || occursin('/', name) || occursin('\\', name) || occursin("..", name) || occursin('=', name) ||
      any(iscntrl, name)) &&
@@ -64,15 +68,13 @@ function Dataset(; dataset_name::AbstractString, datastore_type=nothing, dataset
     occursin(r"^[A-Za-z0-9]+(\.[A-Za-z0-9]+)*$", fmt) ||
         throw(DatasetError("file_format", fmt, "a file format is a file extension of letters and digits, e.g. \"csv\"."))
 
+    today = today isa Date ? today : parsedate("today", String(today))
     date = if rundate === nothing
         today
     elseif rundate isa Date
         rundate
     else
-        s = String(rundate)
-        d = occursin(r"^\d{4}-\d{2}-\d{2}$", s) ? tryparse(Date, s, dateformat"yyyy-mm-dd") : nothing
-        d === nothing && throw(DatasetError("rundate", s, "write the run date as yyyy-mm-dd, e.g. \"2026-11-21\"."))
-        d
+        parsedate("rundate", String(rundate))
     end
 
     rtype = if rundate_type === nothing
@@ -85,11 +87,36 @@ function Dataset(; dataset_name::AbstractString, datastore_type=nothing, dataset
     return Dataset(name, store, dtype, fmt, date, rtype, today)
 end
 
+function parsedate(field::String, s::String)
+    d = occursin(r"^\d{4}-\d{2}-\d{2}$", s) ? tryparse(Date, s, dateformat"yyyy-mm-dd") : nothing
+    d === nothing && throw(DatasetError(field, s, "write the date as yyyy-mm-dd, e.g. \"2026-11-21\"."))
+    return d
+end
+
 Dataset(dataset_name::AbstractString; kwargs...) = Dataset(; dataset_name=dataset_name, kwargs...)
 
+const DATASET_PROPERTIES = (:dataset_path, :latest_path, :image_path)
+
+function Base.getproperty(ds::Dataset, name::Symbol)
+    name === :dataset_path && return dated_path(ds)
+    name === :latest_path && return latest_path(ds)
+    name === :image_path && return image_path(ds)
+    return getfield(ds, name)
+end
+Base.propertynames(ds::Dataset, private::Bool=false) = (fieldnames(Dataset)..., DATASET_PROPERTIES...)
+
+datestring(d::Date) = Dates.format(d, dateformat"yyyy-mm-dd")
+
 function Base.show(io::IO, ds::Dataset)
-    print(io, "Dataset(\"", ds.dataset_name, "\", ", ds.datastore_type, ", ", ds.dataset_type, ", ", ds.file_format,
-          ", ", ds.rundate, ", ", ds.rundate_type, ")")
+    print(io, "Dataset(dataset_name=")
+    show(io, ds.dataset_name)
+    for f in (:datastore_type, :dataset_type, :file_format)
+        print(io, ", ", f, "=")
+        show(io, getfield(ds, f))
+    end
+    print(io, ", rundate=\"", datestring(ds.rundate), "\", rundate_type=")
+    show(io, ds.rundate_type)
+    print(io, ", today=\"", datestring(ds.today), "\")")
 end
 
 """
@@ -107,6 +134,9 @@ dated_path(ds::Dataset) = string(ds.dataset_type, "/", ds.file_format, "/dataset
 """
 latest_path(ds::Dataset) = string(ds.dataset_type, "/", ds.file_format, "/latest/dataset=", ds.dataset_name,
                                   "/data.", ds.file_format)
+
+"`{dataset_type}/dataset={name}/rundate={yyyy-mm-dd}`: where a dataset's images go (as `ds.image_path`)."
+image_path(ds::Dataset) = string(ds.dataset_type, "/dataset=", ds.dataset_name, "/rundate=", datestring(ds.rundate))
 
 """
     read_path(ds::Dataset) -> String
@@ -127,26 +157,76 @@ function write_paths(ds::Dataset)
 end
 
 """
+    Datasets.rundate_path_selector(ds::Dataset) -> (read=String, write=Vector{String})
+
+The relative path a read uses and the paths a write replaces, in the order [`write`](@ref) writes and
+returns them (latest first), as in PrefectInterfaces.jl.
+"""
+function rundate_path_selector(ds::Dataset)
+    w = write_paths(ds)
+    return (read=read_path(ds), write=length(w) == 2 ? [w[2], w[1]] : w)
+end
+
+"""
     datastore_block(ds::Dataset; api=nothing, env=ENV) -> PrefectBlock
 
 The block of the dataset's datastore, named by `PREFECT_DATA_BLOCK_LOCAL` or `PREFECT_DATA_BLOCK_REMOTE`
-(only the variable of the datastore type in use is needed).
+(only the variable of the datastore type in use is needed). The block is fetched once and reused for
+`BLOCK_CACHE_SECONDS[]` seconds (60; 0 turns the cache off) by every dataset operation of the process;
+an operation that fails drops it, so the next one fetches it again.
 """
 function datastore_block(ds::Dataset; api::Union{Nothing,PrefectAPI}=nothing, env::AbstractDict=ENV)
     var = DATASTORE_BLOCK_ENV[ds.datastore_type]
     name = get(env, var, "")
     isempty(name) && throw(MissingEnvError(var,
         "It names the block of the $(ds.datastore_type) datastore, e.g. $var=local-file-system/willowdata."))
-    return PrefectBlock(name; api=something(api, PrefectAPI(; env=env)))
+    return cachedblock(something(api, PrefectAPI(; env=env)), String(name))
 end
 
-resolveblock(ds, block, api, env) = block === nothing ? datastore_block(ds; api=api, env=env) : block
+"""
+    Datasets.block_selector(ds::Dataset) -> PrefectBlock
 
-function localblock(ds::Dataset, block::PrefectBlock, operation::String)
-    block isa LocalFSBlock && return block
-    slug = block isa GenericBlock ? block.slug : block isa S3BucketBlock ? "s3-bucket" :
-           block isa SecretBlock ? "secret" : block isa AWSCredentialsBlock ? "aws-credentials" : string(typeof(block))
-    throw(UnsupportedBlockError(block.blockname, slug, operation))
+The block of the dataset's datastore, as in PrefectInterfaces.jl; see [`datastore_block`](@ref).
+"""
+block_selector(ds::Dataset) = datastore_block(ds)
+
+"Seconds a datastore block fetched for dataset operations is reused (0 turns the cache off)."
+const BLOCK_CACHE_SECONDS = Ref(60.0)
+const BLOCK_CACHE = Dict{Tuple{String,String,UInt},Tuple{Float64,PrefectBlock}}()
+const BLOCK_CACHE_LOCK = ReentrantLock()
+
+blockcachekey(api::PrefectAPI, name::String) = (api.url, name, hash(secretvalue(api.key)))
+
+function cachedblock(api::PrefectAPI, name::String)
+    key = blockcachekey(api, name)
+    hit = lock(() -> get(BLOCK_CACHE, key, nothing), BLOCK_CACHE_LOCK)
+    if hit !== nothing && time() - hit[1] < BLOCK_CACHE_SECONDS[]
+        return hit[2]
+    end
+    block = PrefectBlock(name; api=api)
+    BLOCK_CACHE_SECONDS[] > 0 && lock(() -> BLOCK_CACHE[key] = (time(), block), BLOCK_CACHE_LOCK)
+    return block
+end
+
+"Forget every cached datastore block (the next dataset operation fetches its block again)."
+clear_block_cache!() = lock(() -> empty!(BLOCK_CACHE), BLOCK_CACHE_LOCK)
+
+# Run a dataset operation on its block: the given one, else the (cached) datastore block, which is dropped
+# from the cache when the operation fails.
+function withblock(f, ds::Dataset, block, api, env)
+    block === nothing || return f(unwrap(block))
+    b = datastore_block(ds; api=api, env=env)
+    try
+        return f(unwrap(b))
+    catch
+        name = b.blockname
+        lock(BLOCK_CACHE_LOCK) do
+            for k in collect(keys(BLOCK_CACHE))
+                k[2] == name && delete!(BLOCK_CACHE, k)
+            end
+        end
+        rethrow()
+    end
 end
 
 """
@@ -160,35 +240,76 @@ not atomic; prefer [`write`](@ref) when you can produce bytes.
 function datasetpath(ds::Dataset; which::Symbol=:read, block=nothing, api=nothing, env::AbstractDict=ENV)
     rel = which === :read ? read_path(ds) : which === :dated ? dated_path(ds) : which === :latest ? latest_path(ds) :
           throw(ArgumentError("which must be :read, :dated or :latest"))
-    b = resolveblock(ds, block, api, env)
-    if b isa S3BucketBlock
-        folder = strip(b.bucket_folder, '/')
-        return string("s3://", b.bucket_name, "/", isempty(folder) ? "" : folder * "/", rel)
+    return withblock(ds, block, api, env) do b
+        if b isa S3BucketBlock
+            folder = strip(b.bucket_folder, '/')
+            return string("s3://", b.bucket_name, "/", isempty(folder) ? "" : folder * "/", rel)
+        end
+        b isa LocalFSBlock || unsupported(b, "a file path")
+        return abspath(b, rel)
     end
-    return abspath(localblock(ds, b, "a file path"), rel)
 end
 
 """
-    read(ds::Dataset; block=nothing, api=nothing, env=ENV) -> Vector{UInt8}
+    read(ds::Dataset; block=nothing, api=nothing, env=ENV) -> DataFrame or Vector{UInt8}
     read(ds::Dataset, String; ...) -> String
+    read(ds::Dataset, Vector{UInt8}; ...) -> Vector{UInt8}
 
-Read the dataset's file (see [`read_path`](@ref)) from its datastore block (a local-file-system block).
+Read the dataset's file (see [`read_path`](@ref)) from its datastore block. A CSV dataset reads as a
+`DataFrame` when DataFrames and CSV are loaded (Julia 1.9+, as in PrefectInterfaces.jl), else as bytes.
+`block` may be a [`PrefectBlock`](@ref) or a typed block (e.g. a [`LocalFSBlock`](@ref) on no server).
 """
-Base.read(ds::Dataset; block=nothing, api=nothing, env::AbstractDict=ENV) =
-    read(localblock(ds, resolveblock(ds, block, api, env), "read"), read_path(ds))
-Base.read(ds::Dataset, ::Type{String}; kwargs...) = String(read(ds; kwargs...))
+function Base.read(ds::Dataset; kwargs...)
+    bytes = read(ds, Vector{UInt8}; kwargs...)
+    return ds.file_format == "csv" ? astable(bytes) : bytes
+end
+Base.read(ds::Dataset, ::Type{Vector{UInt8}}; block=nothing, api=nothing, env::AbstractDict=ENV) =
+    withblock(b -> read(b, read_path(ds)), ds, block, api, env)
+Base.read(ds::Dataset, ::Type{String}; kwargs...) = String(read(ds, Vector{UInt8}; kwargs...))
 
 """
     write(ds::Dataset, data; block=nothing, api=nothing, env=ENV) -> Vector{String}
 
-Atomically write `data` (bytes, a string or an `IO`) to every path of [`write_paths`](@ref) in the
-datastore block; returns the absolute paths written. A failed write leaves the previous files intact.
+Atomically write `data` (bytes, a string, an `IO`, or a `DataFrame` when DataFrames and CSV are loaded)
+to every path of [`write_paths`](@ref) in the datastore block; returns the absolute paths written, latest
+first (the order of `Datasets.rundate_path_selector`). A failed write leaves the previous files intact.
 """
 function Base.write(ds::Dataset, data; block=nothing, api=nothing, env::AbstractDict=ENV)
-    b = localblock(ds, resolveblock(ds, block, api, env), "write")
-    bytes = data isa IO ? read(data) : data
-    return [write(b, p, bytes) for p in write_paths(ds)]
+    bytes = payload(data)
+    bytes = bytes isa IO ? read(bytes) : bytes
+    return withblock(ds, block, api, env) do b
+        String[write(b, p, bytes) for p in rundate_path_selector(ds).write]
+    end
 end
+
+"""
+    Datasets.PrefectDatastoreNames(remote, local, default="local")
+    Datasets.PrefectDatastoreNames(; env=ENV)
+
+The names of the blocks of the remote and local datastores and the default datastore type, as in
+PrefectInterfaces.jl; the keyword form reads `PREFECT_DATA_BLOCK_REMOTE`, `PREFECT_DATA_BLOCK_LOCAL`
+and `PREFECT_DATASTORE_DEFAULT_TYPE` (default `"local"`), raising [`MissingEnvError`](@ref) for a
+missing block name.
+"""
+mutable struct PrefectDatastoreNames <: AbstractPrefectInterface
+    remote::String
+    var"local"::String
+    default::String
+end
+
+PrefectDatastoreNames(remote::AbstractString, localname::AbstractString; env::AbstractDict=ENV) =
+    PrefectDatastoreNames(remote, localname, defaultstore(env))
+
+function PrefectDatastoreNames(; env::AbstractDict=ENV)
+    for var in ("PREFECT_DATA_BLOCK_REMOTE", "PREFECT_DATA_BLOCK_LOCAL")
+        isempty(get(env, var, "")) && throw(MissingEnvError(var,
+            "PrefectDatastoreNames() reads the block names of both datastores, e.g. $var=local-file-system/willowdata; " *
+            "pass them as PrefectDatastoreNames(remote, local) instead."))
+    end
+    return PrefectDatastoreNames(env["PREFECT_DATA_BLOCK_REMOTE"], env["PREFECT_DATA_BLOCK_LOCAL"], defaultstore(env))
+end
+
+defaultstore(env) = (d = get(env, "PREFECT_DATASTORE_DEFAULT_TYPE", ""); isempty(d) ? "local" : String(d))
 
 """
     readcsv(ds::Dataset; header=true, block=nothing, api=nothing, env=ENV) -> (data, header)
@@ -197,7 +318,7 @@ Read the dataset as CSV with `DelimitedFiles.readdlm` (quoted fields allowed): `
 of numbers and strings, `header` a `Vector{String}` (empty when `header=false`).
 """
 function readcsv(ds::Dataset; header::Bool=true, kwargs...)
-    io = IOBuffer(read(ds; kwargs...))
+    io = IOBuffer(read(ds, Vector{UInt8}; kwargs...))
     if header
         data, hdr = readdlm(io, ',', Any, '\n'; header=true, quotes=true)
         return data, String[string(h) for h in vec(hdr)]

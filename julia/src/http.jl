@@ -1,4 +1,4 @@
-# One HTTP request, by Downloads (Julia >= 1.6) or by the curl program (older Julia).
+# One HTTP request, by Downloads (Julia >= 1.6) or by the curl program (Julia 1.5, or no Downloads).
 # Returns an HTTPResult; a transport failure (no answer at all) is `status == 0` with a reason.
 
 struct HTTPResult
@@ -7,26 +7,54 @@ struct HTTPResult
     reason::String         # why there was no answer (connection refused, timeout, ...)
 end
 
-@static if USE_DOWNLOADS
+# Downloads is a standard library from Julia 1.6 on. It is loaded by its UUID on the first request rather
+# than declared in Project.toml: a package declaring it cannot be added to a project on Julia 1.5.
+const DOWNLOADS_ID = Base.PkgId(Base.UUID("f43a241f-c20a-4ad4-852c-f6b1247861c6"), "Downloads")
+const DOWNLOADS = Ref{Any}(nothing)      # the module, or `false` when it cannot be loaded
+
+function downloads_module()
+    m = DOWNLOADS[]
+    m === nothing || return m
+    m = try
+        Base.require(DOWNLOADS_ID)
+    catch
+        # An environment stack without the standard library (e.g. a test sandbox): look there directly.
+        try
+            push!(LOAD_PATH, "@stdlib")
+            Base.require(DOWNLOADS_ID)
+        catch
+            false
+        finally
+            pop!(LOAD_PATH)
+        end
+    end
+    DOWNLOADS[] = m
+    return m
+end
 
 function http_request(method::String, url::String, headers::Vector{Pair{String,String}},
                       body::Union{Nothing,Vector{UInt8}}, timeout::Float64)
+    dl = USE_DOWNLOADS ? downloads_module() : false
+    dl === false && return curl_request(method, url, headers, body, timeout)
+    return downloads_request(dl, method, url, headers, body, timeout)
+end
+
+function downloads_request(dl::Module, method::String, url::String, headers::Vector{Pair{String,String}},
+                           body::Union{Nothing,Vector{UInt8}}, timeout::Float64)
     out = IOBuffer()
     input = body === nothing ? nothing : IOBuffer(body)
     resp = try
-        Downloads.request(url; method=method, headers=headers, input=input, output=out,
+        Base.invokelatest(dl.request, url; method=method, headers=headers, input=input, output=out,
                           timeout=timeout, throw=false)
     catch err
         return HTTPResult(0, UInt8[], sprint(showerror, err))
     end
-    if resp isa Downloads.Response && resp.status > 0
+    if resp isa dl.Response && resp.status > 0
         return HTTPResult(resp.status, take!(out), "")
     end
-    reason = resp isa Downloads.RequestError ? resp.message : "no HTTP answer"
+    reason = resp isa dl.RequestError ? resp.message : "no HTTP answer"
     return HTTPResult(0, UInt8[], isempty(reason) ? "no HTTP answer" : reason)
 end
-
-else
 
 # Arguments and secrets go to curl through its config file on stdin (`-K -`), never on its command line,
 # where other users could read them in the process list.
@@ -42,7 +70,7 @@ const CURL_REASONS = Dict(
     56 => "the connection was reset",
 )
 
-function http_request(method::String, url::String, headers::Vector{Pair{String,String}},
+function curl_request(method::String, url::String, headers::Vector{Pair{String,String}},
                       body::Union{Nothing,Vector{UInt8}}, timeout::Float64)
     cfg = IOBuffer()
     println(cfg, "url = ", curl_quote(url))
@@ -85,6 +113,4 @@ function http_request(method::String, url::String, headers::Vector{Pair{String,S
     status == 0 && return HTTPResult(0, UInt8[], "no HTTP answer")
     resize!(bytes, nl - 1)
     return HTTPResult(status, bytes, "")
-end
-
 end

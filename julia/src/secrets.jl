@@ -19,6 +19,7 @@ end
 
 """
     secretvalue(s::SecretValue) -> Any
+    secretvalue(s::SecretString) -> String
     secretvalue(block::SecretBlock) -> Any
 
 The unmasked value of a secret. This is the only way to read it; keep the result out of logs.
@@ -30,11 +31,49 @@ Base.show(io::IO, ::SecretValue) = print(io, "SecretValue(", MASK, ")")
 Base.print(io::IO, ::SecretValue) = print(io, MASK)
 Base.string(::SecretValue) = MASK
 Base.dump(io::IOContext, ::SecretValue, n::Int, indent) = print(io, "SecretValue(", MASK, ")")
-Base.propertynames(::SecretValue, private::Bool=false) = ()
-Base.getproperty(::SecretValue, ::Symbol) = throw(ArgumentError("the value of a SecretValue is read with secretvalue(s)"))
+Base.propertynames(::SecretValue, private::Bool=false) = (:secret,)
+Base.getproperty(s::SecretValue, name::Symbol) = name === :secret ? getfield(s, :value) :
+    throw(ArgumentError("the value of a SecretValue is read with secretvalue(s) or s.secret"))
 Base.:(==)(a::SecretValue, b::SecretValue) = isequal(getfield(a, :value), getfield(b, :value))
 Base.hash(s::SecretValue, h::UInt) = hash(SecretValue, h)
 writejson(io::IO, ::SecretValue) = writejson(io, MASK)
+
+const SECRET_STRING_MASK = "####Secret####"
+
+"""
+    SecretString(secret::AbstractString)
+
+A secret string, as in PrefectInterfaces.jl: `show`, `print`, `repr`, string interpolation and `dump` give
+`####Secret####`, [`json`](@ref) writes `"********"`, and its text is scrubbed from log records. Read it
+with `s.secret` or [`secretvalue`](@ref)`(s)`. Keys, block secrets and credential fields are
+`SecretString`s; secrets holding a JSON value (not a string) are [`SecretValue`](@ref)s.
+"""
+struct SecretString
+    secret::String
+    function SecretString(secret::AbstractString)
+        register_secret!(secret)
+        new(String(secret))
+    end
+end
+
+SecretString(s::SecretString) = s
+
+secretvalue(s::SecretString) = getfield(s, :secret)
+Base.show(io::IO, ::SecretString) = print(io, SECRET_STRING_MASK)
+Base.print(io::IO, ::SecretString) = print(io, SECRET_STRING_MASK)
+Base.string(::SecretString) = SECRET_STRING_MASK
+Base.dump(io::IOContext, ::SecretString, n::Int, indent) = print(io, "SecretString ", SECRET_STRING_MASK)
+Base.:(==)(a::SecretString, b::SecretString) = getfield(a, :secret) == getfield(b, :secret)
+Base.hash(s::SecretString, h::UInt) = hash(SecretString, h)
+Base.isempty(s::SecretString) = isempty(getfield(s, :secret))
+writejson(io::IO, ::SecretString) = writejson(io, MASK)
+
+"A secret as the package stores it: strings become SecretString, other JSON values SecretValue."
+secretwrap(::Nothing) = nothing
+secretwrap(s::SecretString) = s
+secretwrap(s::AbstractString) = SecretString(s)
+secretwrap(s::SecretValue) = (v = secretvalue(s); v isa AbstractString ? SecretString(v) : s)
+secretwrap(v) = SecretValue(v)
 
 # Texts of every secret this process has loaded, so that log records can be scrubbed even when a value was
 # interpolated by hand. Short values are not scrubbed (they would mangle ordinary words).

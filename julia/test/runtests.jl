@@ -2,16 +2,19 @@
 #
 #   julia --project=julia --startup-file=no julia/test/runtests.jl
 #
+#   julia --project=julia -e 'using Pkg; Pkg.test()'
+#
 # Unit tests need no server. Integration tests run when PREFECT_API_URL is set and use the blocks and
 # variables named by the PI_TEST_* variables (tests/test_julia_suite.py creates them on a real server).
-# Ends with a plain "N passed, N failed" line and exits non-zero on any failure.
+# compat.jl checks the API of PrefectInterfaces.jl, called as its users call it.
+# Ends with a plain "N passed, N failed" line, then throws (a non-zero exit) on any failure.
 
 using PrefectInterfaces
 using PrefectInterfaces: splitblockname, makeblock, request_headers, apirequest, apijson, logline
 using Dates, Logging, Sockets, Test
 
 const PI = PrefectInterfaces
-const REPO = normpath(joinpath(@__DIR__, "..", ".."))
+const PKGDIR = normpath(joinpath(@__DIR__, ".."))
 const JULIA_CMD = Base.julia_cmd()
 
 # --- helpers ------------------------------------------------------------------------------------------------
@@ -182,6 +185,7 @@ function unit_tests()
     @testset "secrets are masked everywhere" begin
         s = SecretValue("hunter2-topsecret")
         b = SecretBlock("secret/pw", s)
+        @test secretvalue(b) == "hunter2-topsecret" && b.value isa SecretString && b.secret === b.value
         texts = [sprint(show, s), sprint(print, s), repr(s), "$s", string(s), sprint(dump, s),
                  sprint(show, b), repr(b), "$b", sprint(dump, b), sprint(show, MIME"text/plain"(), b),
                  json(Dict("k" => s)), sprint(show, [b])]
@@ -217,7 +221,7 @@ function unit_tests()
 
     @testset "typed blocks from block documents" begin
         lfs = makeblock("local-file-system/d", "local-file-system", Dict{String,Any}("data" => Dict{String,Any}("basepath" => "/tmp/d")))
-        @test lfs isa LocalFSBlock && lfs.basepath == "/tmp/d" && lfs isa PrefectBlock
+        @test lfs isa LocalFSBlock && lfs.basepath == "/tmp/d" && lfs isa AbstractPrefectBlock
         sec = makeblock("secret/s", "secret", Dict{String,Any}("data" => Dict{String,Any}("value" => Dict{String,Any}("a" => 1)),
             "block_schema" => Dict{String,Any}("fields" => Dict{String,Any}("secret_fields" => ["value", "value"]))))
         @test sec isa SecretBlock && secretvalue(sec) == Dict("a" => 1)
@@ -260,7 +264,7 @@ function unit_tests()
             err
         end
         @test e isa MissingEnvError && e.name == "PREFECT_API_URL" && occursin("PREFECT_API_URL=http", errtext(e))
-        @test PrefectAPI(; env=Dict("PREFECT_API_URL" => "http://x", "PREFECT_API_KEY" => "")).key === nothing
+        @test isempty(PrefectAPI(; env=Dict("PREFECT_API_URL" => "http://x", "PREFECT_API_KEY" => "")).key)
         k = PrefectAPI(; env=Dict("PREFECT_API_URL" => "http://x", "PREFECT_API_KEY" => "pnu_key"))
         @test ("Authorization" => "Bearer pnu_key") in request_headers(k)
         a = PrefectAPI(; env=Dict("PREFECT_API_URL" => "http://x", "PREFECT_API_AUTH_STRING" => "admin:pass"))
@@ -358,7 +362,8 @@ function unit_tests()
     end
 
     @testset "dataset paths: shared vectors" begin
-        vec = parsejson(read(joinpath(REPO, "tests", "vectors", "dataset_paths.json"), String))
+        # A copy of the repository's tests/vectors/dataset_paths.json (a gate test keeps them identical).
+        vec = parsejson(read(joinpath(@__DIR__, "vectors", "dataset_paths.json"), String))
         today = Date(vec["today"])
         @test length(vec["cases"]) >= 10
         for case in vec["cases"]
@@ -428,7 +433,8 @@ function unit_tests()
         today = Date(2026, 11, 21)
         ds = Dataset("iris"; today=today, env=Dict{String,String}())
         written = write(ds, "v1"; block=block)
-        @test written == [joinpath(dir, p) for p in write_paths(ds)] && length(written) == 2
+        @test written == [joinpath(dir, p) for p in reverse(write_paths(ds))] && length(written) == 2
+        @test written[1] == joinpath(dir, latest_path(ds))        # latest first, as PrefectInterfaces.jl
         @test read(ds, String; block=block) == "v1"
         past = Dataset("iris"; rundate="2026-11-01", today=today, env=Dict{String,String}())
         write(past, "old"; block=block)
@@ -463,6 +469,7 @@ function unit_tests()
         @test e isa MissingEnvError && e.name == "PREFECT_DATA_BLOCK_REMOTE"
 
         s3 = S3BucketBlock("s3-bucket/b", "bkt", "folder/", nothing)
+        @test s3.blocktype == "s3-bucket" && s3.region_name === nothing
         @test datasetpath(ds; block=s3) == "s3://bkt/folder/" * latest_path(ds)
         e = try
             read(ds; block=s3)
@@ -520,7 +527,7 @@ function unit_tests()
 
         # Installed at load time only when PREFECT_JULIA_LOG_FORMAT=prefect; JULIA_DEBUG enables debug.
         script = "using PrefectInterfaces; @info \"hi\" n=1; @debug \"dbg\"; println(typeof(Base.CoreLogging.global_logger()))"
-        cmd = `$JULIA_CMD --startup-file=no --project=$(joinpath(REPO, "julia")) -e $script`
+        cmd = `$JULIA_CMD --startup-file=no --project=$(PKGDIR) -e $script`
         err = IOBuffer()
         out = read(pipeline(setenv(cmd, merge(ENV, Dict("PREFECT_JULIA_LOG_FORMAT" => "prefect", "JULIA_DEBUG" => "Main"))); stderr=err), String)
         recs = logrecords(String(take!(err)))
@@ -535,7 +542,7 @@ function unit_tests()
     @testset "example job hello.jl" begin
         dir = mktempdir()
         path = joinpath(dir, "r.json")
-        cmd = `$JULIA_CMD --startup-file=no --project=$(joinpath(REPO, "julia")) $(joinpath(REPO, "julia", "jobs", "hello.jl")) --name=tester --warn=w`
+        cmd = `$JULIA_CMD --startup-file=no --project=$(PKGDIR) $(joinpath(PKGDIR, "jobs", "hello.jl")) --name=tester --warn=w`
         err = IOBuffer()
         env = merge(ENV, Dict("PREFECT_JULIA_LOG_FORMAT" => "prefect", "PREFECT_JULIA_RESULT_PATH" => path))
         run(pipeline(setenv(cmd, env); stderr=err))
@@ -571,23 +578,23 @@ function integration_tests()
     api = PrefectAPI()
     @testset "integration: blocks" begin
         lfs = PrefectBlock(envvar("PI_TEST_LFS_BLOCK"))
-        @test lfs isa LocalFSBlock && lfs.basepath == envvar("PI_TEST_LFS_BASEPATH")
+        @test lfs.block isa LocalFSBlock && lfs.basepath == envvar("PI_TEST_LFS_BASEPATH")
         sec = PrefectBlock(envvar("PI_TEST_SECRET_BLOCK"); api=api)
-        @test sec isa SecretBlock && secretvalue(sec) == envvar("PI_TEST_SECRET_VALUE")
+        @test sec.block isa SecretBlock && secretvalue(sec) == envvar("PI_TEST_SECRET_VALUE")
         @test !occursin(envvar("PI_TEST_SECRET_VALUE"), repr(sec) * sprint(dump, sec) * "$sec")
         jsec = PrefectBlock(envvar("PI_TEST_JSON_SECRET_BLOCK"))
         @test secretvalue(jsec) == parsejson(envvar("PI_TEST_JSON_SECRET_JSON"))
         g = PrefectBlock(envvar("PI_TEST_GENERIC_BLOCK"))
-        @test g isa GenericBlock && g.slug == first(split(envvar("PI_TEST_GENERIC_BLOCK"), '/'))
+        @test g.block isa GenericBlock && g.slug == first(split(envvar("PI_TEST_GENERIC_BLOCK"), '/'))
         @test g.url == envvar("PI_TEST_GENERIC_URL")
         @test g.token isa SecretValue && secretvalue(g.token) == envvar("PI_TEST_GENERIC_TOKEN")
         @test !occursin(envvar("PI_TEST_GENERIC_TOKEN"), repr(g) * sprint(dump, g))
         s3 = PrefectBlock(envvar("PI_TEST_S3_BLOCK"))
-        @test s3 isa S3BucketBlock && s3.bucket_name == envvar("PI_TEST_S3_BUCKET")
+        @test s3.block isa S3BucketBlock && s3.bucket_name == envvar("PI_TEST_S3_BUCKET")
         @test s3.credentials isa AWSCredentialsBlock && s3.credentials.blockname == envvar("PI_TEST_AWS_BLOCK")
         @test secretvalue(s3.credentials.aws_secret_access_key) == envvar("PI_TEST_AWS_SECRET")
         aws = PrefectBlock(envvar("PI_TEST_AWS_BLOCK"))
-        @test aws isa AWSCredentialsBlock && aws.region_name == envvar("PI_TEST_AWS_REGION")
+        @test aws.block isa AWSCredentialsBlock && aws.region_name == envvar("PI_TEST_AWS_REGION")
         @test !occursin(envvar("PI_TEST_AWS_SECRET"), repr(s3) * repr(aws) * sprint(dump, s3))
 
         e = try
@@ -661,16 +668,20 @@ function counts(ts)
     return passed, failed, broken
 end
 
+include("compat.jl")
+
 function main()
     ts = Test.DefaultTestSet("PrefectInterfaces")
     Test.push_testset(ts)
     try
         unit_tests()
+        compat_unit_tests()
         if isempty(get(ENV, "PREFECT_API_URL", ""))
             println("Integration tests skipped: PREFECT_API_URL is not set (tests/test_julia_suite.py runs them against a real server).")
         else
             println("Integration tests against ", PI.redact_url(ENV["PREFECT_API_URL"]))
             integration_tests()
+            compat_integration_tests()
         end
     catch err
         Test.record(ts, Test.Error(:nontest_error, Expr(:tuple), err, Base.catch_stack(), LineNumberNode(0)))
@@ -684,7 +695,8 @@ function main()
     end
     passed, failed, broken = counts(ts)
     println(passed, " passed, ", failed, " failed", broken > 0 ? ", $broken skipped" : "")
-    exit(failed == 0 ? 0 : 1)
+    failed == 0 || error("$failed of the PrefectInterfaces tests failed")
+    return nothing
 end
 
 main()
