@@ -8,6 +8,11 @@ then, alternating round by round so both see the same server:
   - `curl` makes the same REST request (GET .../block_documents/name/bench?include_secrets=true).
 Prints the medians and their ratio (target <= 1.5), and the time of `using PrefectInterfaces` in a fresh
 process with the `julia -e 1` baseline subtracted (target < 0.5 s).
+
+Then a job of 3 dataset operations (write, read, readcsv) through PREFECT_DATA_BLOCK_LOCAL: the requests
+it sends to the Prefect API (the package's own request counter; target 1, the block fetch) and its time,
+against the same job with the block cache off (one fetch per operation), in the same warm process, plus
+the wall time of the job as a fresh `julia` process.
 """
 
 from __future__ import annotations
@@ -30,6 +35,38 @@ JULIA_PROJECT = REPO_ROOT / "julia"
 BLOCK = "local-file-system/bench"
 RATIO_TARGET = 1.5
 LOAD_TARGET_S = 0.5
+
+JOB_TARGET_REQUESTS = 1
+
+JULIA_JOB = r"""
+using PrefectInterfaces
+const PI = PrefectInterfaces
+function job(name)
+    ds = Dataset(name; datastore_type="local")
+    write(ds, "a,b\n1,2\n")
+    read(ds, String)
+    readcsv(ds)
+end
+function measured(name)
+    PI.clear_block_cache!()
+    before = PI.REQUESTS_SENT[]
+    t = time_ns()
+    job(name)
+    return PI.REQUESTS_SENT[] - before, (time_ns() - t) / 1e9
+end
+if get(ARGS, 1, "") == "once"
+    n, dt = measured("bench_once")
+    println(n, " ", dt)
+else
+    measured("bench_warmup")                       # compile
+    rounds = parse(Int, ARGS[1])
+    cached = [measured("bench_cached") for _ in 1:rounds]
+    PI.BLOCK_CACHE_SECONDS[] = 0.0
+    uncached = [measured("bench_uncached") for _ in 1:rounds]
+    for (n, dt) in cached; println("cached ", n, " ", dt); end
+    for (n, dt) in uncached; println("uncached ", n, " ", dt); end
+end
+"""
 
 JULIA_WARM = r"""
 using PrefectInterfaces
@@ -103,6 +140,28 @@ def load_times(julia: str, env: dict[str, str], runs: int) -> tuple[float, float
     return baseline, loaded
 
 
+def dataset_job(julia: str, env: dict[str, str], rounds: int) -> dict[str, float]:
+    """The 3-operation job: requests and median times, cache on and off (warm), and a fresh process."""
+    env = {**env, "PREFECT_DATA_BLOCK_LOCAL": BLOCK}
+    cmd = [julia, f"--project={JULIA_PROJECT}", "--startup-file=no", "-e", JULIA_JOB]
+    out = subprocess.run([*cmd, str(rounds)], env=env, check=True, capture_output=True, text=True).stdout
+    runs: dict[str, list[tuple[int, float]]] = {"cached": [], "uncached": []}
+    for line in out.splitlines():
+        kind, n, dt = line.split()
+        runs[kind].append((int(n), float(dt)))
+    t = time.perf_counter()
+    once = subprocess.run([*cmd, "once"], env=env, check=True, capture_output=True, text=True).stdout.split()
+    fresh_s = time.perf_counter() - t
+    return {
+        "job_requests": max(n for n, _ in runs["cached"]),
+        "job_requests_uncached": max(n for n, _ in runs["uncached"]),
+        "job_ms": statistics.median(dt for _, dt in runs["cached"]) * 1e3,
+        "job_uncached_ms": statistics.median(dt for _, dt in runs["uncached"]) * 1e3,
+        "job_fresh_requests": int(once[0]),
+        "job_fresh_s": fresh_s,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30, help="block lookups per client")
@@ -127,6 +186,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 env.pop(var, None)
             jl, cu = lookups(julia, curl, api_url, env, args.rounds)
             baseline, loaded = load_times(julia, env, args.load_runs)
+            job = dataset_job(julia, env, args.rounds)
         finally:
             server.stop()
 
@@ -145,6 +205,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "julia_baseline_s": baseline,
         "using_total_s": loaded,
         "using_s": load_s,
+        **job,
     }
     print(f"Julia {version}, {args.rounds} rounds, medians")
     print(f"  block lookup, warm Julia process : {julia_ms:8.2f} ms")
@@ -158,6 +219,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(
         f"  using PrefectInterfaces (- base) : {load_s:8.3f} s   (target < {LOAD_TARGET_S} s: "
         f"{'met' if load_s < LOAD_TARGET_S else 'MISSED'})"
+    )
+    job_ok = job["job_requests"] <= JOB_TARGET_REQUESTS and job["job_fresh_requests"] <= JOB_TARGET_REQUESTS
+    print("  dataset job (write, read, readcsv through PREFECT_DATA_BLOCK_LOCAL)")
+    print(
+        f"    requests sent, block cache on  : {job['job_requests']:8.0f}   (target {JOB_TARGET_REQUESTS} block fetch: "
+        f"{'met' if job_ok else 'MISSED'})"
+    )
+    print(f"    requests sent, block cache off : {job['job_requests_uncached']:8.0f}")
+    print(f"    time, warm process, cache on   : {job['job_ms']:8.2f} ms")
+    print(f"    time, warm process, cache off  : {job['job_uncached_ms']:8.2f} ms")
+    print(f"    ratio cache on / off           : {job['job_ms'] / job['job_uncached_ms']:8.2f}")
+    print(
+        f"    fresh process, whole job       : {job['job_fresh_s']:8.3f} s "
+        f"({job['job_fresh_s'] - baseline:.3f} s beyond julia -e 1; {job['job_fresh_requests']:.0f} request)"
     )
     return results
 

@@ -19,7 +19,7 @@ Where and how to reach the Prefect REST API.
 `url` and `key` can be changed later (`api.url = "..."`, `api.key = "..."` or `SecretString("...")`).
 Credentials are never shown.
 """
-mutable struct PrefectAPI <: AbstractPrefectInterface
+mutable struct PrefectAPI <: AbstractPrefectConfig
     url::String
     key::SecretString
     auth_string::Union{Nothing,SecretValue}

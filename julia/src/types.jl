@@ -16,3 +16,10 @@ Supertype of [`PrefectBlock`](@ref) and of the typed blocks it holds: [`LocalFSB
 [`CredentialPairBlock`](@ref) and [`GenericBlock`](@ref).
 """
 abstract type AbstractPrefectBlock <: AbstractPrefectInterface end
+
+"""
+    PrefectInterfaces.AbstractPrefectConfig <: AbstractPrefectInterface
+
+Supertype of [`PrefectAPI`](@ref) (not exported, as in PrefectInterfaces.jl).
+"""
+abstract type AbstractPrefectConfig <: AbstractPrefectInterface end

@@ -17,7 +17,7 @@ function compat_unit_tests()
                   CredentialPairBlock, GenericBlock)
             @test T <: AbstractPrefectBlock
         end
-        @test PrefectAPI <: AbstractPrefectInterface && Dataset <: AbstractPrefectInterface
+        @test PrefectAPI <: PrefectInterfaces.AbstractPrefectConfig <: AbstractPrefectInterface && Dataset <: AbstractPrefectInterface
         @test Datasets.PrefectDatastoreNames <: AbstractPrefectInterface
     end
 

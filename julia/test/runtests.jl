@@ -288,6 +288,12 @@ function unit_tests()
         finally
             srv.close()
         end
+        # Julia 1.6+ sends through the Downloads standard library (loaded by UUID, undeclared), 1.5 through curl.
+        if VERSION >= v"1.6"
+            @test PI.DOWNLOADS[] isa Module && nameof(PI.DOWNLOADS[]) == :Downloads
+        else
+            @test PI.DOWNLOADS[] === nothing          # never looked for
+        end
         srv = fakeserver([(500, "{\"detail\":\"boom\"}")])
         try
             api = PrefectAPI(srv.url; retries=2, backoff=0.01, env=Dict{String,String}())
