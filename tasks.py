@@ -163,7 +163,7 @@ ENV_HELP = "dev or prod (default: the current branch's)"
 @guarded
 def blocks(c: Context, env: str | None = None) -> None:
     """Create or update the blocks and variables of envs/ENV.blocks.toml on that environment's server."""
-    from prefect_julia import blocks as block_decls
+    from prefect_julia.kit import blocks as block_decls
 
     resolved = _env(env)
     report = block_decls.apply(block_decls.load(ROOT, resolved.name), resolved)
@@ -175,18 +175,51 @@ def blocks(c: Context, env: str | None = None) -> None:
 @task(positional=["env"], help={"env": ENV_HELP})
 @guarded
 def deploy(c: Context, env: str | None = None) -> None:
-    """Apply prefect.yaml to the environment's server (work pool created when missing, undeclared removed)."""
-    from prefect_julia.kit import deployments
+    """Apply prefect.yaml and envs/ENV.automations.toml to the environment's server (all checked first)."""
+    from prefect_julia.kit import rollout
+
+    _print_rollout(rollout.deploy(ROOT, _env(env)))
+
+
+def _print_rollout(report: object) -> None:
+    from prefect_julia.kit.rollout import RolloutReport
+
+    assert isinstance(report, RolloutReport)
+    deployed = report.deployments
+    print(f"code: {deployed.code}")
+    if deployed.work_pool_created:
+        print(f"created work pool {deployed.work_pool} (process)")
+    for name in deployed.applied:
+        print(f"deployed  {name}  (pool {deployed.work_pool})")
+    for name in deployed.removed:
+        print(f"removed   {name}  (no longer declared)")
+    _print_automations(report.automations)
+
+
+def _print_automations(report: object) -> None:
+    from prefect_julia.kit.automations import AutomationReport
+
+    assert isinstance(report, AutomationReport)
+    for label, names in (
+        ("created", report.created),
+        ("updated", report.updated),
+        ("unchanged", report.unchanged),
+        ("removed", report.removed),
+    ):
+        for name in names:
+            print(f"{label:9}  automation {name}")
+
+
+@task(positional=["env"], help={"env": ENV_HELP})
+@guarded
+def automations(c: Context, env: str | None = None) -> None:
+    """Apply envs/ENV.automations.toml (notifications) alone; `invoke deploy` applies it too."""
+    from prefect_julia.kit import automations as notifications
 
     resolved = _env(env)
-    report = deployments.apply(ROOT, resolved)
-    print(f"code: {report.code}")
-    if report.work_pool_created:
-        print(f"created work pool {report.work_pool} (process)")
-    for name in report.applied:
-        print(f"deployed  {name}  (pool {report.work_pool})")
-    for name in report.removed:
-        print(f"removed   {name}  (no longer declared)")
+    checked = notifications.plan(ROOT, resolved.name)
+    notifications.require_blocks(resolved, checked)
+    _print_automations(notifications.apply(ROOT, resolved, checked))
 
 
 @task(name="worker-up", positional=["env"], help={"env": ENV_HELP})
@@ -295,12 +328,10 @@ def gate(c: Context, skip: str = "", skip_tests: bool = False) -> None:
 def promote_task(c: Context) -> None:
     """From dev with a clean tree: gate, fast-forward main to dev, gate on main, deploy to prod."""
     from prefect_julia.gates.promote import promote
-    from prefect_julia.kit import deployments
+    from prefect_julia.kit import rollout
 
     def deploy_prod() -> None:
-        report = deployments.apply(ROOT, _env("prod"))
-        for name in report.applied:
-            print(f"deployed  {name}  (pool {report.work_pool})")
+        _print_rollout(rollout.deploy(ROOT, _env("prod")))
 
     result = promote(ROOT, deploy=deploy_prod, env=os.environ)
     moved = f"{result.main_before[:10]} -> {result.main_after[:10]}" if result.moved else "already at dev"

@@ -6,6 +6,8 @@ stderr and an exit code. Every message is an actionable sentence: what went wron
 
 from __future__ import annotations
 
+from prefect_julia.core.redact import scrub
+
 
 class PrefectJuliaError(Exception):
     """An expected failure with a message meant for a person. ``exit_code`` is what the edge exits with."""
@@ -34,7 +36,11 @@ class ServerError(PrefectJuliaError):
 
 
 class CommandFailed(PrefectJuliaError):
-    """An external command failed. Keeps its command line, exit code and the tail of its stderr."""
+    """An external command failed. Keeps its command line, exit code and the tail of its stderr.
+
+    The message and the stderr tail are scrubbed of secrets (``core.redact``): they reach logs, run states
+    and notifications.
+    """
 
     exit_code = 4
 
@@ -47,10 +53,10 @@ class CommandFailed(PrefectJuliaError):
         stderr_tail: str = "",
         hint: str | None = None,
     ) -> None:
-        super().__init__(message, hint=hint)
+        super().__init__(scrub(message), hint=hint)
         self.command = command
         self.return_code = return_code
-        self.stderr_tail = stderr_tail
+        self.stderr_tail = scrub(stderr_tail)
 
     def __str__(self) -> str:
         parts = [self.message]

@@ -4,7 +4,8 @@
 ``{data_root}`` (the environment's absolute data folder) and ``{root}`` (the repository). Secret values are
 never declared: ``secret_from = "NAME"`` takes the value of the setting NAME from the git-ignored
 ``envs/<env>.local.env`` or the process environment, and every missing secret is reported before anything
-is written.
+is written. A ``custom-webhook`` block (a notification target, see ``kit.webhooks``) takes its URL from
+``secret_from`` and a ``format`` (``generic`` or ``slack``).
 """
 
 from __future__ import annotations
@@ -16,14 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from prefect_julia.core.errors import ConfigError
+from prefect_julia.kit import webhooks
 from prefect_julia.kit.environments import Environment
 
 #: Block types a declaration may use, with the Python class that saves them.
 BLOCK_CLASSES = {
     "local-file-system": ("prefect.filesystems", "LocalFileSystem"),
     "secret": ("prefect.blocks.system", "Secret"),
+    "custom-webhook": ("prefect.blocks.notifications", "CustomWebhookNotificationBlock"),
 }
-SECRET_FIELD = {"secret": "value"}
+SECRET_FIELD = {"secret": "value", "custom-webhook": "url"}
+#: Block types automations can notify through.
+NOTIFICATION_TYPES = ("custom-webhook",)
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class BlockSpec:
     name: str
     fields: Mapping[str, Any]
     secret_from: str | None = None
+    format: str | None = None
 
     @property
     def ref(self) -> str:
@@ -84,8 +90,24 @@ def load(root: Path, env: str) -> Declarations:
                 hint=f'Remove it and write secret_from = "SETTING_NAME"; put SETTING_NAME=... in envs/{env}.local.env.',
             )
         if slug in SECRET_FIELD and not secret_from:
-            raise ConfigError(f'{where}: the secret {name!r} needs secret_from = "SETTING_NAME".')
-        blocks.append(BlockSpec(slug=slug, name=name, fields=fields, secret_from=secret_from))
+            raise ConfigError(
+                f'{where}: the secret {name!r} needs secret_from = "SETTING_NAME".',
+                hint=f"Put SETTING_NAME=... in envs/{env}.local.env (git-ignored).",
+            )
+        fmt = raw.get("format")
+        if slug in NOTIFICATION_TYPES:
+            if fmt not in webhooks.FORMATS:
+                raise ConfigError(
+                    f"{where}: the webhook {name!r} has format {fmt!r}.",
+                    hint=f"Write format = one of {', '.join(repr(f) for f in webhooks.FORMATS)}.",
+                )
+            unknown = set(fields) - {"timeout"}
+            if unknown or not isinstance(fields.get("timeout", 1.0), int | float):
+                raise ConfigError(
+                    f"{where}: the webhook {name!r} takes only fields = {{ timeout = SECONDS }}.",
+                    hint="The URL comes from secret_from; the message is built by the kit.",
+                )
+        blocks.append(BlockSpec(slug=slug, name=name, fields=fields, secret_from=secret_from, format=fmt))
     variables = data.get("variables", {})
     if not isinstance(variables, dict):
         raise ConfigError(f"{path}: [variables] must be a table of name = value.")
@@ -122,6 +144,11 @@ def resolved_values(decl: Declarations, env: Environment) -> tuple[dict[str, dic
     blocks: dict[str, dict[str, Any]] = {}
     for spec in decl.blocks:
         fields = _render(dict(spec.fields), context)
+        if spec.slug in NOTIFICATION_TYPES:
+            url = env.lookup(spec.secret_from or "") or ""
+            timeout = float(fields.get("timeout", webhooks.DEFAULT_TIMEOUT))
+            blocks[spec.ref] = webhooks.block_fields(spec.name, spec.format or "generic", url, timeout)
+            continue
         if spec.secret_from:
             fields[SECRET_FIELD.get(spec.slug, "value")] = env.lookup(spec.secret_from)
         blocks[spec.ref] = fields
