@@ -42,9 +42,13 @@ server-logs env="" *flags="":
 blocks env="":
     {{invoke}} blocks {{env}}
 
-# Apply prefect.yaml to the environment's server (work pool created when missing)
+# Check every declaration, then apply prefect.yaml and envs/ENV.automations.toml to the environment's server
 deploy env="":
     {{invoke}} deploy {{env}}
+
+# Apply the notifications of envs/ENV.automations.toml alone (create, update, remove)
+automations env="":
+    {{invoke}} automations {{env}}
 
 # Start a background worker for the environment's work pool
 worker-up env="":

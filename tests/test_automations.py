@@ -206,7 +206,12 @@ def test_failed_crashed_and_late_runs_notify_completed_ones_do_not(
             return str(found[0]["state"]["name"])
 
         _wait(lambda: all(state(n) in automations.FINAL_STATES for n in runs), 240, "the four runs to end")
-        assert {n: state(n) for n in runs} == {"fails": "Failed", "crash": "Crashed", "slow": "Completed", "ok": "Completed"}
+        assert {n: state(n) for n in runs} == {
+            "fails": "Failed",
+            "crash": "Crashed",
+            "slow": "Completed",
+            "ok": "Completed",
+        }
         _wait(lambda: len(receiver.on("/generic")) >= 3 and receiver.on("/slack"), 90, "the notifications")
         time.sleep(8)  # room for anything that should not come
     finally:
@@ -231,12 +236,14 @@ def test_failed_crashed_and_late_runs_notify_completed_ones_do_not(
 
     # The webhook that does not answer: the crashed run stayed Crashed (above); the server logged the failure.
     log = (prefect_server.home / "server.log").read_text(errors="replace")
-    closed = [line for line in log.splitlines() if "/closed" in line or "ConnectError" in line or "Action failed" in line]
+    closed = [
+        line for line in log.splitlines() if "/closed" in line or "ConnectError" in line or "Action failed" in line
+    ]
     assert closed, log[-3000:]
     assert TOKEN not in log
 
     # Removing a declaration removes its automation; the others stay.
-    (repo.root / "envs" / "dev.automations.toml").write_text(NOTIFICATIONS.split("[[notifications]]\nname = \"slow")[0])
+    (repo.root / "envs" / "dev.automations.toml").write_text(NOTIFICATIONS.split('[[notifications]]\nname = "slow')[0])
     pruned = repo.invoke("automations", "dev", check=True)
     assert "removed    automation prefect-julia/slow-late" in pruned.stdout
     assert pruned.stdout.count("unchanged") == 3
@@ -256,9 +263,11 @@ BAD = [
 def test_bad_notifications_are_refused_before_anything_is_applied(tmp_path: Path, entry: str, problem: str) -> None:
     repo = make_kit_repo(tmp_path / "repo", project=True)
     with (repo.root / "envs" / "dev.blocks.toml").open("a") as blocks:
-        blocks.write('\n[[blocks]]\ntype = "custom-webhook"\nname = "oncall"\nformat = "slack"\nsecret_from = "X_URL"\n')
+        blocks.write(
+            '\n[[blocks]]\ntype = "custom-webhook"\nname = "oncall"\nformat = "slack"\nsecret_from = "X_URL"\n'
+        )
     (repo.root / "envs" / "dev.automations.toml").write_text(f'[[notifications]]\nname = "n"\n{entry}\n')
-    with pytest.raises(ConfigError, match="nothing was applied|late_after|final state|either") as raised:
+    with pytest.raises(ConfigError, match=r"nothing was applied|late_after|final state|either") as raised:
         automations.plan(repo.root, "dev")
     assert problem in str(raised.value) and "fix:" in str(raised.value)
     from prefect_julia.gates.declarations import check
@@ -283,7 +292,7 @@ def test_webhook_blocks_keep_their_url_secret(tmp_path: Path) -> None:
         blocks.write('\n[[blocks]]\ntype = "custom-webhook"\nname = "h"\nformat = "generic"\nfields = { url = "x" }\n')
     from prefect_julia.kit import blocks as block_decls
 
-    with pytest.raises(ConfigError, match="secret_from|only fields"):
+    with pytest.raises(ConfigError, match=r"secret_from|only fields"):
         block_decls.load(repo.root, "dev")
 
 

@@ -1,6 +1,6 @@
 """Secrets out of text that leaves the process: error messages, stderr tails, notifications.
 
-``scrub`` replaces the values of secret-like variables of the environment (a name holding SECRET, TOKEN,
+``scrub`` replaces the values of secret-like variables of the environment (a name holding SECRET, TOKEN, WEBHOOK,
 PASSWORD, KEY or AUTH, as the secret scanner reads them) and credentials written in well-known shapes:
 passwords in URLs, ``Authorization``/``Bearer`` values, Prefect API keys and ``name=value`` pairs whose
 name is secret-like.
