@@ -246,14 +246,16 @@ def worker_down(c: Context, env: str | None = None) -> None:
 @task(name="worker-status")
 @guarded
 def worker_status(c: Context) -> None:
-    """Show every environment's worker: pool, pid, online or not, log file."""
+    """Show every environment's worker: pool, pid, online or not, warm Julia sessions, log file."""
     from prefect_julia.kit import workers
 
     rows = []
     for resolved in environments.all_environments(ROOT, os.environ):
         s = workers.worker_status(resolved)
-        rows.append([s.env, s.pool, s.pid or "-", "online" if s.online else ("running" if s.pid else "down"), s.log])
-    print(table(["env", "pool", "pid", "state", "log"], rows))
+        state = "online" if s.online else ("running" if s.pid else "down")
+        julia = " ".join(map(str, s.sessions)) or "-"
+        rows.append([s.env, s.pool, s.pid or "-", state, julia, s.log])
+    print(table(["env", "pool", "pid", "state", "julia sessions", "log"], rows))
 
 
 @task(

@@ -71,15 +71,16 @@ def quiet_prefect_console() -> None:
                 handler.setLevel(logging.WARNING)
 
 
-def program_runs(julia: str, runs: int) -> tuple[list[float], list[float], list[float]]:
-    """(direct, bridge, flow) seconds per run, against the server in PREFECT_API_URL."""
+Way = tuple[str, Callable[[], Any]]
+
+
+def program_ways(julia: str) -> list[Way]:
+    """The ways to run the program, each a (label, action) pair, against the server in PREFECT_API_URL."""
     from prefect import flow
-    from prefect.logging.handlers import APILogHandler
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect_shell import ShellOperation
 
     from prefect_julia.runtime.bridge import julia_job, run_julia
 
-    quiet_prefect_console()
     direct_cmd = [julia, "--project=julia", "--startup-file=no", f"julia/jobs/{PROGRAM}.jl", f"--name={NAME}"]
 
     def direct() -> None:
@@ -88,20 +89,35 @@ def program_runs(julia: str, runs: int) -> tuple[list[float], list[float], list[
     def bridge() -> None:
         run_julia(PROGRAM, {"name": NAME}, project=JULIA_PROJECT)
 
+    @flow(name="bench-shell-hello")
+    def shell_flow(name: str) -> Any:
+        return ShellOperation(commands=[" ".join([*direct_cmd[:-1], f"--name={name}"])], working_dir=REPO_ROOT).run()
+
     @flow(name="bench-julia-hello")
     def hello_flow(name: str) -> Any:
         return julia_job(PROGRAM, {"name": name})
 
-    def in_flow() -> None:
-        hello_flow(NAME)
+    return [
+        ("direct subprocess", direct),
+        ("@flow + ShellOperation", lambda: shell_flow(NAME)),
+        ("run_julia (bridge)", bridge),
+        ("@flow + julia_job", lambda: hello_flow(NAME)),
+    ]
 
+
+def program_runs(ways: list[Way], runs: int) -> dict[str, list[float]]:
+    """Seconds per run of each way, round by round so all see the same load, after one untimed warm-up."""
+    from prefect.logging.handlers import APILogHandler
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    quiet_prefect_console()
+    times: dict[str, list[float]] = {label: [] for label, _ in ways}
     with temporary_settings(updates={PREFECT_API_URL: os.environ["PREFECT_API_URL"]}):
-        for action in (direct, bridge, in_flow):  # warm-up: precompilation, imports, first API calls
+        for _, action in ways:  # warm-up: precompilation, imports, first API calls
             action()
-        times: tuple[list[float], list[float], list[float]] = ([], [], [])
         for _ in range(runs):
-            for action, bucket in zip((direct, bridge, in_flow), times, strict=True):
-                bucket.append(timed(action))
+            for label, action in ways:
+                times[label].append(timed(action))
         APILogHandler().flush()  # send the flow runs' logs while the server is still up
     return times
 
@@ -145,7 +161,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 PREFECT_SERVER_ANALYTICS_ENABLED="false",
                 PREFECT_API_URL=api_url,
             ):
-                direct, bridge, in_flow = program_runs(julia, args.runs)
+                times = program_runs(program_ways(julia), args.runs)
         finally:
             server.stop()
         demo: tuple[float, float] | None = None
@@ -153,12 +169,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print("running `invoke demo` twice in a copy of the kit ...", flush=True)
             demo = demo_runs(tmp)
 
-    d, b, f = (statistics.median(x) for x in (direct, bridge, in_flow))
-    results: dict[str, Any] = {"direct_s": d, "bridge_s": b, "flow_s": f}
+    medians = {label: statistics.median(values) for label, values in times.items()}
+    results: dict[str, Any] = {"medians_s": medians}
+    direct = medians["direct subprocess"]
     print(f"julia/jobs/{PROGRAM}.jl --name={NAME}, medians of {args.runs}")
-    print(f"  direct subprocess         : {d * 1e3:8.0f} ms")
-    print(f"  run_julia (bridge)        : {b * 1e3:8.0f} ms   overhead {(b - d) * 1e3:+7.0f} ms   ratio {b / d:5.2f}")
-    print(f"  @flow + julia_job         : {f * 1e3:8.0f} ms   overhead {(f - d) * 1e3:+7.0f} ms   ratio {f / d:5.2f}")
+    for label, value in medians.items():
+        line = f"  {label:<28}: {value * 1e3:8.0f} ms"
+        if label != "direct subprocess":
+            line += f"   overhead {(value - direct) * 1e3:+7.0f} ms   ratio {value / direct:5.2f}"
+        print(line)
+    shell, job = medians["@flow + ShellOperation"], medians["@flow + julia_job"]
+    print(f"  julia_job flow / ShellOperation flow: {job / shell:5.2f} (target <= 1.0)")
     if demo is not None:
         results.update(demo_first_s=demo[0], demo_warm_s=demo[1])
         print("`invoke demo` end to end")

@@ -36,3 +36,123 @@ function setresult(value; env::AbstractDict=ENV)
     atomicwrite(path, json(value))
     return value
 end
+
+# --- the warm session: one kept julia process running job after job ------------------------------------------
+
+import Sockets
+
+"Thrown by `exit(code)` inside a job run by a warm session, so the job ends but the session does not."
+struct JobExit <: Exception
+    code::Int
+end
+
+"""
+    serve_session(socketpath; idle=1800)
+
+Run a warm session: listen on the Unix socket `socketpath` and run one job per connection, one after the
+other, each like `julia program.jl args...` would: in a fresh module named `Main` (so no job sees another's
+globals), with its own `ARGS`, `ENV`, working directory, `PROGRAM_FILE`, stdout and stderr, and a fresh
+[`PrefectLogger`](@ref). Loaded packages and compiled code stay between jobs. Exits after `idle` seconds
+without a job.
+
+A request is one JSON line `{"program", "args", "env", "cwd"}`; the answer is the job's output lines, each
+prefixed `1 ` (stdout) or `2 ` (stderr), then `x CODE` with its exit code (1 after an uncaught error,
+`exit`'s argument otherwise).
+"""
+function serve_session(socketpath::AbstractString; idle::Real=1800)
+    server = Sockets.listen(socketpath)
+    timer = Ref(Timer(_ -> close(server), idle))
+    while isopen(server)
+        sock = try
+            Sockets.accept(server)
+        catch
+            break
+        end
+        close(timer[])
+        try
+            request = parsejson(readline(sock))
+            code = runjob(sock, request)
+            write(sock, "x $code\n")
+        catch err
+            isopen(sock) && write(sock, "2 session error: $(sprint(showerror, err))\nx 1\n")
+        finally
+            close(sock)
+        end
+        timer[] = Timer(_ -> close(server), idle)
+    end
+    return nothing
+end
+
+function forwardlines(from::IO, to::IO, tag::String, lk::ReentrantLock)
+    for line in eachline(from)
+        lock(lk) do
+            write(to, tag, line, "\n")
+        end
+    end
+end
+
+"Make `ENV` hold exactly `values`."
+function setenviron!(values::AbstractDict)
+    for name in collect(keys(ENV))
+        haskey(values, name) || delete!(ENV, name)
+    end
+    for (name, value) in values
+        ENV[name] = value
+    end
+end
+
+"Run one job from a session request; returns its exit code."
+function runjob(sock::IO, request::AbstractDict)
+    program = String(request["program"])
+    args = String[string(a) for a in request["args"]]
+    jobenv = Dict{String,String}(String(k) => string(v) for (k, v) in request["env"])
+    saved_env, saved_args, saved_dir = Dict{String,String}(ENV), copy(ARGS), pwd()
+    saved_program = Base.PROGRAM_FILE
+    out, err = stdout, stderr
+    out_rd, out_wr = redirect_stdout()
+    err_rd, err_wr = redirect_stderr()
+    lk = ReentrantLock()
+    readers = [@async(forwardlines(out_rd, sock, "1 ", lk)), @async(forwardlines(err_rd, sock, "2 ", lk))]
+    code = 0
+    try
+        setenviron!(jobenv)
+        empty!(ARGS)
+        append!(ARGS, args)
+        cd(String(request["cwd"]))
+        Core.eval(Base, :(PROGRAM_FILE = $program))
+        jobmodule = Module(:Main)
+        Core.eval(jobmodule, quote
+            eval(x) = Core.eval($jobmodule, x)
+            include(x) = Base.include($jobmodule, x)
+            exit(code::Integer=0) = throw($JobExit(code))
+        end)
+        Logging.with_logger(PrefectLogger()) do
+            Base.include(jobmodule, program)
+        end
+    catch e
+        inner = e isa LoadError ? e.error : e
+        if inner isa JobExit
+            code = inner.code
+        else
+            code = 1
+            try
+                Base.invokelatest(Base.display_error, stderr, Base.catch_stack())
+            catch
+                println(stderr, "ERROR: ", sprint(showerror, e))
+            end
+        end
+    finally
+        Base.Libc.flush_cstdio()
+        redirect_stdout(out)
+        redirect_stderr(err)
+        close(out_wr)
+        close(err_wr)
+        foreach(wait, readers)
+        setenviron!(saved_env)
+        empty!(ARGS)
+        append!(ARGS, saved_args)
+        Core.eval(Base, :(PROGRAM_FILE = $saved_program))
+        cd(saved_dir)
+    end
+    return code
+end

@@ -1,4 +1,7 @@
 # Log records as one JSON line each on stderr, for the Python bridge to forward to Prefect's logger.
+#
+# The formatter is kept small and free of per-call-site specialisation (`@nospecialize`), and it is run once
+# while the package precompiles, so a job pays no compilation for its first log record.
 
 const LOG_PREFIX = "::prefect-log::"
 
@@ -24,8 +27,12 @@ PrefectLogger(stream::Union{Nothing,IO}=nothing; min_level::LogLevel=Logging.Inf
 Logging.min_enabled_level(l::PrefectLogger) = l.min_level
 Logging.catch_exceptions(::PrefectLogger) = true
 function Logging.shouldlog(l::PrefectLogger, level, _module, group, id)
-    lock(l.lock) do
-        get(l.message_limits, id, 1) > 0
+    @nospecialize
+    lock(l.lock)
+    try
+        return get(l.message_limits, id, 1) > 0
+    finally
+        unlock(l.lock)
     end
 end
 
@@ -33,7 +40,7 @@ end
 prefectlevel(level::LogLevel) = level < Logging.Info ? "DEBUG" : level < Logging.Warn ? "INFO" :
                                 level < Logging.Error ? "WARNING" : "ERROR"
 
-function logvalue(v)
+function logvalue(@nospecialize(v))
     if v isa Tuple && length(v) == 2 && v[1] isa Exception
         return sprint(showerror, v[1], v[2])
     elseif v isa Exception
@@ -45,40 +52,94 @@ function logvalue(v)
     end
 end
 
+"A module's name as a log record shows it; a warm session's job module `Main.Main` is shown as `Main`."
+function modulename(@nospecialize(m))
+    m === nothing && return ""
+    name = string(m)::String
+    return startswith(name, "Main.Main") ? name[6:end] : name
+end
+
 "The JSON line (without the prefix) for one record."
 function logline(level, message, _module, file, line, kwargs)
-    io = IOBuffer()
-    print(io, message isa AbstractString || message isa SecretValue ? string(message) : logvalue(message))
+    @nospecialize
+    text = IOBuffer()
+    print(text, message isa AbstractString || message isa SecretValue ? string(message) : logvalue(message))
     for (k, v) in kwargs
-        print(io, " ", k, "=", logvalue(v))
+        print(text, " ", k, "=", logvalue(v))
     end
-    record = NamedTuple{(:level, :message, :module, :file, :line)}((
-        prefectlevel(convert(LogLevel, level)),
-        scrub(String(take!(io))),
-        _module === nothing ? "" : string(_module),
-        file === nothing ? "" : string(file),
-        line isa Integer ? Int(line) : nothing,
-    ))
-    return json(record)
+    io = IOBuffer()
+    write(io, "{\"level\":")
+    writejson(io, prefectlevel(convert(LogLevel, level))::String)
+    write(io, ",\"message\":")
+    writejson(io, scrub(String(take!(text)))::String)
+    write(io, ",\"module\":")
+    writejson(io, modulename(_module))
+    write(io, ",\"file\":")
+    writejson(io, file === nothing ? "" : string(file)::String)
+    write(io, ",\"line\":")
+    line isa Integer ? print(io, Int(line)) : write(io, "null")
+    write(io, '}')
+    return String(take!(io))
 end
 
 function Logging.handle_message(l::PrefectLogger, level, message, _module, group, id, file, line; kwargs...)
+    @nospecialize
     maxlog = nothing
     rest = Pair{Symbol,Any}[]
     for (k, v) in kwargs
         k === :maxlog ? (maxlog = v) : push!(rest, k => v)
     end
+    writerecord(l, level, message, _module, id, file, line, maxlog, rest)
+    return nothing
+end
+
+function writerecord(l::PrefectLogger, level, message, _module, id, file, line, maxlog, rest::Vector{Pair{Symbol,Any}})
+    @nospecialize
     if maxlog isa Integer
-        remaining = lock(l.lock) do
+        lock(l.lock)
+        remaining = try
             l.message_limits[id] = get(l.message_limits, id, maxlog) - 1
+        finally
+            unlock(l.lock)
         end
         remaining < 0 && return nothing
     end
     text = string(LOG_PREFIX, logline(level, message, _module, file, line, rest), "\n")
     stream = l.stream === nothing ? stderr : l.stream
-    lock(l.lock) do
+    lock(l.lock)
+    try
         write(stream, text)
         flush(stream)
+    finally
+        unlock(l.lock)
     end
     return nothing
 end
+
+# Run the formatter and the result writer once while the package precompiles, so their compiled code is
+# cached with it instead of being compiled again by every job.
+function _precompile_workload()
+    io = IOBuffer()
+    logger = PrefectLogger(io)
+    Logging.with_logger(logger) do
+        @info "precompile" n = 1 x = 1.5 s = "s" v = [1, 2]
+        @warn "precompile"
+        @error "precompile" exception = ErrorException("x")
+    end
+    for stream in (stderr, stdout)
+        precompile(writerecord, (PrefectLogger, LogLevel, String, Module, Symbol, String, Int, Nothing,
+                                 Vector{Pair{Symbol,Any}}))
+    end
+    json(Dict{String,Any}("a" => 1, "b" => "x", "c" => [1.5], "d" => Dict("e" => nothing), "f" => true))
+    json(Dict("a" => "b"))
+    json(Dict("a" => Dict("b" => "c")))
+    parseargs(["--a=b"])
+    tmp = tempname()
+    try
+        atomicwrite(tmp, "{}")
+    finally
+        rm(tmp; force=true)
+    end
+    return nothing
+end
+ccall(:jl_generating_output, Cint, ()) == 1 && _precompile_workload()

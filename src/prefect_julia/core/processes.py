@@ -28,12 +28,14 @@ import psutil
 from prefect_julia.core.files import write_atomic
 
 __all__ = [
+    "Descendants",
     "PidRecord",
     "describe_pid",
     "file_lock",
     "group_alive",
     "is_alive",
     "owned",
+    "parent_death_prefix",
     "port_is_free",
     "port_owner",
     "read_pid_file",
@@ -253,3 +255,45 @@ def describe_pid(pid: int) -> str:
     process = _process(pid)
     command = _command_line(process) if process is not None else ""
     return f"pid {pid} ({command[:80]})" if command else f"pid {pid}"
+
+
+# --- children that never outlive their parent -------------------------------------------------------------
+
+_SETPRIV = "/usr/bin/setpriv"
+
+
+def parent_death_prefix() -> list[str]:
+    """Words to put before a command so the kernel SIGKILLs it when the process that started it dies.
+
+    On Linux this is util-linux's ``setpriv --pdeathsig KILL`` (it sets ``PR_SET_PDEATHSIG``, then execs the
+    command, so the pid, exit code and signals stay the command's own). Empty where it is not available.
+    """
+    if os.access(_SETPRIV, os.X_OK):
+        return [_SETPRIV, "--pdeathsig", "KILL"]
+    return []
+
+
+class Descendants:
+    """The processes started below ``root`` while it runs, remembered even after they leave its tree.
+
+    Call :meth:`scan` now and then while ``root`` runs: every descendant is recorded with its start time, so
+    one that called ``setsid`` and whose parent then exited (re-parented to init) is still found.
+    :meth:`kill` SIGKILLs the recorded ones that still run (the same processes, not reused pids).
+    """
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+        self.seen: dict[int, psutil.Process] = {}
+
+    def scan(self) -> None:
+        for process in _tree(self.root)[1:]:
+            self.seen.setdefault(process.pid, process)
+
+    def kill(self) -> list[int]:
+        killed = []
+        for process in self.seen.values():
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:  # same pid AND start time
+                    process.kill()
+                    killed.append(process.pid)
+        return killed

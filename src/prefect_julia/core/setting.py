@@ -93,12 +93,28 @@ DATA_BLOCK_REMOTE = Setting("PREFECT_DATA_BLOCK_REMOTE", "block of the remote da
 DATASTORE_DEFAULT_TYPE = Setting(
     "PREFECT_DATASTORE_DEFAULT_TYPE", "datastore a Dataset uses when none is given", default="local"
 )
+JULIA_SESSION = Setting(
+    "PREFECT_JULIA_SESSION",
+    "fresh: a new julia per job; warm: jobs run in kept julia processes (packages stay loaded and compiled)",
+    default="fresh",
+)
+JULIA_SESSION_POOL = Setting(
+    "PREFECT_JULIA_SESSION_POOL", "warm julia sessions kept at most (jobs that run at once)", default="2"
+)
+JULIA_LOG_CAP_BYTES = Setting(
+    "PREFECT_JULIA_LOG_CAP_BYTES",
+    "bytes of a Julia job's output sent to the run log (the rest is kept in a file)",
+    default="1048576",
+)
 
 #: What a flow run reads, in the order ``invoke env`` shows them.
 RUNTIME_SETTINGS: tuple[Setting, ...] = (
     JULIA_BIN,
     JULIA_PROJECT,
     JULIA_TIMEOUT,
+    JULIA_SESSION,
+    JULIA_SESSION_POOL,
+    JULIA_LOG_CAP_BYTES,
     DATA_BLOCK_LOCAL,
     DATA_BLOCK_REMOTE,
     DATASTORE_DEFAULT_TYPE,

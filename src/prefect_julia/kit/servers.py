@@ -30,6 +30,7 @@ from prefect_julia.core.processes import (
     stop_tree,
     write_pid_file,
 )
+from prefect_julia.kit import sessions
 from prefect_julia.kit.environments import Environment
 
 Progress = Callable[[float], None]
@@ -161,6 +162,9 @@ def server_down(env: Environment, *, grace: float = 10.0) -> DownResult:
             stop_recorded(dependent, grace=grace)
             notes.append(f"Stopped the {path.stem} (pid {dependent.pid}) first.")
         path.unlink(missing_ok=True)
+    stopped_sessions = sessions.stop(env)
+    if stopped_sessions:
+        notes.append(f"Stopped {len(stopped_sessions)} warm Julia session(s) first.")
     with file_lock(env.files.server_lock) if env.home.exists() else contextlib.nullcontext():
         record = read_pid_file(env.files.server_pid)
         if record is None:

@@ -21,6 +21,7 @@ from prefect_julia.core.processes import (
     stop_tree,
     write_pid_file,
 )
+from prefect_julia.kit import sessions
 from prefect_julia.kit.environments import Environment
 from prefect_julia.kit.servers import is_healthy
 
@@ -52,6 +53,7 @@ class WorkerState:
     pid: int | None
     online: bool
     log: Path
+    sessions: tuple[int, ...] = ()
 
 
 def worker_up(env: Environment, environ: Mapping[str, str], *, timeout: float = 60.0) -> tuple[WorkerState, bool]:
@@ -86,12 +88,14 @@ def worker_up(env: Environment, environ: Mapping[str, str], *, timeout: float = 
 
 
 def worker_down(env: Environment) -> bool:
-    """Stop the worker of ``env``; False when none ran."""
+    """Stop the worker of ``env`` and its warm Julia sessions; False when no worker ran."""
     record = read_pid_file(env.files.worker_pid)
     env.files.worker_pid.unlink(missing_ok=True)
     if record is None or not is_alive(record):
+        sessions.stop(env)
         return False
     stop_recorded(record, grace=10)
+    sessions.stop(env)
     return True
 
 
@@ -100,4 +104,11 @@ def worker_status(env: Environment) -> WorkerState:
     record = read_pid_file(env.files.worker_pid)
     pid = record.pid if record is not None and is_alive(record) else None
     online = pid is not None and worker_name(env) in online_workers(env, pool)
-    return WorkerState(env=env.name, pool=pool, pid=pid, online=online, log=env.files.worker_log)
+    return WorkerState(
+        env=env.name,
+        pool=pool,
+        pid=pid,
+        online=online,
+        log=env.files.worker_log,
+        sessions=tuple(sessions.running(env)),
+    )

@@ -19,6 +19,7 @@ and ``PREFECT_JULIA_LOG_FORMAT=prefect``. Unlike ``ShellOperation`` it:
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import logging
 import os
@@ -38,15 +39,18 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from prefect_julia.core.errors import CommandFailed, ConfigError
-from prefect_julia.core.processes import group_alive, spawn, stop_tree
+from prefect_julia.core.processes import Descendants, group_alive, parent_death_prefix, spawn, stop_tree
 from prefect_julia.core.setting import (
     DATA_BLOCK_LOCAL,
     DATA_BLOCK_REMOTE,
     DATASTORE_DEFAULT_TYPE,
     JULIA_BIN,
+    JULIA_LOG_CAP_BYTES,
     JULIA_PROJECT,
+    JULIA_SESSION,
     JULIA_TIMEOUT,
 )
+from prefect_julia.runtime.joboutput import OutputSink, output_folder, unique_output_path
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -70,7 +74,6 @@ __all__ = [
 
 DEFAULT_TIMEOUT = float(JULIA_TIMEOUT.default or 3600)
 KILL_GRACE = 5.0
-TAIL_LINES = 40
 MAX_RESULT_BYTES = 16 * 1024 * 1024
 INSTALL_HINT = "Install it with `bash scripts/install-julia.sh`, or set PREFECT_JULIA_BIN to a julia executable."
 PASSED_THROUGH = (DATA_BLOCK_LOCAL.name, DATA_BLOCK_REMOTE.name, DATASTORE_DEFAULT_TYPE.name)
@@ -353,6 +356,9 @@ class JuliaResult:
 
 Log = logging.Logger | logging.LoggerAdapter[logging.Logger]
 
+#: Seconds between sweeps for the job's descendants while it runs (the first comes sooner).
+SWEEP_INTERVAL = 0.5
+
 
 def _pump(stream: IO[bytes], handle: Callable[[str], None]) -> None:
     for raw in iter(stream.readline, b""):
@@ -360,28 +366,19 @@ def _pump(stream: IO[bytes], handle: Callable[[str], None]) -> None:
     stream.close()
 
 
-def _stdout_handler(log: Log, tail: deque[str]) -> Callable[[str], None]:
-    def handle(line: str) -> None:
-        if line.strip():
-            tail.append(line)
-            log.info(line)
-
-    return handle
-
-
-def _emit(log: Log, tail: deque[str], events: Iterable[Event]) -> None:
+def emit_events(sink: OutputSink, events: Iterable[Event]) -> None:
     for event in events:
         if isinstance(event, JuliaLog):
-            tail.append(f"{logging.getLevelName(event.level)}: {event.render()}")
-            log.log(event.level, event.render())
-        elif event.strip():
-            tail.append(event)
-            log.info(event)
+            sink.line(event.render(), stderr=True, level=event.level, record=True)
+        else:
+            sink.line(event, stderr=True)
 
 
-def _stderr_handler(log: Log, tail: deque[str], parser: StderrParser) -> Callable[[str], None]:
+def stderr_handler(sink: OutputSink, parser: StderrParser) -> Callable[[str], None]:
+    """A handler for Julia's stderr lines: log records at their level, other lines as output."""
+
     def handle(line: str) -> None:
-        _emit(log, tail, parser.feed(line))
+        emit_events(sink, parser.feed(line))
 
     return handle
 
@@ -398,9 +395,32 @@ def _tail_text(tail: deque[str]) -> str:
 
 def _start(command: list[str], env: Mapping[str, str], cwd: Path | None) -> subprocess.Popen[bytes]:
     try:
-        return spawn(command, env=env, cwd=cwd)
+        # Killed by the kernel if this process dies first (a SIGKILLed flow run leaves no julia behind).
+        return spawn([*parent_death_prefix(), *command], env=env, cwd=cwd)
     except OSError as error:
         raise JuliaNotFound(f"Cannot start {command[0]}: {error}", hint=INSTALL_HINT) from error
+
+
+def log_cap(env: Mapping[str, str]) -> int:
+    """``PREFECT_JULIA_LOG_CAP_BYTES``: how many bytes of a job's output go to the run log."""
+    raw = JULIA_LOG_CAP_BYTES.lookup(env) or "0"
+    if not raw.isdigit():
+        raise ConfigError(
+            f"{JULIA_LOG_CAP_BYTES.name}={raw!r} is not a whole number of bytes.",
+            hint=f"Use e.g. {JULIA_LOG_CAP_BYTES.name}=1048576.",
+        )
+    return int(raw)
+
+
+def session_mode(env: Mapping[str, str]) -> str:
+    """``PREFECT_JULIA_SESSION``: ``fresh`` (a new julia per job, the default) or ``warm``."""
+    mode = (JULIA_SESSION.lookup(env) or "fresh").lower()
+    if mode not in ("fresh", "warm"):
+        raise ConfigError(
+            f"PREFECT_JULIA_SESSION={mode!r} is neither 'fresh' nor 'warm'.",
+            hint="Set PREFECT_JULIA_SESSION=fresh (a new julia per job) or warm (a kept, reused julia).",
+        )
+    return mode
 
 
 def run_julia(
@@ -411,16 +431,19 @@ def run_julia(
     env: Mapping[str, str] | None = None,
     project: Path | None = None,
     grace: float = KILL_GRACE,
+    session: str | None = None,
 ) -> JuliaResult:
     """Run a Julia program to completion and return its :class:`JuliaResult`.
 
     ``program`` is a job name under ``<project>/jobs`` or a path to a ``.jl`` file; ``parameters`` become
     ``--key=value`` arguments; ``env`` is the base environment (default ``os.environ``); ``project``
-    defaults to the repository's ``julia/``; ``timeout`` to ``PREFECT_JULIA_JULIA_TIMEOUT`` (else 3600 s). Raises :class:`JuliaNotFound`, :class:`JuliaProgramMissing`,
-    :class:`JuliaFailed`, :class:`JuliaTimeout` or :class:`JuliaResultError`.
+    defaults to the repository's ``julia/``; ``timeout`` to ``PREFECT_JULIA_JULIA_TIMEOUT`` (else 3600 s);
+    ``session`` is ``fresh`` or ``warm`` (default: ``PREFECT_JULIA_SESSION``). Raises :class:`JuliaNotFound`,
+    :class:`JuliaProgramMissing`, :class:`JuliaFailed`, :class:`JuliaTimeout` or :class:`JuliaResultError`.
     """
     base = os.environ if env is None else env
     timeout = JULIA_TIMEOUT.seconds(base) if timeout is None else timeout
+    mode = session_mode({JULIA_SESSION.name: session} if session else base)
     project = (project or default_project(base)).resolve()
     julia = find_julia(base)
     path = resolve_program(program, project)
@@ -430,9 +453,18 @@ def run_julia(
         result_path = Path(scratch) / "result.json"
         api_url = base.get("PREFECT_API_URL") or current_api_url()
         process_env = julia_env(base, result_path, api_url)
-        log.info("Running Julia program %s: %s", path.name, " ".join(command))
-        outcome = _supervise(command, process_env, timeout, grace, log)
-        exit_code, stdout_tail, stderr_tail, duration = outcome
+        output = unique_output_path(output_folder(base), path.stem)
+        with OutputSink(log, output, cap=log_cap(base)) as sink:
+            if mode == "warm":
+                from prefect_julia.runtime import julia_session
+
+                log.info("Running Julia program %s in a warm session: %s", path.name, " ".join(command))
+                outcome = julia_session.run_in_session(command, process_env, timeout, grace, sink, base)
+            else:
+                log.info("Running Julia program %s: %s", path.name, " ".join(command))
+                outcome = supervise(command, process_env, timeout, grace, sink)
+        exit_code, duration = outcome
+        stdout_tail, stderr_tail = _tail_text(sink.stdout_tail), _tail_text(sink.stderr_tail)
         if exit_code != 0:
             raise _failure(path, command, exit_code, stderr_tail)
         result = read_result(result_path, command)
@@ -440,49 +472,67 @@ def run_julia(
     return JuliaResult(command, exit_code, result, stdout_tail, stderr_tail, duration)
 
 
-def _supervise(
-    command: list[str], env: Mapping[str, str], timeout: float, grace: float, log: Log
-) -> tuple[int, str, str, float]:
-    """Run ``command`` streaming both pipes to ``log``; kill its tree on timeout (raising JuliaTimeout)."""
+def supervise(
+    command: list[str], env: Mapping[str, str], timeout: float, grace: float, sink: OutputSink
+) -> tuple[int, float]:
+    """Run ``command`` streaming both pipes to ``sink``; kill its tree on timeout (raising JuliaTimeout).
+
+    While it runs, its descendants are recorded (:class:`Descendants`), so none outlives it: not its process
+    group, and not one that left the group with ``setsid``.
+    """
     started = time.monotonic()
     proc = _start(command, env, None)
-    out_tail: deque[str] = deque(maxlen=TAIL_LINES)
-    err_tail: deque[str] = deque(maxlen=TAIL_LINES)
     parser = StderrParser()
     assert proc.stdout is not None and proc.stderr is not None
     # Each reader runs in a copy of this context, so Prefect's run and settings context reach its log calls.
     readers = [
         threading.Thread(target=contextvars.copy_context().run, args=(_pump, stream, handler), daemon=True)
         for stream, handler in (
-            (proc.stdout, _stdout_handler(log, out_tail)),
-            (proc.stderr, _stderr_handler(log, err_tail, parser)),
+            (proc.stdout, functools.partial(sink.line, stderr=False)),
+            (proc.stderr, stderr_handler(sink, parser)),
         )
     ]
     for reader in readers:
         reader.start()
+    descendants = Descendants(proc.pid)
+    deadline = started + timeout
     timed_out = False
+    wait = SWEEP_INTERVAL / 5
     try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
+        while True:
+            try:
+                proc.wait(timeout=max(0.0, min(wait, deadline - time.monotonic())))
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    timed_out = True
+                    break
+                descendants.scan()
+                wait = SWEEP_INTERVAL
     finally:
         # The program is done (or out of time): nothing it started may outlive it.
         if timed_out or group_alive(proc.pid):
             kill_tree(proc, grace)
+        else:
+            proc.wait()
+        descendants.kill()
         for reader in readers:
             reader.join(timeout=grace)
-        _emit(log, err_tail, parser.flush())
+        emit_events(sink, parser.flush())
     duration = time.monotonic() - started
     if timed_out:
-        raise JuliaTimeout(
-            f"Julia program {Path(command[3]).name} ran past its timeout of {timeout:g} s; "
-            "its process tree was killed.",
-            timeout=timeout,
-            command=command,
-            stderr_tail=_tail_text(err_tail),
-            hint="Raise the timeout, or find where the program hangs.",
-        )
-    return proc.returncode, _tail_text(out_tail), _tail_text(err_tail), duration
+        raise timeout_error(command, timeout, sink)
+    return proc.returncode, duration
+
+
+def timeout_error(command: list[str], timeout: float, sink: OutputSink) -> JuliaTimeout:
+    return JuliaTimeout(
+        f"Julia program {Path(command[3]).name} ran past its timeout of {timeout:g} s; its process tree was killed.",
+        timeout=timeout,
+        command=command,
+        stderr_tail=_tail_text(sink.stderr_tail),
+        hint="Raise the timeout, or find where the program hangs.",
+    )
 
 
 def _failure(path: Path, command: list[str], exit_code: int, stderr_tail: str) -> JuliaFailed:

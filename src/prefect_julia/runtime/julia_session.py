@@ -1,0 +1,347 @@
+"""Warm Julia sessions: kept ``julia`` processes that run job after job, with packages loaded and compiled.
+
+With ``PREFECT_JULIA_SESSION=warm`` the bridge hands each job to a session instead of starting ``julia``.
+Sessions live in a small pool of slots (``PREFECT_JULIA_SESSION_POOL``, default 2) in the session folder
+(``$PREFECT_HOME/julia-sessions``): per slot a lock file, a state file (pid, start time, socket, project
+fingerprint) and the session's own log. A job:
+
+1. claims a free slot by locking its lock file for the whole job, so two jobs never share a process at once
+   (when every slot is busy, the job runs in a fresh process instead);
+2. reuses the slot's session when it still runs the same julia on the same project files, else stops it and
+   starts a new one (a changed ``Project.toml`` or ``src/*.jl`` restarts sessions; job files are read anew
+   by every job anyway);
+3. sends its program, arguments, environment and working directory over the session's Unix socket, and
+   reads back its output lines and exit code (``PrefectInterfaces.serve_session`` on the Julia side).
+
+A timeout or the death of the flow-run process (a watchdog notices) kills the session's process tree; a
+session that dies mid-job fails only that job. The next job starts a new session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import IO
+
+import psutil
+
+from prefect_julia.core.errors import ConfigError
+from prefect_julia.core.files import write_atomic
+from prefect_julia.core.processes import PidRecord, is_alive, read_pid_file, stop_recorded, write_pid_file
+from prefect_julia.core.setting import JULIA_SESSION_POOL
+from prefect_julia.runtime.joboutput import OutputSink
+
+__all__ = [
+    "SessionInfo",
+    "project_fingerprint",
+    "run_in_session",
+    "session_folder",
+    "sessions",
+    "stop_sessions",
+]
+
+DEFAULT_POOL = 2
+START_TIMEOUT = 120.0
+IDLE_SECONDS = 3600
+WATCH_INTERVAL = 0.25
+
+
+def session_folder(env: Mapping[str, str]) -> Path:
+    """``PREFECT_JULIA_SESSION_DIR``, else ``$PREFECT_HOME/julia-sessions``, else one in the temp folder."""
+    configured = env.get("PREFECT_JULIA_SESSION_DIR", "")
+    if configured:
+        return Path(configured)
+    home = env.get("PREFECT_HOME", "")
+    if home:
+        return Path(home) / "julia-sessions"
+    return Path(tempfile.gettempdir()) / f"prefect-julia-sessions-{os.getuid()}"
+
+
+def pool_size(env: Mapping[str, str]) -> int:
+    """``PREFECT_JULIA_SESSION_POOL``: how many sessions (so jobs at once) a session folder holds at most."""
+    raw = JULIA_SESSION_POOL.lookup(env) or str(DEFAULT_POOL)
+    if not raw.isdigit() or not 1 <= int(raw) <= 16:
+        raise ConfigError(
+            f"{JULIA_SESSION_POOL.name}={raw!r} is not a number of sessions from 1 to 16.",
+            hint=f"Set e.g. {JULIA_SESSION_POOL.name}=2.",
+        )
+    return int(raw)
+
+
+def project_fingerprint(project: Path) -> str:
+    """A digest of the Julia project's files (names, sizes, modification times): it changes when they do."""
+    digest = hashlib.sha256()
+    files = [project / "Project.toml", project / "Manifest.toml"]
+    src = project / "src"
+    if src.is_dir():
+        files += sorted(src.rglob("*.jl"))
+    for path in files:
+        with contextlib.suppress(OSError):
+            stat = path.stat()
+            digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """One session: its process (a pid file's record), its socket, and the julia and project it runs."""
+
+    slot: int
+    record: PidRecord
+    socket: str
+    julia: str
+    project: str
+    fingerprint: str
+    log: str
+
+    @property
+    def pid(self) -> int:
+        return self.record.pid
+
+    def alive(self) -> bool:
+        return is_alive(self.record)
+
+
+def _state_file(folder: Path, slot: int) -> Path:
+    return folder / f"slot-{slot}.json"
+
+
+def _pid_file(folder: Path, slot: int) -> Path:
+    return folder / f"slot-{slot}.pid"
+
+
+def _read_state(folder: Path, slot: int) -> SessionInfo | None:
+    record = read_pid_file(_pid_file(folder, slot))
+    if record is None:
+        return None
+    try:
+        data = json.loads(_state_file(folder, slot).read_text())
+        return SessionInfo(slot=slot, record=record, **data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _forget(folder: Path, slot: int) -> None:
+    _state_file(folder, slot).unlink(missing_ok=True)
+    _pid_file(folder, slot).unlink(missing_ok=True)
+
+
+def sessions(folder: Path) -> list[SessionInfo]:
+    """The sessions in ``folder`` that still run."""
+    found = []
+    for path in sorted(folder.glob("slot-*.json")) if folder.is_dir() else []:
+        slot = path.stem.removeprefix("slot-")
+        info = _read_state(folder, int(slot)) if slot.isdigit() else None
+        if info is not None and info.alive():
+            found.append(info)
+    return found
+
+
+def _kill(info: SessionInfo, grace: float) -> None:
+    """Stop the session's process tree (only if the pid file still describes that process)."""
+    stop_recorded(info.record, grace=grace)
+
+
+def stop_sessions(folder: Path, *, grace: float = 5.0) -> list[int]:
+    """Stop every session in ``folder`` (busy ones too); returns their pids."""
+    stopped = []
+    for info in sessions(folder):
+        _kill(info, grace)
+        stopped.append(info.pid)
+    for path in [*folder.glob("slot-*.json"), *folder.glob("slot-*.pid")] if folder.is_dir() else []:
+        path.unlink(missing_ok=True)
+    return stopped
+
+
+@contextlib.contextmanager
+def _claim(folder: Path, size: int) -> Iterator[int | None]:
+    """Lock the first free slot for the block; ``None`` when every slot is busy."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for slot in range(size):
+        handle = (folder / f"slot-{slot}.lock").open("a")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        try:
+            yield slot
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()
+        return
+    yield None
+
+
+def _start(folder: Path, slot: int, julia: str, project: Path, fingerprint: str, env: Mapping[str, str]) -> SessionInfo:
+    sock_path = folder / f"slot-{slot}.sock"
+    sock_path.unlink(missing_ok=True)
+    log = folder / f"slot-{slot}.log"
+    code = (
+        f"using PrefectInterfaces; PrefectInterfaces.serve_session({json.dumps(str(sock_path))}; idle={IDLE_SECONDS})"
+    )
+    command = [julia, f"--project={project}", "--startup-file=no", "-e", code]
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**env, "PREFECT_JULIA_LOG_FORMAT": "prefect"},
+            start_new_session=True,
+            close_fds=True,
+        )
+    info = SessionInfo(
+        slot=slot,
+        record=write_pid_file(_pid_file(folder, slot), process.pid, command),
+        socket=str(sock_path),
+        julia=julia,
+        project=str(project),
+        fingerprint=fingerprint,
+        log=str(log),
+    )
+    deadline = time.monotonic() + START_TIMEOUT
+    while not sock_path.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            _kill(info, 1.0)
+            _forget(folder, slot)
+            raise SessionFailed(f"The warm Julia session did not start; see {log}.")
+        time.sleep(0.02)
+    # Recorded again now that julia runs: a wrapper script may have exec'd it with another command line.
+    with contextlib.suppress(psutil.Error):
+        info = replace(
+            info, record=write_pid_file(_pid_file(folder, slot), process.pid, psutil.Process(process.pid).cmdline())
+        )
+    data = {k: v for k, v in info.__dict__.items() if k not in ("slot", "record")}
+    write_atomic(_state_file(folder, slot), json.dumps(data).encode())
+    return info
+
+
+class SessionFailed(RuntimeError):
+    """A session could not be started or reached (the job then runs in a fresh process)."""
+
+
+def _session(folder: Path, slot: int, julia: str, project: Path, env: Mapping[str, str]) -> SessionInfo:
+    """The slot's session, started (or restarted) when it does not run this julia on these project files."""
+    fingerprint = project_fingerprint(project)
+    info = _read_state(folder, slot)
+    if info is not None:
+        same = info.julia == julia and info.project == str(project) and info.fingerprint == fingerprint
+        if same and info.alive() and Path(info.socket).exists():
+            return info
+        _kill(info, 2.0)
+        _forget(folder, slot)
+    return _start(folder, slot, julia, project, fingerprint, env)
+
+
+def _watchdog(session_pid: int) -> subprocess.Popen[bytes]:
+    """A tiny process that kills the session's tree if this process dies while the job runs."""
+    script = (
+        f"while kill -0 {os.getpid()} 2>/dev/null; do sleep {WATCH_INTERVAL}; done; "
+        f"kill -KILL -{session_pid} 2>/dev/null"
+    )
+    return subprocess.Popen(
+        ["/bin/sh", "-c", script],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+    )
+
+
+def run_in_session(
+    command: list[str],
+    env: Mapping[str, str],
+    timeout: float,
+    grace: float,
+    sink: OutputSink,
+    base: Mapping[str, str],
+) -> tuple[int, float]:
+    """Run ``command`` (as :func:`bridge.build_command` made it) in a warm session; (exit code, seconds).
+
+    Falls back to a fresh process when every session is busy or none can start.
+    """
+    from prefect_julia.runtime import bridge
+
+    julia, project, program, args = command[0], Path(command[1].removeprefix("--project=")), command[3], command[4:]
+    folder = session_folder(base)
+    started = time.monotonic()
+    with _claim(folder, pool_size(base)) as slot:
+        if slot is None:
+            sink.log.info("Every warm Julia session is busy: running this job in a fresh process.")
+            return bridge.supervise(command, env, timeout, grace, sink)
+        try:
+            info = _session(folder, slot, julia, project, env)
+        except SessionFailed as error:
+            sink.log.warning("%s Running this job in a fresh process.", error)
+            return bridge.supervise(command, env, timeout, grace, sink)
+        request = {"program": program, "args": args, "env": dict(env), "cwd": os.getcwd()}
+        watchdog = _watchdog(info.pid)
+        try:
+            code = _exchange(info, request, started + timeout, sink)
+        except TimeoutError:
+            _kill(info, grace)
+            _forget(folder, slot)
+            raise bridge.timeout_error(command, timeout, sink) from None
+        finally:
+            watchdog.kill()
+            watchdog.wait()
+        if code is None:  # the session died mid-job
+            _kill(info, 0.5)
+            _forget(folder, slot)
+            sink.line(f"The warm Julia session (pid {info.pid}) ended while running this job.", stderr=True)
+            code = 1
+    return code, time.monotonic() - started
+
+
+def _exchange(info: SessionInfo, request: Mapping[str, object], deadline: float, sink: OutputSink) -> int | None:
+    """Send the job, stream its output to ``sink``; its exit code, or None when the session died first."""
+    from prefect_julia.runtime.bridge import StderrParser, emit_events
+
+    parser = StderrParser()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        try:
+            conn.connect(info.socket)
+        except OSError:
+            return None
+        conn.sendall(json.dumps(request).encode() + b"\n")
+        stream: IO[bytes] = conn.makefile("rb")
+        code: int | None = None
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                conn.settimeout(left)
+                try:
+                    raw = stream.readline()
+                except TimeoutError:
+                    raise
+                except OSError:
+                    break
+                if not raw:
+                    break
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                tag, text = line[:2], line[2:]
+                if tag == "1 ":
+                    sink.line(text)
+                elif tag == "2 ":
+                    emit_events(sink, parser.feed(text))
+                elif tag == "x ":
+                    code = int(text) if text.strip().lstrip("-").isdigit() else 1
+                    break
+        finally:
+            emit_events(sink, parser.flush())
+            stream.close()
+    return code

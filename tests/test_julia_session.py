@@ -1,0 +1,337 @@
+"""Fresh and warm Julia sessions give the same results, logs and failures; warm sessions are isolated and
+replaced after a timeout or crash; no Julia outlives its flow run; large output is batched and capped.
+
+Everything runs a real ``julia`` on the repository's Julia project. One warm session folder is shared by the
+module's tests (a session starts in a few seconds here, then each job takes milliseconds).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import REPO_ROOT
+from prefect_julia.runtime import julia_session
+from prefect_julia.runtime.bridge import JuliaFailed, JuliaResultError, JuliaTimeout, run_julia
+from prefect_julia.runtime.joboutput import OutputSink
+
+pytestmark = [
+    pytest.mark.julia,
+    pytest.mark.skipif(shutil.which("julia") is None, reason="no julia: bash scripts/install-julia.sh"),
+]
+
+PROJECT = REPO_ROOT / "julia"
+MODES = ["fresh", "warm"]
+Program = Callable[[str, str], Path]
+
+
+@pytest.fixture(scope="module")
+def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    folder = tmp_path_factory.mktemp("sessions")
+    yield folder
+    julia_session.stop_sessions(folder, grace=2)
+
+
+@pytest.fixture
+def run(session_dir: Path, tmp_path: Path) -> Callable[..., Any]:
+    """``run(mode, program, params, timeout=60, **env)``: run_julia with the shared session folder."""
+
+    def call(mode: str, program: Path, params: dict[str, object] | None = None, timeout: float = 60, **env: str) -> Any:
+        environ = {k: v for k, v in os.environ.items() if k != "PREFECT_HOME"}
+        environ.update(PREFECT_JULIA_SESSION_DIR=str(session_dir), **env)
+        return run_julia(program, params or {}, env=environ, project=PROJECT, timeout=timeout, session=mode)
+
+    return call
+
+
+@pytest.fixture
+def program(tmp_path: Path) -> Program:
+    def write(name: str, code: str) -> Path:
+        path = tmp_path / f"{name}.jl"
+        path.write_text(code)
+        return path
+
+    return write
+
+
+def session_pids(folder: Path) -> list[int]:
+    return sorted(info.pid for info in julia_session.sessions(folder))
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def wait_gone(pid: int, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+# --- the same results, logs and failures ---------------------------------------------------------------------
+
+JOB = """
+using PrefectInterfaces
+args = parseargs()
+total = 41 + parse(Int, args["n"])
+println("stdout line ", total)
+@info "info record" total = total
+@warn "warn record"
+println(stderr, "plain stderr")
+setresult(Dict("total" => total, "args" => ARGS, "cwd" => pwd(), "file" => PROGRAM_FILE,
+               "flag" => get(ENV, "MY_FLAG", ""), "api" => get(ENV, "PREFECT_API_URL", "")))
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_same_results_and_logs(
+    mode: str, run: Callable[..., Any], program: Program, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = program("job", JOB)
+    with caplog.at_level(logging.DEBUG, logger="prefect_julia.julia"):
+        outcome = run(mode, path, {"n": 1}, MY_FLAG="on", PREFECT_API_URL="http://127.0.0.1:9/api")
+    assert outcome.result == {
+        "total": 42,
+        "args": ["--n=1"],
+        "cwd": os.getcwd(),
+        "file": str(path),
+        "flag": "on",
+        "api": "http://127.0.0.1:9/api",
+    }
+    records = {(r.levelno, r.getMessage().split(" (@")[0]) for r in caplog.records}
+    assert {
+        (logging.INFO, "stdout line 42"),
+        (logging.INFO, "info record total=42"),
+        (logging.WARNING, "warn record"),
+        (logging.INFO, "plain stderr"),
+    } <= {(level, line) for level, message in records for line in message.split("\n")}
+    warning = next(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert warning == f"warn record (@ Main {path}:7)"
+    assert outcome.stdout_tail == "stdout line 42"
+
+
+FAILURES = [
+    ('println(stderr, "bad input"); exit(3)', JuliaFailed, "exited with code 3", "bad input"),
+    ('x = 1\nerror("boom in job")', JuliaFailed, "exited with code 1", "boom in job"),
+    ('write(ENV["PREFECT_JULIA_RESULT_PATH"], "{oops")', JuliaResultError, "not valid JSON", ""),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("code", "error", "message", "tail"), FAILURES, ids=["exit-3", "error", "bad-result"])
+def test_same_failures(
+    mode: str,
+    run: Callable[..., Any],
+    program: Program,
+    code: str,
+    error: type[Exception],
+    message: str,
+    tail: str,
+) -> None:
+    with pytest.raises(error, match=message) as info:
+        run(mode, program("fails", code))
+    assert tail in (getattr(info.value, "stderr_tail", "") or "")
+    if mode == "warm" and error is JuliaFailed:  # the session survives a failing job and runs the next one
+        assert run(mode, program("ok", "println(1)")).exit_code == 0
+
+
+# --- warm sessions -------------------------------------------------------------------------------------------
+
+PID = 'using PrefectInterfaces; setresult(Dict("pid" => getpid()))'
+
+
+def test_jobs_do_not_see_each_others_globals(run: Callable[..., Any], program: Program, tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    first = program("first", f'leaked = 1\nENV["LEAKED"] = "1"\ncd("{tmp_path / "elsewhere"}")\n{PID}')
+    second = program(
+        "second",
+        'using PrefectInterfaces\nsetresult(Dict("pid" => getpid(), "global" => @isdefined(leaked), '
+        '"env" => haskey(ENV, "LEAKED"), "cwd" => pwd(), "args" => ARGS))',
+    )
+    pid = run("warm", first).result["pid"]
+    seen = run("warm", second, {"a": 1}).result
+    assert seen == {"pid": pid, "global": False, "env": False, "cwd": os.getcwd(), "args": ["--a=1"]}
+
+
+def test_timeout_replaces_the_session(run: Callable[..., Any], program: Program, session_dir: Path) -> None:
+    before = run("warm", program("pid", PID)).result["pid"]
+    with pytest.raises(JuliaTimeout, match="timeout of 2 s"):
+        run("warm", program("stuck", 'println(stderr, "stuck"); sleep(60)'), timeout=2)
+    assert wait_gone(before)
+    after = run("warm", program("pid", PID)).result["pid"]
+    assert after != before and alive(after)
+
+
+def test_crash_fails_only_its_job(run: Callable[..., Any], program: Program) -> None:
+    before = run("warm", program("pid", PID)).result["pid"]
+    with pytest.raises(JuliaFailed, match="exited with code 1") as info:
+        run("warm", program("crash", 'println(stderr, "going down"); ccall(:abort, Cvoid, ())'))
+    assert "ended while running this job" in (info.value.stderr_tail or "")
+    after = run("warm", program("pid", PID)).result["pid"]
+    assert after != before
+
+
+def test_changed_job_file_is_picked_up(run: Callable[..., Any], program: Program) -> None:
+    path = program("edited", 'using PrefectInterfaces; setresult(Dict("v" => 1, "pid" => getpid()))')
+    first = run("warm", path).result
+    path.write_text('using PrefectInterfaces; setresult(Dict("v" => 2, "pid" => getpid()))')
+    assert run("warm", path).result == {"v": 2, "pid": first["pid"]}
+
+
+def test_changed_project_restarts_the_session(run: Callable[..., Any], program: Program, session_dir: Path) -> None:
+    before = run("warm", program("pid", PID)).result["pid"]
+    for state in session_dir.glob("slot-*.json"):  # as if the project's files had changed since it started
+        data = json.loads(state.read_text())
+        state.write_text(json.dumps({**data, "fingerprint": "stale"}))
+    after = run("warm", program("pid", PID)).result["pid"]
+    assert after != before and wait_gone(before)
+
+
+def test_fingerprint_follows_project_files(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "Project.toml").write_text("name = 'X'\n")
+    (tmp_path / "src" / "X.jl").write_text("module X end\n")
+    first = julia_session.project_fingerprint(tmp_path)
+    (tmp_path / "src" / "X.jl").write_text("module X\nf() = 1\nend\n")
+    assert julia_session.project_fingerprint(tmp_path) != first
+
+
+def test_two_concurrent_jobs_never_share_a_process(run: Callable[..., Any], program: Program) -> None:
+    path = program("slow", 'using PrefectInterfaces; sleep(1.5); setresult(Dict("pid" => getpid()))')
+    results: list[Any] = []
+    threads = [threading.Thread(target=lambda: results.append(run("warm", path).result)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(results) == 2
+    assert results[0]["pid"] != results[1]["pid"]
+
+
+def test_bad_session_setting(program: Program) -> None:
+    from prefect_julia.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="neither 'fresh' nor 'warm'"):
+        run_julia(program("x", ""), env={**os.environ, "PREFECT_JULIA_SESSION": "tepid"}, project=PROJECT)
+
+
+# --- no Julia outlives its flow run ----------------------------------------------------------------------------
+
+CHILD = """
+using PrefectInterfaces
+p = run(pipeline(`setsid sleep 300`), wait=false)
+open(io -> print(io, getpid(), " ", getpid(p)), ENV["PIDS_FILE"], "w")
+sleep(parse(Int, parseargs()["sleep"]))
+"""
+
+RUNNER = """
+import os, sys
+from pathlib import Path
+from prefect_julia.runtime.bridge import run_julia
+run_julia(Path(sys.argv[1]), {"sleep": 60}, project=Path(sys.argv[2]), session=sys.argv[3], timeout=120)
+"""
+
+
+def read_pids(path: Path, seconds: float = 120) -> tuple[int, int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        text = path.read_text() if path.exists() else ""
+        if len(text.split()) == 2:
+            julia, child = text.split()
+            return int(julia), int(child)
+        time.sleep(0.05)
+    raise AssertionError(f"the job never wrote {path}")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_no_julia_survives_a_killed_flow_run(mode: str, program: Program, session_dir: Path, tmp_path: Path) -> None:
+    pids_file = tmp_path / "pids"
+    path = program("child", CHILD)
+    env = {**os.environ, "PIDS_FILE": str(pids_file), "PREFECT_JULIA_SESSION_DIR": str(session_dir)}
+    env.pop("PREFECT_HOME", None)
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER, str(path), str(PROJECT), mode], env=env)
+    julia = child = 0
+    try:
+        julia, child = read_pids(pids_file)
+        time.sleep(1.0)  # a sweep sees the child that left the process group
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(timeout=30)
+        assert wait_gone(julia), f"julia {julia} outlived its killed flow-run process"
+    finally:
+        runner.kill()
+        runner.wait()
+        for pid in (julia, child):
+            if pid and alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert julia not in session_pids(session_dir)
+
+
+def test_children_that_left_the_group_are_swept(run: Callable[..., Any], program: Program, tmp_path: Path) -> None:
+    pids_file = tmp_path / "pids"
+    run("fresh", program("child", CHILD), {"sleep": 2}, PIDS_FILE=str(pids_file))
+    _julia, child = read_pids(pids_file, 1)
+    assert wait_gone(child, 5), f"the setsid child {child} outlived its job"
+
+
+# --- large output ---------------------------------------------------------------------------------------------
+
+
+def test_large_output_is_batched_capped_and_kept(
+    run: Callable[..., Any], program: Program, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = program("loud", 'for i in 1:50_000\n    println("line ", i, " ", "x"^40)\nend\n@warn "done"')
+    with caplog.at_level(logging.INFO, logger="prefect_julia.julia"):
+        run("fresh", path, PREFECT_JULIA_LOG_CAP_BYTES="200000", PREFECT_HOME=str(tmp_path / "home"))
+    records = [r for r in caplog.records if r.name == "prefect_julia.julia"]
+    assert len(records) < 40, f"{len(records)} log records for 50,000 lines"
+    sent = sum(len(r.getMessage()) for r in records if r.getMessage().startswith("line "))
+    assert 0 < sent <= 200_000
+    kept = next(r.getMessage() for r in records if "The full output is in" in r.getMessage())
+    full = Path(kept.rsplit(" ", 1)[1])
+    assert full.parent == tmp_path / "home" / "julia-output"
+    lines = full.read_text().splitlines()
+    assert len(lines) == 50_001 and lines[-2].startswith("line 50000 ")
+
+
+def test_small_output_leaves_no_file(tmp_path: Path) -> None:
+    log = logging.getLogger("test.sink")
+    with OutputSink(log, tmp_path / "out.log") as sink:
+        sink.line("one")
+    assert not (tmp_path / "out.log").exists()
+
+
+# --- the kit owns its sessions --------------------------------------------------------------------------------
+
+
+def test_worker_status_lists_and_worker_down_stops_sessions(kit_repo: Any, program: Program) -> None:
+    from prefect_julia.kit import sessions
+
+    env = kit_repo.environment("dev")
+    environ = env.process_env(os.environ)
+    pid = run_julia(program("pid", PID), env=environ, project=PROJECT, session="warm", timeout=120).result["pid"]
+    assert sessions.running(env) == [pid]
+    assert sessions.folder(env) == env.home / "julia-sessions"
+    status = kit_repo.invoke("worker-status", timeout=120)
+    assert status.returncode == 0 and str(pid) in status.stdout, status.stdout + status.stderr
+    down = kit_repo.invoke("worker-down", "dev", timeout=120)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert wait_gone(pid) and sessions.running(env) == []
