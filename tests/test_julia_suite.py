@@ -165,6 +165,37 @@ def test_julia_package_vectors_match_the_shared_ones() -> None:
     assert copy.read_bytes() == shared.read_bytes(), f"copy {shared} to {copy} (cp {shared} {copy})"
 
 
+EMPTY_REGISTRY = 'name = "Empty"\nuuid = "9d1b0c47-3f2e-4a54-9a77-5c1c0b8a3e12"\nrepo = ""\n\n[packages]\n'
+
+
+@pytest.mark.julia
+def test_package_develops_into_another_project_offline(tmp_path: Path) -> None:
+    """`Pkg.develop(path="julia")` then `using PrefectInterfaces` in a project of one's own, with no
+    package server and an empty registry (what an offline user has)."""
+    julia = julia_executable()
+    depot = tmp_path / "depot"
+    (depot / "registries" / "Empty").mkdir(parents=True)
+    (depot / "registries" / "Empty" / "Registry.toml").write_text(EMPTY_REGISTRY)
+    project = tmp_path / "myproject"
+    project.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JULIA_", "PREFECT_"))}
+    env.update(JULIA_DEPOT_PATH=str(depot), JULIA_PKG_SERVER="")
+    script = (
+        f"using Pkg; Pkg.develop(path={json.dumps(str(JULIA_PROJECT))}); using PrefectInterfaces; "
+        'println("loaded ", PrefectBlock("local-file-system/x", LocalFSBlock("local-file-system/x", "/d")).basepath)'
+    )
+    proc = subprocess.run(
+        [julia, f"--project={project}", "--startup-file=no", "-e", script],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0 and "loaded /d" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "PrefectInterfaces" in (project / "Project.toml").read_text()
+
+
 @pytest.mark.julia
 def test_hello_job_result_and_log_lines(tmp_path: Path) -> None:
     """The bridge contract: --key=value in, ::prefect-log:: JSON lines on stderr, JSON result file out."""
