@@ -110,7 +110,9 @@ def server_down(c: Context, env: str | None = None) -> None:
 @task(name="server-status")
 @guarded
 def server_status(c: Context) -> None:
-    """Show every environment's server: branch, port, pid, health, database and URL."""
+    """Show every environment's server: branch, port, pid, health, database, URL, services logging errors."""
+    from prefect_julia.kit import serverlog
+
     mapping = environments.load_branch_mapping(ROOT)
     rows = []
     for resolved in environments.all_environments(ROOT, os.environ):
@@ -124,9 +126,10 @@ def server_status(c: Context) -> None:
                 "healthy" if s.healthy else ("starting/unhealthy" if s.pid else "down"),
                 f"{s.database} ({human_bytes(s.database_bytes)})",
                 s.url,
+                serverlog.describe(serverlog.service_errors(resolved.log_file)) if s.pid else "-",
             ]
         )
-    print(table(["env", "branch", "port", "pid", "state", "database", "url"], rows))
+    print(table(["env", "branch", "port", "pid", "state", "database", "url", "warnings"], rows))
 
 
 @task(

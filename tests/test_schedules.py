@@ -1,0 +1,119 @@
+"""Schedules fire: a real server, the kit's deploy, a real worker; and `server-status` names failing services."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from conftest import KitRepo, make_kit_repo
+from prefect_julia.kit import serverlog
+
+FLOW = """
+from prefect import flow
+
+@flow(name="tick")
+def tick(word: str = "tock") -> str:
+    return word
+"""
+
+DECLARATION = """
+deployments:
+  - name: every-minute
+    entrypoint: flows/tick.py:tick
+    schedules:
+      - cron: "* * * * *"
+    work_pool:
+      name: "{{ $PREFECT_JULIA_WORK_POOL }}"
+"""
+
+
+def _post(url: str, body: dict[str, Any]) -> Any:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def _runs(api_url: str, deployment_id: str) -> list[dict[str, Any]]:
+    return list(_post(f"{api_url}/flow_runs/filter", {"deployments": {"id": {"any_": [deployment_id]}}}))
+
+
+def _wait_for(what: str, predicate: Any, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(1)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _schedule_repo(tmp_path: Path) -> KitRepo:
+    repo = make_kit_repo(tmp_path / "repo")
+    (repo.root / "flows").mkdir()
+    (repo.root / "flows" / "tick.py").write_text(FLOW)
+    (repo.root / "prefect.yaml").write_text(DECLARATION)
+    return repo
+
+
+def test_a_due_cron_schedule_gets_a_scheduled_then_a_completed_run(tmp_path: Path) -> None:
+    repo = _schedule_repo(tmp_path)
+    env = repo.environment("dev")
+    fast = {"PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2", "PREFECT_WORKER_QUERY_SECONDS": "2"}
+    try:
+        repo.invoke("server-up", "dev", check=True, timeout=300, **fast)
+        repo.invoke("deploy", "dev", check=True, timeout=300)
+        with urllib.request.urlopen(f"{env.api_url}/deployments/name/tick/every-minute", timeout=10) as response:
+            deployment_id = json.load(response)["id"]
+
+        scheduled = _wait_for(
+            "a Scheduled run",
+            lambda: [r for r in _runs(env.api_url, deployment_id) if r["state_type"] == "SCHEDULED"],
+            timeout=90,
+        )
+        assert scheduled[0]["auto_scheduled"] is True
+
+        repo.invoke("worker-up", "dev", check=True, timeout=300, **fast)
+        completed = _wait_for(
+            "a Completed run from the worker",
+            lambda: [r for r in _runs(env.api_url, deployment_id) if r["state_type"] == "COMPLETED"],
+            timeout=180,
+        )
+        assert completed[0]["auto_scheduled"] is True
+
+        errors = serverlog.service_errors(env.log_file)
+        assert not errors, serverlog.recent_lines(env.log_file)[-40:]
+        status = repo.invoke("server-status", check=True)
+        dev_row = next(line for line in status.stdout.splitlines() if line.startswith("dev "))
+        assert dev_row.rstrip().endswith("-"), status.stdout  # the warnings column: no service logs errors
+        with env.log_file.open("a") as log:  # what the scheduler logs with SQLAlchemy 2.1 (not installable here)
+            log.write("06:01:01.000 | ERROR   | prefect.server.services.scheduler - Error scheduling deployment 'x'.\n")
+        status = repo.invoke("server-status", check=True)
+        assert "scheduler: 1 error" in status.stdout, status.stdout
+    finally:
+        repo.invoke("server-down", "dev", timeout=120)
+
+
+SCHEDULER_FAILING = """\
+06:00:00.100 | INFO    | uvicorn.error - Started server process [4242]
+06:00:01.000 | ERROR   | prefect.server.services.scheduler - Error scheduling deployment 'abc'.
+sqlalchemy.exc.InvalidRequestError: Can't evaluate bulk DML statement
+06:01:01.000 | ERROR   | prefect.server.services.scheduler - Error scheduling deployment 'abc'.
+06:01:02.000 | WARNING | prefect.server.services.foreman - a warning is not an error
+"""
+
+
+def test_service_errors_name_the_failing_service_since_the_last_start(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    log.write_text(
+        "05:00:00.000 | ERROR   | prefect.server.services.cancellation_cleanup - before the restart\n"
+        + SCHEDULER_FAILING
+    )
+    errors = serverlog.service_errors(log)
+    assert errors == Counter({"scheduler": 2})
+    assert serverlog.describe(errors) == "scheduler: 2 errors"
+    assert serverlog.describe(Counter()) == "-"
+    assert serverlog.service_errors(tmp_path / "missing.log") == Counter()
