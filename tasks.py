@@ -123,13 +123,22 @@ def server_status(c: Context) -> None:
                 s.branches,
                 s.port,
                 s.pid or "-",
-                "healthy" if s.healthy else ("starting/unhealthy" if s.pid else "down"),
+                _server_state(resolved, s.healthy, s.pid),
                 f"{s.database} ({human_bytes(s.database_bytes)})",
                 s.url,
-                serverlog.describe(serverlog.service_errors(resolved.log_file)) if s.pid else "-",
+                serverlog.describe(serverlog.service_errors(resolved.files.server_log)) if s.pid else "-",
             ]
         )
     print(table(["env", "branch", "port", "pid", "state", "database", "url", "warnings"], rows))
+
+
+def _server_state(resolved: environments.Environment, healthy: bool, pid: int | None) -> str:
+    from prefect_julia.kit import identity
+
+    owner = identity.owner(resolved, timeout=2.0) if healthy or pid is None else None
+    if owner is not None and not owner.ours:
+        return f"taken by {owner.folder}"
+    return "healthy" if healthy else ("starting/unhealthy" if pid else "down")
 
 
 @task(

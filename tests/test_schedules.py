@@ -84,12 +84,14 @@ def test_a_due_cron_schedule_gets_a_scheduled_then_a_completed_run(tmp_path: Pat
         )
         assert completed[0]["auto_scheduled"] is True
 
-        errors = serverlog.service_errors(env.log_file)
-        assert not errors, serverlog.recent_lines(env.log_file)[-40:]
+        errors = serverlog.service_errors(env.files.server_log)
+        assert not errors, serverlog.recent_lines(env.files.server_log)[-40:]
         status = repo.invoke("server-status", check=True)
         dev_row = next(line for line in status.stdout.splitlines() if line.startswith("dev "))
         assert dev_row.rstrip().endswith("-"), status.stdout  # the warnings column: no service logs errors
-        with env.log_file.open("a") as log:  # what the scheduler logs with SQLAlchemy 2.1 (not installable here)
+        with env.files.server_log.open(
+            "a"
+        ) as log:  # what the scheduler logs with SQLAlchemy 2.1 (not installable here)
             log.write("06:01:01.000 | ERROR   | prefect.server.services.scheduler - Error scheduling deployment 'x'.\n")
         status = repo.invoke("server-status", check=True)
         assert "scheduler: 1 error" in status.stdout, status.stdout

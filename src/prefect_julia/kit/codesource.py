@@ -62,13 +62,9 @@ def source_kind(env: Environment) -> str:
     return kind
 
 
-def code_root(env: Environment) -> Path:
-    return env.home / "code"
-
-
 def deployed_commit(env: Environment) -> str | None:
     """The commit whose worktree the environment's deployments run, or None before the first deploy."""
-    path = code_root(env) / DEPLOYED_FILE
+    path = env.files.code / DEPLOYED_FILE
     text = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
     return text or None
 
@@ -79,7 +75,7 @@ def code_dir(env: Environment, root: Path) -> Path | None:
     if kind == "tree":
         return root
     commit = deployed_commit(env) if kind == "worktree" else None
-    return code_root(env) / commit if commit else None
+    return env.files.code / commit if commit else None
 
 
 def main_branch(root: Path) -> str:
@@ -120,7 +116,7 @@ def prepare(env: Environment, root: Path, environ: Mapping[str, str] | None = No
 
 
 def _worktree(env: Environment, root: Path, commit: str, environ: Mapping[str, str] | None) -> Code:
-    target = code_root(env) / commit
+    target = env.files.code / commit
     if not (target / ".git").exists():
         if target.exists():
             shutil.rmtree(target)  # a half-made checkout of an interrupted deploy
@@ -182,7 +178,7 @@ def settle(env: Environment, root: Path, code: Code, environ: Mapping[str, str] 
     """After a successful deploy: record the deployed worktree, remove older ones (but the previous)."""
     if code.kind != "worktree" or code.commit is None:
         return
-    folder = code_root(env)
+    folder = env.files.code
     previous = deployed_commit(env)
     (folder / DEPLOYED_FILE).write_text(code.commit + "\n", encoding="utf-8")
     keep = {code.commit, previous} if KEEP_PREVIOUS else {code.commit}

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from prefect_julia.core.errors import CommandFailed, ConfigError
-from prefect_julia.kit import codesource
+from prefect_julia.kit import codesource, identity
 from prefect_julia.kit.codesource import CODE_DIR_SETTING, Code
 from prefect_julia.kit.environments import ENVIRONMENTS, Environment
 from prefect_julia.kit.settings import DECLARED, ENV_MARKER, read_env_file
@@ -291,6 +291,7 @@ def apply(root: Path, env: Environment, code: Code | None = None) -> DeployRepor
 
     from prefect_julia.kit.prefect_api import client_for
 
+    identity.check(env)  # before anything is prepared or written
     code = code or codesource.prepare(env, root)
     source_root = code.root
     specs = [spec for spec in load(source_root) if env.name in spec.environments]

@@ -1,7 +1,7 @@
 """An environment's home: its ``PREFECT_HOME`` and every file the kit keeps there.
 
-One place names them all: the sqlite database, and the pid, log and lock files of the environment's server
-and of its worker.
+One place names them all: the sqlite database, the pid, log and lock files of the environment's server and of
+its worker, the home's identity and the checkouts of deployed code.
 """
 
 from __future__ import annotations
@@ -50,6 +50,16 @@ class Home:
     @property
     def worker_lock(self) -> Path:
         return self.path / "worker.lock"
+
+    @property
+    def identity(self) -> Path:
+        """Which checkout and environment this home belongs to (``kit/identity.py``)."""
+        return self.path / "kit-identity.json"
+
+    @property
+    def code(self) -> Path:
+        """The worktrees of deployed commits that runs execute (``kit/codesource.py``)."""
+        return self.path / "code"
 
     def dependent_pid_files(self) -> tuple[Path, ...]:
         """Pid files of processes the kit runs against the server, stopped before it (a lone worker hangs)."""

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prefect_julia.core.errors import ServerError
+from prefect_julia.kit import identity
 from prefect_julia.kit.environments import Environment
 
 if TYPE_CHECKING:
@@ -18,9 +19,11 @@ if TYPE_CHECKING:
 
 @contextlib.contextmanager
 def client_for(env: Environment) -> Iterator[SyncPrefectClient]:
-    """A sync Prefect client of ``env``'s server (URL and key of that environment); the server must answer."""
+    """A sync Prefect client of ``env``'s server (URL and key of that environment); the server must answer and
+    be this checkout's server for ``env``."""
     from prefect.client.orchestration import get_client
 
+    identity.check(env)
     with settings_for(env), get_client(sync_client=True) as client:
         if client.api_healthcheck() is not None:
             raise ServerError(

@@ -30,7 +30,7 @@ from prefect_julia.core.processes import (
     stop_tree,
     write_pid_file,
 )
-from prefect_julia.kit import sessions
+from prefect_julia.kit import identity, sessions
 from prefect_julia.kit.environments import Environment
 
 Progress = Callable[[float], None]
@@ -78,6 +78,7 @@ def server_up(
         record = read_pid_file(env.files.server_pid)
         if record is not None and is_alive(record):
             if is_healthy(env.local_api_url):
+                identity.check(env)
                 return UpResult(env.name, record.pid, True, time.monotonic() - started)
             _wait_healthy(env, record.pid, None, started, timeout, progress)
             return UpResult(env.name, record.pid, True, time.monotonic() - started)
@@ -97,12 +98,14 @@ def server_up(
                 hint=f"Check PREFECT_JULIA_HOST in envs/{env.name}.env (e.g. 127.0.0.1).",
             ) from None
         if not free:
+            identity.check(env)  # another checkout's server: say whose
             owner = port_owner(env.port)
             held_by = describe_pid(owner) if owner else "another process"
             raise ServerError(
                 f"Port {env.port} ({env.name}) is held by {held_by}, which is not this environment's server.",
                 hint=f"Stop that process, or set PREFECT_JULIA_PORT to a free port in envs/{env.name}.local.env.",
             )
+        identity.ensure(env)
         command = server_command(env)
         process = spawn_detached(command, env=env.process_env(environ), log_file=env.files.server_log, cwd=env.root)
         write_pid_file(env.files.server_pid, process.pid, command)

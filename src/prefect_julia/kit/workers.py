@@ -21,7 +21,7 @@ from prefect_julia.core.processes import (
     stop_tree,
     write_pid_file,
 )
-from prefect_julia.kit import sessions
+from prefect_julia.kit import identity, sessions
 from prefect_julia.kit.environments import Environment
 from prefect_julia.kit.servers import is_healthy
 
@@ -64,6 +64,7 @@ def worker_up(env: Environment, environ: Mapping[str, str], *, timeout: float = 
             f"The {env.name} server at {env.api_url} is not running, so no worker can start.",
             hint=f"Run `invoke server-up {env.name}` first.",
         )
+    identity.check(env)
     with file_lock(env.files.worker_lock):
         record = read_pid_file(env.files.worker_pid)
         if record is not None and is_alive(record):
