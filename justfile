@@ -46,6 +46,10 @@ blocks env="":
 deploy env="":
     {{invoke}} deploy {{env}}
 
+# One screen per environment: server, worker, deployments and next runs, last runs, automations
+status env="":
+    {{invoke}} status {{env}}
+
 # Apply the notifications of envs/ENV.automations.toml alone (create, update, remove)
 automations env="":
     {{invoke}} automations {{env}}

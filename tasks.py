@@ -205,6 +205,7 @@ def _print_rollout(report: object) -> None:
         print(f"deployed  {name}  (pool {deployed.work_pool})")
     for name in deployed.removed:
         print(f"removed   {name}  (no longer declared)")
+    print(report.pool_limit)
     _print_automations(report.automations)
 
 
@@ -232,6 +233,16 @@ def automations(c: Context, env: str | None = None) -> None:
     checked = notifications.plan(ROOT, resolved.name)
     notifications.require_blocks(resolved, checked)
     _print_automations(notifications.apply(ROOT, resolved, checked))
+
+
+@task(positional=["env"], help={"env": "dev or prod (default: every environment)", "runs": "how many last runs"})
+@guarded
+def status(c: Context, env: str | None = None, runs: int = 10) -> None:
+    """One screen per environment: server, worker, deployments and next runs, last runs, automations."""
+    from prefect_julia.kit import status as screens
+
+    chosen = [_env(env)] if env else environments.all_environments(ROOT, os.environ)
+    print("\n\n".join(screens.render(screens.collect(resolved, last_runs=runs)) for resolved in chosen))
 
 
 @task(name="worker-up", positional=["env"], help={"env": ENV_HELP})

@@ -7,6 +7,7 @@ receiver on a free port standing in for the webhook endpoints (generic and Slack
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.request
@@ -61,10 +62,14 @@ println(stderr, "something broke: ", ARGS[1], " with token ", ENV["DEMO_API_TOKE
 exit(3)
 """
 
-DEPLOYMENTS = "deployments:\n" + "".join(
-    f"  - name: {name}\n    entrypoint: flows/ops.py:{fn}\n    work_pool: *work_pool\n"
-    for name, fn in (("fails", "julia_fails"), ("crash", "crashes"), ("slow", "slow"), ("ok", "ok"))
-)
+DEPLOYMENTS = (
+    "deployments:\n"
+    + "".join(
+        f"  - name: {name}\n    entrypoint: flows/ops.py:{fn}\n    work_pool: *work_pool\n"
+        for name, fn in (("fails", "julia_fails"), ("crash", "crashes"), ("slow", "slow"), ("ok", "ok"))
+    )
+    + '    schedules:\n      - cron: "0 6 * * *"\n'
+)  # "ok" runs daily too: `invoke status` shows its next run
 
 WEBHOOKS = """
 [[blocks]]
@@ -214,6 +219,15 @@ def test_failed_crashed_and_late_runs_notify_completed_ones_do_not(
         }
         _wait(lambda: len(receiver.on("/generic")) >= 3 and receiver.on("/slack"), 90, "the notifications")
         time.sleep(8)  # room for anything that should not come
+
+        # The on-call screen: server, worker, deployments with the next run, last runs, automations.
+        screens: list[str] = []
+        _wait(
+            lambda: screens.append(repo.invoke("status", "dev", check=True).stdout) or "from now" in screens[-1],
+            120,
+            "the next scheduled run",
+        )
+        screen = screens[-1]
     finally:
         workers.worker_down(env)
 
@@ -233,6 +247,15 @@ def test_failed_crashed_and_late_runs_notify_completed_ones_do_not(
     (slack,) = receiver.on("/slack")
     assert set(slack) == {"text"} and "ended Failed" in slack["text"] and "something broke" in slack["text"]
     assert str(runs["fails"].id) in slack["text"]
+
+    assert "server   healthy" in screen and "worker   online" in screen, screen
+    rows = {line.split()[0]: line for line in screen.splitlines() if line.strip()}
+    assert "0 6 * * *" in rows["ops-ok/ok"] and "from now" in rows["ops-ok/ok"], screen
+    for name, run_state in (("fails", "Failed"), ("crash", "Crashed"), ("slow", "Completed"), ("ok", "Completed")):
+        assert run_state in rows[runs[name].name] and f"/{name} " in rows[runs[name].name], screen
+    assert re.search(r"\d+ s$", rows[runs["slow"].name]), screen  # its duration
+    for automation in ("run-failed", "julia-failed-slack", "crash-to-nobody", "slow-late"):
+        assert f"prefect-julia/{automation}" in rows, screen
 
     # The webhook that does not answer: the crashed run stayed Crashed (above); the server logged the failure.
     log = (prefect_server.home / "server.log").read_text(errors="replace")
@@ -307,3 +330,10 @@ def test_scrub() -> None:
 def test_parse_duration() -> None:
     assert automations.parse_duration("1h30m", "x") == timedelta(minutes=90)
     assert automations.parse_duration(45, "x") == timedelta(seconds=45)
+
+
+def test_status_with_the_server_down_says_how_to_start_it(kit_repo: KitRepo) -> None:
+    run = kit_repo.invoke("status", "dev")
+    assert run.returncode == 0, run.stderr
+    assert "server   down" in run.stdout and "invoke server-up dev" in run.stdout
+    assert "worker   down" in run.stdout
