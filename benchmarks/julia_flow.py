@@ -1,16 +1,19 @@
-"""Benchmark one Julia program run directly, through the bridge, and inside a Prefect flow run; and the demo.
+"""Benchmark a Julia job run directly, with prefect-shell, through the bridge (fresh and warm), and the demo.
 
     .venv/bin/python benchmarks/julia_flow.py [--runs 5] [--no-demo]
 
-With a throwaway Prefect server (temporary PREFECT_HOME, free port), round by round so all three see the
-same machine load, after one untimed warm-up of each:
-  - direct: ``julia --project=julia --startup-file=no julia/jobs/hello.jl --name=x`` as a subprocess;
-  - bridge: ``run_julia("hello", {"name": "x"})``, no flow;
-  - flow:   a ``@flow`` calling the ``julia_job`` task, a flow run on that server.
-Prints the medians, the overhead over direct in ms and the ratios.
+With a throwaway Prefect server (temporary PREFECT_HOME, free port), round by round so every way sees the
+same machine load, after one untimed warm-up of each, for ``julia/jobs/hello.jl --name=x``:
+  - direct subprocess: ``julia --project=julia --startup-file=no julia/jobs/hello.jl --name=x``;
+  - ``@flow`` + prefect-shell's ``ShellOperation`` running that command;
+  - ``run_julia`` (no flow), and ``@flow`` + ``julia_job``, with ``PREFECT_JULIA_SESSION=fresh`` and ``warm``.
+Prints the medians, the overhead over direct and the ratios; then, for a warm session, the Nth call over the
+first call (which starts the session); then a job printing 10 MB run directly and as a flow run (with its logs
+delivered to the server).
 
 Then the demo end to end: ``invoke demo`` twice in a temporary copy of the kit with the project files (the
-first run starts the server and worker), reporting the second, warm run; ``invoke server-down dev`` after.
+first run starts the server and worker), reporting the second, warm run; the demo's Julia job in a warm
+session (Nth over first call); ``invoke run daily`` to Completed; ``invoke server-down dev`` after.
 """
 
 from __future__ import annotations
@@ -72,6 +75,8 @@ def quiet_prefect_console() -> None:
 
 
 Way = tuple[str, Callable[[], Any]]
+LOUD_LINES = 100_000  # x 101 bytes: about 10 MB of output
+LOUD = f'for i in 1:{LOUD_LINES}\n    println("line ", lpad(i, 6), " ", "x"^88)\nend\n'
 
 
 def program_ways(julia: str) -> list[Way]:
@@ -86,22 +91,32 @@ def program_ways(julia: str) -> list[Way]:
     def direct() -> None:
         subprocess.run(direct_cmd, cwd=REPO_ROOT, check=True, capture_output=True, stdin=subprocess.DEVNULL)
 
-    def bridge() -> None:
-        run_julia(PROGRAM, {"name": NAME}, project=JULIA_PROJECT)
-
     @flow(name="bench-shell-hello")
     def shell_flow(name: str) -> Any:
-        return ShellOperation(commands=[" ".join([*direct_cmd[:-1], f"--name={name}"])], working_dir=REPO_ROOT).run()
+        command = " ".join([*direct_cmd[:-1], f"--name={name}"])
+        return ShellOperation(commands=[command], working_dir=REPO_ROOT).run()
 
     @flow(name="bench-julia-hello")
     def hello_flow(name: str) -> Any:
         return julia_job(PROGRAM, {"name": name})
 
+    def bridge(session: str) -> Callable[[], Any]:
+        return lambda: run_julia(PROGRAM, {"name": NAME}, project=JULIA_PROJECT, session=session)
+
+    def in_flow(session: str) -> Callable[[], Any]:
+        def action() -> None:
+            with environ_set(PREFECT_JULIA_SESSION=session, PREFECT_JULIA_PROJECT=str(JULIA_PROJECT)):
+                hello_flow(NAME)
+
+        return action
+
     return [
         ("direct subprocess", direct),
         ("@flow + ShellOperation", lambda: shell_flow(NAME)),
-        ("run_julia (bridge)", bridge),
-        ("@flow + julia_job", lambda: hello_flow(NAME)),
+        ("run_julia fresh", bridge("fresh")),
+        ("@flow + julia_job fresh", in_flow("fresh")),
+        ("run_julia warm", bridge("warm")),
+        ("@flow + julia_job warm", in_flow("warm")),
     ]
 
 
@@ -113,7 +128,7 @@ def program_runs(ways: list[Way], runs: int) -> dict[str, list[float]]:
     quiet_prefect_console()
     times: dict[str, list[float]] = {label: [] for label, _ in ways}
     with temporary_settings(updates={PREFECT_API_URL: os.environ["PREFECT_API_URL"]}):
-        for _, action in ways:  # warm-up: precompilation, imports, first API calls
+        for _, action in ways:  # warm-up: precompilation, imports, first API calls, the warm session
             action()
         for _ in range(runs):
             for label, action in ways:
@@ -122,12 +137,60 @@ def program_runs(ways: list[Way], runs: int) -> dict[str, list[float]]:
     return times
 
 
-def demo_runs(tmp: Path) -> tuple[float, float]:
-    """Seconds of the first and the second `invoke demo` in a temporary copy of the kit."""
+def warm_calls(call: Callable[[], Any], runs: int, folder: Path) -> tuple[float, float]:
+    """(first call with no session, median of the next ``runs`` calls) in seconds."""
+    from prefect_julia.runtime import julia_session
+
+    julia_session.stop_sessions(folder)
+    first = timed(call)
+    return first, statistics.median(timed(call) for _ in range(runs))
+
+
+def loud_runs(julia: str, tmp: Path) -> tuple[float, float, int]:
+    """(direct seconds, flow-run seconds with its logs delivered, log records on the server) for 10 MB."""
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from prefect_julia.runtime.bridge import julia_job
+
+    program = tmp / "loud.jl"
+    program.write_text(LOUD)
+    command = [julia, f"--project={JULIA_PROJECT}", "--startup-file=no", str(program)]
+    direct = timed(lambda: subprocess.run(command, check=True, capture_output=True, stdin=subprocess.DEVNULL))
+
+    @flow(name="bench-julia-loud")
+    def loud_flow() -> Any:
+        return julia_job(str(program), {})
+
+    state: Any = None
+
+    def as_flow_run() -> None:
+        nonlocal state
+        state = loud_flow(return_state=True)
+        APILogWorker.drain_all(timeout=300)
+
+    with temporary_settings(updates={PREFECT_API_URL: os.environ["PREFECT_API_URL"]}):
+        in_flow = timed(as_flow_run)
+        with get_client(sync_client=True) as client:
+            flow_run_id = state.state_details.flow_run_id
+            records = len(client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))))
+    return direct, in_flow, records
+
+
+def demo_runs(tmp: Path, runs: int) -> dict[str, float]:
+    """`invoke demo` twice, the demo's Julia job in a warm session, `invoke run daily`, in a copy of the kit."""
     kit = make_kit_repo(tmp / "demo-repo", project=True)
+    figures: dict[str, float] = {}
     try:
-        first = timed(lambda: kit.invoke("demo", "dev", timeout=DEMO_TIMEOUT, check=True))
-        second = timed(lambda: kit.invoke("demo", "dev", timeout=DEMO_TIMEOUT, check=True))
+        figures["demo_first_s"] = timed(lambda: kit.invoke("demo", "dev", timeout=DEMO_TIMEOUT, check=True))
+        figures["demo_warm_s"] = timed(lambda: kit.invoke("demo", "dev", timeout=DEMO_TIMEOUT, check=True))
+        figures["run_daily_s"] = statistics.median(
+            timed(lambda: kit.invoke("run", "daily", timeout=DEMO_TIMEOUT, check=True)) for _ in range(3)
+        )
+        figures.update(demo_job_warm(kit, runs))
     finally:
         try:
             kit.invoke("server-down", "dev", timeout=120, check=True)
@@ -135,7 +198,24 @@ def demo_runs(tmp: Path) -> tuple[float, float]:
             from prefect_julia.kit import servers
 
             servers.server_down(kit.environment("dev"))  # nothing left running even if the task failed
-    return first, second
+    return figures
+
+
+def demo_job_warm(kit: Any, runs: int) -> dict[str, float]:
+    """The demo's Julia job (reads and writes CSV through blocks) in a warm session: first and Nth call."""
+    from prefect_julia.kit import sessions
+    from prefect_julia.runtime.bridge import run_julia
+
+    env = kit.environment("dev")
+    environ = env.process_env(kit.environ())
+    parameters = {"dataset_name": "sensor_readings", "datastore_type": "local", "output_name": "bench_summary"}
+
+    def call(session: str) -> Callable[[], Any]:
+        return lambda: run_julia("summarize_readings", parameters, env=environ, session=session)
+
+    fresh = statistics.median(timed(call("fresh")) for _ in range(runs))
+    first, nth = warm_calls(call("warm"), runs, sessions.folder(env))
+    return {"demo_job_fresh_s": fresh, "demo_job_warm_first_s": first, "demo_job_warm_nth_s": nth}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -147,30 +227,39 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if julia is None:
         raise SystemExit("julia is not on PATH: run `bash scripts/install-julia.sh`.")
 
+    from prefect_julia.runtime import julia_session
+    from prefect_julia.runtime.bridge import run_julia
+
     with tempfile.TemporaryDirectory(prefix="julia-flow-bench-") as tmp_name:
         tmp = Path(tmp_name)
         (tmp / "server").mkdir()
         (tmp / "client").mkdir()
         print("starting a throwaway Prefect server ...", flush=True)
         server = start_server(tmp / "server")
-        api_url = server.api_url
+        sessions = tmp / "client" / "julia-sessions"
         try:
             with environ_set(
                 PREFECT_HOME=str(tmp / "client"),
                 PREFECT_PROFILES_PATH=str(tmp / "client" / "profiles.toml"),
                 PREFECT_SERVER_ANALYTICS_ENABLED="false",
-                PREFECT_API_URL=api_url,
+                PREFECT_API_URL=server.api_url,
             ):
                 times = program_runs(program_ways(julia), args.runs)
+                hello = warm_calls(
+                    lambda: run_julia(PROGRAM, {"name": NAME}, project=JULIA_PROJECT, session="warm"),
+                    args.runs,
+                    sessions,
+                )
+                loud = loud_runs(julia, tmp)
         finally:
+            julia_session.stop_sessions(sessions)
             server.stop()
-        demo: tuple[float, float] | None = None
+        demo: dict[str, float] = {}
         if not args.no_demo:
             print("running `invoke demo` twice in a copy of the kit ...", flush=True)
-            demo = demo_runs(tmp)
+            demo = demo_runs(tmp, args.runs)
 
     medians = {label: statistics.median(values) for label, values in times.items()}
-    results: dict[str, Any] = {"medians_s": medians}
     direct = medians["direct subprocess"]
     print(f"julia/jobs/{PROGRAM}.jl --name={NAME}, medians of {args.runs}")
     for label, value in medians.items():
@@ -178,13 +267,39 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if label != "direct subprocess":
             line += f"   overhead {(value - direct) * 1e3:+7.0f} ms   ratio {value / direct:5.2f}"
         print(line)
-    shell, job = medians["@flow + ShellOperation"], medians["@flow + julia_job"]
-    print(f"  julia_job flow / ShellOperation flow: {job / shell:5.2f} (target <= 1.0)")
-    if demo is not None:
-        results.update(demo_first_s=demo[0], demo_warm_s=demo[1])
+    shell = medians["@flow + ShellOperation"]
+    for session in ("fresh", "warm"):
+        job = medians[f"@flow + julia_job {session}"]
+        print(f"  julia_job flow {session} / ShellOperation flow: {job / shell:5.2f} (target <= 1.0)")
+    print(f"  run_julia fresh over direct: {(medians['run_julia fresh'] - direct) * 1e3:+.0f} ms (target <= 150 ms)")
+    print(
+        f"warm session, hello.jl: first call {hello[0] * 1e3:.0f} ms, Nth call {hello[1] * 1e3:.0f} ms, "
+        f"Nth/first {hello[1] / hello[0]:.3f} (target <= 0.1)"
+    )
+    loud_direct, loud_flow, loud_records = loud
+    print(
+        f"10 MB of output: direct {loud_direct:.1f} s, as a flow run {loud_flow:.1f} s "
+        f"(target <= {2 * loud_direct + 3:.1f} s = 2 x direct + 3 s), {loud_records} log records on the server"
+    )
+    results: dict[str, Any] = {
+        "medians_s": medians,
+        "warm_hello_first_s": hello[0],
+        "warm_hello_nth_s": hello[1],
+        "loud_direct_s": loud_direct,
+        "loud_flow_s": loud_flow,
+        "loud_records": loud_records,
+        **demo,
+    }
+    if demo:
         print("`invoke demo` end to end")
-        print(f"  first run (starts server) : {demo[0]:8.1f} s")
-        print(f"  second run (warm server)  : {demo[1]:8.1f} s")
+        print(f"  first run (starts server) : {demo['demo_first_s']:8.1f} s")
+        print(f"  second run (warm server)  : {demo['demo_warm_s']:8.1f} s")
+        print(f"  `invoke run daily` to Completed: {demo['run_daily_s']:8.1f} s (target <= 3 s)")
+        first, nth = demo["demo_job_warm_first_s"], demo["demo_job_warm_nth_s"]
+        print(
+            f"  demo job summarize_readings.jl: fresh {demo['demo_job_fresh_s'] * 1e3:.0f} ms; warm first "
+            f"{first * 1e3:.0f} ms, Nth {nth * 1e3:.0f} ms, Nth/first {nth / first:.3f}"
+        )
     return results
 
 

@@ -101,6 +101,15 @@ function setenviron!(values::AbstractDict)
     end
 end
 
+"Forget what the package remembers for one job (cached blocks, loaded secrets), so the next job starts clean."
+function resetjobstate!()
+    isdefined(@__MODULE__, :clear_block_cache!) && clear_block_cache!()
+    if isdefined(@__MODULE__, :SECRET_TEXTS)
+        lock(() -> empty!(SECRET_TEXTS), SECRET_LOCK)
+    end
+    return nothing
+end
+
 "Run one job from a session request; returns its exit code."
 function runjob(sock::IO, request::AbstractDict)
     program = String(request["program"])
@@ -149,6 +158,7 @@ function runjob(sock::IO, request::AbstractDict)
         close(err_wr)
         foreach(wait, readers)
         setenviron!(saved_env)
+        resetjobstate!()
         empty!(ARGS)
         append!(ARGS, saved_args)
         Core.eval(Base, :(PROGRAM_FILE = $saved_program))

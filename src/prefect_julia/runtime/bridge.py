@@ -511,6 +511,8 @@ def supervise(
                 wait = SWEEP_INTERVAL
     finally:
         # The program is done (or out of time): nothing it started may outlive it.
+        if timed_out:
+            sink.freeze_tails()  # julia prints a backtrace when it is sent SIGTERM
         if timed_out or group_alive(proc.pid):
             kill_tree(proc, grace)
         else:

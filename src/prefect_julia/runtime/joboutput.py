@@ -71,6 +71,7 @@ class OutputSink:
         self.bytes = 0
         self.sent = 0
         self.capped = False
+        self.tails_frozen = False
         self._pending: list[str] = []
         self._pending_level = logging.INFO
         self._pending_bytes = 0
@@ -116,6 +117,10 @@ class OutputSink:
                 with contextlib.suppress(OSError):
                     self.full_output.unlink()
 
+    def freeze_tails(self) -> None:
+        """Keep the tails as they are now: what a job prints while it is being killed is not its story."""
+        self.tails_frozen = True
+
     # --- input -------------------------------------------------------------------------------------------
 
     def line(self, text: str, *, stderr: bool = False, level: int = logging.INFO, record: bool = False) -> None:
@@ -127,8 +132,9 @@ class OutputSink:
             self.bytes += len(text) + 1
             if self._file is not None:
                 self._file.write(text + "\n")
-            tail = self.stderr_tail if stderr else self.stdout_tail
-            tail.append(f"{logging.getLevelName(level)}: {text}" if record else text)
+            if not self.tails_frozen:
+                tail = self.stderr_tail if stderr else self.stdout_tail
+                tail.append(f"{logging.getLevelName(level)}: {text}" if record else text)
             if level >= logging.WARNING:
                 self._send_pending()
                 self._send(level, text)
