@@ -61,14 +61,23 @@ prefixed `1 ` (stdout) or `2 ` (stderr), then `x CODE` with its exit code (1 aft
 """
 function serve_session(socketpath::AbstractString; idle::Real=1800)
     server = Sockets.listen(socketpath)
-    timer = Ref(Timer(_ -> close(server), idle))
+    inode = stat(socketpath).inode
+    lastjob = Ref(time())
+    # Between jobs, every few seconds: end after `idle` seconds, or when the socket is no longer ours (the
+    # session was replaced, or its folder removed), so no session is left without a way to reach it.
+    watch = Timer(1; interval=2) do t
+        if time() - lastjob[] > idle || stat(socketpath).inode != inode
+            close(server)
+            close(t)
+        end
+    end
     while isopen(server)
         sock = try
             Sockets.accept(server)
         catch
             break
         end
-        close(timer[])
+        lastjob[] = Inf  # busy: never idle
         try
             request = parsejson(readline(sock))
             code = runjob(sock, request)
@@ -77,9 +86,10 @@ function serve_session(socketpath::AbstractString; idle::Real=1800)
             isopen(sock) && write(sock, "2 session error: $(sprint(showerror, err))\nx 1\n")
         finally
             close(sock)
+            lastjob[] = time()
         end
-        timer[] = Timer(_ -> close(server), idle)
     end
+    close(watch)
     return nothing
 end
 
