@@ -12,6 +12,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import task
 from invoke.context import Context
@@ -20,7 +21,11 @@ from prefect_julia.cli.edge import guarded
 from prefect_julia.cli.invoke_args import allow_optional_positionals
 from prefect_julia.core.console import Progress, human_bytes, table
 from prefect_julia.core.files import tail
+from prefect_julia.core.processes import read_pid_file
 from prefect_julia.kit import environments, profiles, servers
+
+if TYPE_CHECKING:
+    from prefect_julia.kit import inflight as inflight_types
 
 ROOT = Path(__file__).resolve().parent
 allow_optional_positionals()  # `invoke server-up` and `invoke server-up dev` both work
@@ -91,13 +96,45 @@ def server_up(c: Context, env: str | None = None, timeout: float = 0.0) -> None:
         print(f"note: {note}")
     state = "already up" if result.already_up else f"started in {result.seconds:.1f} s"
     print(f"{resolved.name} server {state} (pid {result.pid}): {resolved.ui_url}")
+    if not result.already_up:  # it had stopped: runs it left in flight may be lost
+        from prefect_julia.kit import inflight, workers
+
+        lost = inflight.mark_lost(
+            resolved,
+            pool=resolved.require("PREFECT_JULIA_WORK_POOL"),
+            reason=f"The {resolved.name} server stopped (crashed or killed) while this run was in flight",
+            worker_running=workers.worker_status(resolved).pid is not None,
+        )
+        _report_lost(lost)
 
 
-@task(name="server-down", positional=["env"], help={"env": "dev or prod (default: the current branch's)"})
+def _report_lost(runs: list[inflight_types.InFlightRun]) -> None:
+    for run in runs:
+        print(f"marked Crashed  {run.name}  ({run.deployment}, was {run.state}): it can no longer finish")
+
+
+@task(
+    name="server-down",
+    positional=["env"],
+    help={
+        "env": "dev or prod (default: the current branch's)",
+        "cancel": "cancel the runs in flight first (otherwise a stop with runs in flight is refused)",
+    },
+)
 @guarded
-def server_down(c: Context, env: str | None = None) -> None:
-    """Stop the environment's server (and its worker first)."""
+def server_down(c: Context, env: str | None = None, cancel: bool = False) -> None:
+    """Stop the environment's server (and its worker first); refuses while runs are in flight unless --cancel."""
+    from prefect_julia.kit import inflight, workers
+
     resolved = _env(env)
+    _report_cancelled(inflight.guard_stop(resolved, pool=None, what="server", task="server-down",
+                                          cancel_runs=cancel, say=_note))  # fmt: skip
+    worker = read_pid_file(resolved.files.worker_pid)
+    if workers.worker_down(resolved) and worker is not None:
+        print(f"note: Stopped the worker (pid {worker.pid}) first.")
+    if cancel:  # a run the worker picked up meanwhile
+        _report_cancelled(inflight.guard_stop(resolved, pool=None, what="server", task="server-down",
+                                              cancel_runs=True, say=_note))  # fmt: skip
     result = servers.server_down(resolved)
     for note in result.notes:
         print(f"note: {note}")
@@ -105,6 +142,15 @@ def server_down(c: Context, env: str | None = None) -> None:
         print(f"{resolved.name} server is not running: nothing to stop.")
     else:
         print(f"{resolved.name} server stopped{' (killed after the grace period)' if result.killed else ''}.")
+
+
+def _note(line: str) -> None:
+    print(f"note: {line}", flush=True)
+
+
+def _report_cancelled(runs: list[inflight_types.InFlightRun]) -> None:
+    for run in runs:
+        print(f"cancelled  {run.name}  ({run.deployment}, was {run.state})")
 
 
 @task(name="server-status")
@@ -248,21 +294,31 @@ def status(c: Context, env: str | None = None, runs: int = 10) -> None:
 @task(name="worker-up", positional=["env"], help={"env": ENV_HELP})
 @guarded
 def worker_up(c: Context, env: str | None = None) -> None:
-    """Start a background process worker for the environment's work pool."""
+    """Start a background process worker for the environment's work pool (lost runs are marked Crashed)."""
     from prefect_julia.kit import workers
 
-    state, started = workers.worker_up(_env(env), os.environ)
+    state, started = workers.worker_up(_env(env), os.environ, on_lost=_report_lost)
     print(f"{state.env} worker {'started' if started else 'already running'} (pid {state.pid}) on pool {state.pool}")
 
 
-@task(name="worker-down", positional=["env"], help={"env": ENV_HELP})
+@task(
+    name="worker-down",
+    positional=["env"],
+    help={"env": ENV_HELP, "cancel": "cancel the runs in flight first (otherwise the stop is refused)"},
+)
 @guarded
-def worker_down(c: Context, env: str | None = None) -> None:
-    """Stop the environment's worker."""
-    from prefect_julia.kit import workers
+def worker_down(c: Context, env: str | None = None, cancel: bool = False) -> None:
+    """Stop the environment's worker; refuses while runs of its pool are in flight unless --cancel."""
+    from prefect_julia.kit import inflight, workers
 
     resolved = _env(env)
+    pool = resolved.require("PREFECT_JULIA_WORK_POOL")
+    _report_cancelled(inflight.guard_stop(resolved, pool=pool, what="worker", task="worker-down",
+                                          cancel_runs=cancel, say=_note))  # fmt: skip
     stopped = workers.worker_down(resolved)
+    if cancel:
+        _report_cancelled(inflight.guard_stop(resolved, pool=pool, what="worker", task="worker-down",
+                                              cancel_runs=True, say=_note))  # fmt: skip
     print(f"{resolved.name} worker {'stopped' if stopped else 'is not running: nothing to stop'}.")
 
 

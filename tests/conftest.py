@@ -81,3 +81,6 @@ def on_server(prefect_server: RunningServer) -> Iterator[RunningServer]:
 @pytest.fixture
 def kit_repo(tmp_path: Path) -> KitRepo:
     return make_kit_repo(tmp_path / "repo")
+
+
+from live_kit import live_kit  # noqa: E402,F401 - one running kit shared by the session's tests that need it

@@ -30,6 +30,7 @@ from prefect_julia.core.files import write_atomic
 __all__ = [
     "Descendants",
     "PidRecord",
+    "command_of",
     "describe_pid",
     "file_lock",
     "group_alive",
@@ -248,6 +249,12 @@ def port_owner(port: int) -> int | None:
         if connection.status == psutil.CONN_LISTEN and connection.laddr and connection.laddr.port == port:
             return int(connection.pid) if connection.pid is not None else None
     return None
+
+
+def command_of(pid: int) -> str:
+    """The command line of ``pid`` ('' when it does not run or cannot be read)."""
+    process = _process(pid)
+    return _command_line(process) if process is not None else ""
 
 
 def describe_pid(pid: int) -> str:

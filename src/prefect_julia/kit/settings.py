@@ -99,6 +99,26 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("PREFECT_JULIA_GIT_URL", "repository a git code source clones (default: the origin remote)"),
     Setting("PREFECT_JULIA_GIT_ACCESS_BLOCK", "name of the Secret block with the token to clone a private repository"),
+    Setting("PREFECT_JULIA_WORKER_LIMIT", "most flow runs the worker runs at once (0: no limit)", default="8"),
+    Setting(
+        "PREFECT_WORKER_QUERY_SECONDS",
+        "seconds between the worker's polls for runs (dev: 1, so `invoke run` starts at once)",
+        kind="seconds",
+        derive=lambda env, _v: "1" if env == "dev" else "5",
+    ),
+    Setting(
+        "PREFECT_WORKER_PREFETCH_SECONDS",
+        "seconds ahead the worker submits scheduled runs",
+        default="10",
+        kind="seconds",
+    ),
+    Setting(
+        "PREFECT_SERVER_DATABASE_TIMEOUT",
+        "seconds the server waits on a busy sqlite database",
+        default="60",
+        kind="seconds",
+    ),
+    Setting("PREFECT_CLIENT_MAX_RETRIES", "retries of a request the server answered 503 (busy)", default="8"),
 )
 
 DECLARED = {s.name: s for s in SETTINGS}

@@ -6,11 +6,11 @@ import json
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from prefect_julia.core.errors import ServerError
+from prefect_julia.core.errors import ConfigError, ServerError
 from prefect_julia.core.files import tail
 from prefect_julia.core.processes import (
     file_lock,
@@ -23,6 +23,7 @@ from prefect_julia.core.processes import (
 )
 from prefect_julia.kit import identity, sessions
 from prefect_julia.kit.environments import Environment
+from prefect_julia.kit.inflight import InFlightRun, mark_lost
 from prefect_julia.kit.servers import is_healthy
 
 
@@ -46,6 +47,17 @@ def online_workers(env: Environment, pool: str) -> list[str]:
     return [w["name"] for w in workers if w.get("status") == "ONLINE"]
 
 
+def worker_limit(env: Environment) -> int:
+    """PREFECT_JULIA_WORKER_LIMIT: most flow runs at once (0: no limit); runs beyond it wait Scheduled."""
+    raw = env.get("PREFECT_JULIA_WORKER_LIMIT") or "0"
+    if not raw.isdigit():
+        raise ConfigError(
+            f"PREFECT_JULIA_WORKER_LIMIT={raw!r} is not a whole number.",
+            hint=f"Use e.g. PREFECT_JULIA_WORKER_LIMIT=8 in envs/{env.name}.local.env (0: no limit).",
+        )
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class WorkerState:
     env: str
@@ -56,8 +68,18 @@ class WorkerState:
     sessions: tuple[int, ...] = ()
 
 
-def worker_up(env: Environment, environ: Mapping[str, str], *, timeout: float = 60.0) -> tuple[WorkerState, bool]:
-    """Start the worker of ``env``'s pool unless it runs; wait until the server sees it. Returns (state, started)."""
+def worker_up(
+    env: Environment,
+    environ: Mapping[str, str],
+    *,
+    timeout: float = 60.0,
+    on_lost: Callable[[list[InFlightRun]], None] | None = None,
+) -> tuple[WorkerState, bool]:
+    """Start the worker of ``env``'s pool unless it runs; wait until the server sees it. Returns (state, started).
+
+    Before a new worker starts, the pool's runs that the previous one left in flight and that can no longer
+    finish are marked Crashed (``on_lost`` hears of them).
+    """
     pool = env.require("PREFECT_JULIA_WORK_POOL")
     if not is_healthy(env.api_url):
         raise ServerError(
@@ -70,8 +92,19 @@ def worker_up(env: Environment, environ: Mapping[str, str], *, timeout: float = 
         if record is not None and is_alive(record):
             return worker_status(env), False
         env.files.worker_pid.unlink(missing_ok=True)
+        lost = mark_lost(
+            env,
+            pool=pool,
+            reason=f"The {env.name} worker stopped (crashed or killed) while this run was in flight",
+            worker_running=False,
+        )
+        if lost and on_lost is not None:
+            on_lost(lost)
         command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process",
                    "--name", worker_name(env)]  # fmt: skip
+        limit = worker_limit(env)
+        if limit:
+            command += ["--limit", str(limit)]
         process = spawn_detached(command, env=env.process_env(environ), log_file=env.files.worker_log, cwd=env.root)
         write_pid_file(env.files.worker_pid, process.pid, command)
         deadline = time.monotonic() + timeout
@@ -89,7 +122,8 @@ def worker_up(env: Environment, environ: Mapping[str, str], *, timeout: float = 
 
 
 def worker_down(env: Environment) -> bool:
-    """Stop the worker of ``env`` and its warm Julia sessions; False when no worker ran."""
+    """Stop the worker of ``env`` with every process it started (flow runs, their jobs) and its warm Julia
+    sessions; False when no worker ran."""
     record = read_pid_file(env.files.worker_pid)
     env.files.worker_pid.unlink(missing_ok=True)
     if record is None or not is_alive(record):

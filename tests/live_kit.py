@@ -1,0 +1,125 @@
+"""One running kit for the tests that need a whole environment: a temporary kit repository with the project,
+its dev server started with `invoke server-up`, the deployments applied and a worker up.
+
+Two extra flows serve the tests: ``quick`` (returns at once; typed parameters) and ``sleepy`` (a Julia job
+that sleeps, for runs in flight). The session shares it (a server start costs 20-60 s here); tests that stop
+the worker start it again with `invoke worker-up`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import KitRepo, make_kit_repo
+from prefect_julia.kit.environments import Environment
+
+QUICK_FLOW = """
+from prefect import flow
+
+
+@flow(name="quick")
+def quick(count: int = 1, label: str = "run", rundate: str | None = None, ratio: float = 0.5) -> str:
+    print(f"quick says {label}-{count} on {rundate}")
+    return f"{label}-{count}"
+"""
+
+SLEEPY_FLOW = """
+from prefect import flow
+
+from prefect_julia.runtime.bridge import julia_job
+
+
+@flow(name="sleepy")
+def sleepy(seconds: float = 600) -> object:
+    return julia_job("sleepy", {"seconds": seconds})
+"""
+
+SLEEPY_JOB = """using PrefectInterfaces
+args = parseargs()
+@info "sleeping" seconds = args["seconds"]
+sleep(parse(Float64, args["seconds"]))
+"""
+
+EXTRA_DEPLOYMENTS = """
+[[deployments]]
+name = "quick"
+entrypoint = "flows/quick.py:quick"
+parameters = { label = "run" }
+
+[[deployments]]
+name = "sleepy"
+entrypoint = "flows/sleepy.py:sleepy"
+"""
+
+
+@dataclass(frozen=True)
+class LiveKit:
+    repo: KitRepo
+    env: Environment
+
+    def invoke(self, *args: str, timeout: float = 300) -> Any:
+        return self.repo.invoke(*args, timeout=timeout)
+
+    def worker_up(self) -> None:
+        self.repo.invoke("worker-up", "dev", timeout=300, check=True)
+
+
+def add_test_flows(root: Path) -> None:
+    (root / "flows" / "quick.py").write_text(QUICK_FLOW)
+    (root / "flows" / "sleepy.py").write_text(SLEEPY_FLOW)
+    (root / "julia" / "jobs" / "sleepy.jl").write_text(SLEEPY_JOB)
+    with (root / "flows" / "deployments.toml").open("a") as decl:
+        decl.write(EXTRA_DEPLOYMENTS)
+
+
+@pytest.fixture(scope="session")
+def live_kit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveKit]:
+    repo = make_kit_repo(tmp_path_factory.mktemp("live") / "repo", project=True)
+    add_test_flows(repo.root)
+    kit = LiveKit(repo, repo.environment("dev"))
+    try:
+        repo.invoke("server-up", "dev", timeout=300, check=True)
+        repo.invoke("deploy", "dev", timeout=300, check=True)
+        kit.worker_up()
+        yield kit
+    finally:
+        down = repo.invoke("server-down", "dev", "--cancel", timeout=300)
+        assert down.returncode == 0, down.stdout + down.stderr
+
+
+# --- reading the server from the test --------------------------------------------------------------------
+
+
+def read_run(env: Environment, run_id: str) -> Any:
+    from prefect_julia.kit.prefect_api import client_for
+
+    with client_for(env) as client:
+        return client.read_flow_run(run_id)
+
+
+def start_run(env: Environment, deployment: str, **parameters: Any) -> str:
+    """Create a run of ``deployment`` (``flow/name``) without waiting; its id."""
+    from prefect.deployments import run_deployment
+
+    from prefect_julia.kit.prefect_api import settings_for
+
+    with settings_for(env):
+        run = run_deployment(deployment, parameters=parameters or None, timeout=0)
+    return str(run.id)
+
+
+def wait_state(env: Environment, run_id: str, states: set[str], timeout: float = 300) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        run = read_run(env, run_id)
+        if run.state and run.state.name in states:
+            return run
+        if time.monotonic() > deadline:
+            raise AssertionError(f"run {run_id} is {run.state.name if run.state else '?'}, not one of {states}")
+        time.sleep(0.5)
