@@ -18,17 +18,18 @@ from invoke import task
 from invoke.context import Context
 
 from prefect_julia.cli.edge import guarded
-from prefect_julia.cli.invoke_args import allow_optional_positionals
+from prefect_julia.cli.invoke_args import allow_optional_positionals, friendly_parse_errors
 from prefect_julia.core.console import Progress, human_bytes, table
 from prefect_julia.core.files import tail
 from prefect_julia.core.processes import read_pid_file
-from prefect_julia.kit import environments, profiles, servers
+from prefect_julia.kit import environments, profiles, runs, servers
 
 if TYPE_CHECKING:
     from prefect_julia.kit import inflight as inflight_types
 
 ROOT = Path(__file__).resolve().parent
 allow_optional_positionals()  # `invoke server-up` and `invoke server-up dev` both work
+friendly_parse_errors()  # a bad flag or value exits 2 with a fix: line
 
 
 def _env(name: str | None = None) -> environments.Environment:
@@ -86,12 +87,12 @@ def profile_sync(c: Context) -> None:
 def server_up(c: Context, env: str | None = None, timeout: float = 0.0) -> None:
     """Start the environment's Prefect server in the background and wait until it is healthy."""
     resolved = _env(env)
-    _sync_profiles(active=resolved.name)
     progress = Progress(f"waiting for the {resolved.name} server on port {resolved.port}")
     try:
         result = servers.server_up(resolved, os.environ, progress=progress, timeout=timeout or None)
     finally:
         progress.done()
+    _sync_profiles(active=resolved.name)  # after the start: a refused start writes nothing
     for note in result.notes:
         print(f"note: {note}")
     state = "already up" if result.already_up else f"started in {result.seconds:.1f} s"
@@ -342,23 +343,40 @@ def worker_status(c: Context) -> None:
     iterable=["param"],
     help={
         "deployment": "deployment name (or flow/deployment)",
-        "param": "a parameter as key=value (repeatable)",
+        "param": "a parameter as key=value, converted by the flow's parameter types (repeatable)",
         "env": ENV_HELP,
-        "timeout": "seconds to wait for the run (0: no limit)",
+        "timeout": f"seconds to follow the run (default {runs.DEFAULT_TIMEOUT:.0f}; the run goes on after it)",
     },
 )
 @guarded
 def run(
-    c: Context, deployment: str | None = None, param: list[str] | None = None, env: str = "", timeout: float = 0
+    c: Context,
+    deployment: str | None = None,
+    param: list[str] | None = None,
+    env: str = "",
+    timeout: float = runs.DEFAULT_TIMEOUT,
 ) -> None:
-    """Run a deployment, follow it, and exit 0 only when it Completed."""
-    from prefect_julia.kit import runs, workers
+    """Run a deployment, print its logs as they arrive, and exit 0 only when it Completed."""
+    from prefect_julia.kit import workers
 
     resolved = _env(env or None)
     params = runs.parse_params(param or [])
     if not workers.worker_status(resolved).online:
-        print(f"note: no worker of {resolved.name} is online; the run waits for `invoke worker-up {resolved.name}`.")
-    outcome = runs.run(resolved, deployment or "", params, timeout=timeout or None)
+        print(
+            f"note: no worker of {resolved.name} is online, so the run waits (Scheduled) until one starts.\n"
+            f"  fix: start one with `invoke worker-up {resolved.name}`.",
+            file=sys.stderr,
+            flush=True,
+        )
+    outcome = runs.run(
+        resolved,
+        deployment or "",
+        params,
+        timeout=timeout if timeout > 0 else None,
+        on_submitted=lambda o: print(f"flow run {o.name} submitted: {o.url}", flush=True),
+        on_state=lambda state: print(f"state: {state}", flush=True),
+        write_log=lambda line: print(line, flush=True),
+    )
     print(f"flow run {outcome.name}: {outcome.state} ({outcome.url})")
 
 

@@ -40,6 +40,17 @@ def sleepy(seconds: float = 600) -> object:
     return julia_job("sleepy", {"seconds": seconds})
 """
 
+NOJOB_FLOW = """
+from prefect import flow
+
+from prefect_julia.runtime.bridge import julia_job
+
+
+@flow(name="nojob")
+def nojob() -> object:
+    return julia_job("no_such_job", {})
+"""
+
 SLEEPY_JOB = """using PrefectInterfaces
 args = parseargs()
 @info "sleeping" seconds = args["seconds"]
@@ -55,6 +66,10 @@ parameters = { label = "run" }
 [[deployments]]
 name = "sleepy"
 entrypoint = "flows/sleepy.py:sleepy"
+
+[[deployments]]
+name = "nojob"
+entrypoint = "flows/nojob.py:nojob"
 """
 
 
@@ -73,6 +88,7 @@ class LiveKit:
 def add_test_flows(root: Path) -> None:
     (root / "flows" / "quick.py").write_text(QUICK_FLOW)
     (root / "flows" / "sleepy.py").write_text(SLEEPY_FLOW)
+    (root / "flows" / "nojob.py").write_text(NOJOB_FLOW)
     (root / "julia" / "jobs" / "sleepy.jl").write_text(SLEEPY_JOB)
     with (root / "flows" / "deployments.toml").open("a") as decl:
         decl.write(EXTRA_DEPLOYMENTS)

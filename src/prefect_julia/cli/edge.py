@@ -47,8 +47,20 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
 _SERVER_ERROR_NAMES = ("ConnectError", "ConnectTimeout", "ReadTimeout", "RemoteProtocolError", "ReadError")
 
 
+#: The ``fix:`` line of an error raised without one, by exit code.
+GENERIC_HINTS = {
+    EXIT_RUN_FAILED: "Read the run's logs (above, or in the UI), fix the cause, and run it again.",
+    EXIT_CONFIG: "Correct the file, setting or argument named above, then run the command again.",
+    EXIT_SERVER: "Check the servers and workers with `invoke server-status` and `invoke worker-status`, then retry.",
+    EXIT_COMMAND: "Fix the cause shown in the command's output above, then retry.",
+    EXIT_GATE: "Fix what the gate reports above, then run `invoke gate` again.",
+}
+
+
 def fail(error: PrefectJuliaError) -> None:
-    """Print ``error`` for a person and exit with its code."""
+    """Print ``error`` for a person, with a ``fix:`` line, and exit with its code."""
+    if not error.hint:
+        error.hint = GENERIC_HINTS.get(error.exit_code, "See the README, then retry.")
     print(f"error: {error}", file=sys.stderr)
     raise SystemExit(error.exit_code)
 

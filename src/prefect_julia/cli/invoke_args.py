@@ -28,3 +28,47 @@ def allow_optional_positionals() -> None:
 
     ParseMachine.complete_context = complete_context  # type: ignore[method-assign]
     setattr(ParseMachine, _PATCHED, True)
+
+
+_FRIENDLY = "_prefect_julia_friendly_parse_errors"
+_KINDS = {int: "a whole number", float: "a number", bool: "nothing (it is a switch)"}
+
+
+def friendly_parse_errors() -> None:
+    """Bad command-line arguments exit 2 with a message and a ``fix:`` line, never a traceback.
+
+    invoke raises a bare ``ValueError`` for a value its type cast refuses (``--lines=abc``) and exits 1 on a
+    ``ParseError`` (an unknown flag or task); both become invoke's ``Exit`` with the kit's wording and code.
+    """
+    from invoke.exceptions import Exit, ParseError
+    from invoke.parser.argument import Argument
+    from invoke.parser.parser import Parser
+
+    if getattr(Argument, _FRIENDLY, False):
+        return
+    set_value = Argument.set_value
+    parse_argv = Parser.parse_argv
+
+    def checked_set_value(self: Any, value: Any, cast: bool = True) -> None:
+        try:
+            set_value(self, value, cast)
+        except ValueError:
+            flag = "--" + self.name.replace("_", "-")
+            kind = _KINDS.get(self.kind, self.kind.__name__)
+            raise Exit(
+                f"error: {flag} expects {kind}, not {value!r}.\n  fix: See `invoke --help TASK` for its options.",
+                code=2,
+            ) from None
+
+    def checked_parse_argv(self: Any, argv: Any) -> Any:
+        try:
+            return parse_argv(self, argv)
+        except ParseError as error:
+            raise Exit(
+                f"error: {error}\n  fix: `invoke --list` shows the tasks, `invoke --help TASK` a task's options.",
+                code=2,
+            ) from None
+
+    Argument.set_value = checked_set_value  # type: ignore[method-assign]
+    Parser.parse_argv = checked_parse_argv  # type: ignore[method-assign]
+    setattr(Argument, _FRIENDLY, True)

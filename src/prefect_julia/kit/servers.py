@@ -73,6 +73,8 @@ def server_up(
     started = time.monotonic()
     timeout = env.health_timeout if timeout is None else timeout
     notes: list[str] = []
+    if not env.files.server_pid.exists():
+        _check_port(env)  # a bad host or a taken port is refused before anything is written
     env.home.mkdir(parents=True, exist_ok=True)
     with file_lock(env.files.server_lock):
         record = read_pid_file(env.files.server_pid)
@@ -90,21 +92,7 @@ def server_up(
         elif env.files.server_pid.exists():
             notes.append(f"Replaced an unreadable pid file {env.files.server_pid}.")
             env.files.server_pid.unlink(missing_ok=True)
-        try:
-            free = port_is_free(env.host, env.port)
-        except OSError as error:
-            raise ServerError(
-                f"Cannot listen on {env.host}:{env.port} for the {env.name} server: {error.strerror or error}.",
-                hint=f"Check PREFECT_JULIA_HOST in envs/{env.name}.env (e.g. 127.0.0.1).",
-            ) from None
-        if not free:
-            identity.check(env)  # another checkout's server: say whose
-            owner = port_owner(env.port)
-            held_by = describe_pid(owner) if owner else "another process"
-            raise ServerError(
-                f"Port {env.port} ({env.name}) is held by {held_by}, which is not this environment's server.",
-                hint=f"Stop that process, or set PREFECT_JULIA_PORT to a free port in envs/{env.name}.local.env.",
-            )
+        _check_port(env)
         identity.ensure(env)
         command = server_command(env)
         process = spawn_detached(command, env=env.process_env(environ), log_file=env.files.server_log, cwd=env.root)
@@ -116,6 +104,25 @@ def server_up(
             env.files.server_pid.unlink(missing_ok=True)
             raise
         return UpResult(env.name, process.pid, False, time.monotonic() - started, tuple(notes))
+
+
+def _check_port(env: Environment) -> None:
+    """Raise ``ServerError`` unless the server of ``env`` can listen on its host and port."""
+    try:
+        free = port_is_free(env.host, env.port)
+    except OSError as error:
+        raise ServerError(
+            f"Cannot listen on {env.host}:{env.port} for the {env.name} server: {error.strerror or error}.",
+            hint=f"Check PREFECT_JULIA_HOST in envs/{env.name}.env (e.g. 127.0.0.1).",
+        ) from None
+    if not free:
+        identity.check(env)  # another checkout's server: say whose
+        owner = port_owner(env.port)
+        held_by = describe_pid(owner) if owner else "another process"
+        raise ServerError(
+            f"Port {env.port} ({env.name}) is held by {held_by}, which is not this environment's server.",
+            hint=f"Stop that process, or set PREFECT_JULIA_PORT to a free port in envs/{env.name}.local.env.",
+        )
 
 
 def _wait_healthy(

@@ -81,6 +81,7 @@ def worker_up(
     finish are marked Crashed (``on_lost`` hears of them).
     """
     pool = env.require("PREFECT_JULIA_WORK_POOL")
+    limit = worker_limit(env)
     if not is_healthy(env.api_url):
         raise ServerError(
             f"The {env.name} server at {env.api_url} is not running, so no worker can start.",
@@ -102,7 +103,6 @@ def worker_up(
             on_lost(lost)
         command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process",
                    "--name", worker_name(env)]  # fmt: skip
-        limit = worker_limit(env)
         if limit:
             command += ["--limit", str(limit)]
         process = spawn_detached(command, env=env.process_env(environ), log_file=env.files.worker_log, cwd=env.root)
