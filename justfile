@@ -82,7 +82,11 @@ bench-servers:
 bench-julia:
     {{invoke}} bench-julia
 
-# Run every benchmark (servers, then Julia)
+# Time a trivial run, 50 runs at once (runs/min, crashed, lost) and a 10 MB Julia job as a flow run
+bench-runs:
+    {{invoke}} bench-runs
+
+# Run every benchmark (servers, Julia, then deployment runs)
 bench:
     {{invoke}} bench
 

@@ -471,10 +471,18 @@ def bench_julia(c: Context) -> None:
     _bench("julia_flow")
 
 
+@task(name="bench-runs")
+@guarded
+def bench_runs(c: Context) -> None:
+    """Time a trivial `invoke run`, 50 runs submitted at once (runs/min, crashed, lost), a 10 MB Julia job."""
+    _bench("runs")
+
+
 @task(name="bench")
 @guarded
 def bench(c: Context) -> None:
-    """Run every benchmark: servers, then Julia (each prints its figures and ratios)."""
+    """Run every benchmark: servers, Julia, then deployment runs (each prints its figures and ratios)."""
     _bench("servers")
     _bench("julia_blocks")
     _bench("julia_flow")
+    _bench("runs")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,18 +59,17 @@ sleep(parse(Float64, args["seconds"]))
 """
 
 EXTRA_DEPLOYMENTS = """
-[[deployments]]
-name = "quick"
-entrypoint = "flows/quick.py:quick"
-parameters = { label = "run" }
-
-[[deployments]]
-name = "sleepy"
-entrypoint = "flows/sleepy.py:sleepy"
-
-[[deployments]]
-name = "nojob"
-entrypoint = "flows/nojob.py:nojob"
+  - name: quick
+    entrypoint: flows/quick.py:quick
+    parameters:
+      label: run
+    work_pool: *work_pool
+  - name: sleepy
+    entrypoint: flows/sleepy.py:sleepy
+    work_pool: *work_pool
+  - name: nojob
+    entrypoint: flows/nojob.py:nojob
+    work_pool: *work_pool
 """
 
 
@@ -90,7 +90,7 @@ def add_test_flows(root: Path) -> None:
     (root / "flows" / "sleepy.py").write_text(SLEEPY_FLOW)
     (root / "flows" / "nojob.py").write_text(NOJOB_FLOW)
     (root / "julia" / "jobs" / "sleepy.jl").write_text(SLEEPY_JOB)
-    with (root / "flows" / "deployments.toml").open("a") as decl:
+    with (root / "prefect.yaml").open("a") as decl:  # deployments: is its last key
         decl.write(EXTRA_DEPLOYMENTS)
 
 
@@ -139,3 +139,52 @@ def wait_state(env: Environment, run_id: str, states: set[str], timeout: float =
         if time.monotonic() > deadline:
             raise AssertionError(f"run {run_id} is {run.state.name if run.state else '?'}, not one of {states}")
         time.sleep(0.5)
+
+
+def concurrent_runs(repo: KitRepo, count: int, timeout: float = 1800) -> dict[str, Any]:
+    """Submit ``count`` runs of ``quick`` at once through the kit's client; wait for every one to end."""
+    from prefect_julia.kit import runs
+    from prefect_julia.kit.prefect_api import client_for
+
+    env = repo.environment("dev")
+
+    def submit(i: int) -> str:
+        with client_for(env) as client:
+            deployment = client.read_deployment_by_name("quick/quick")
+            return str(runs.submit(client, deployment.id, {"count": i}).id)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        futures = [pool.submit(submit, i) for i in range(count)]
+        ids, failed = [], 0
+        for future in futures:
+            try:
+                ids.append(future.result())
+            except Exception as error:  # a submission that failed for good: a lost run
+                failed += 1
+                print(f"submission failed: {type(error).__name__}: {error}", flush=True)
+    states: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    with client_for(env) as client:
+        while time.monotonic() < deadline:
+            for run_id in ids:
+                if run_id not in states or states[run_id] not in FINAL:
+                    run = client.read_flow_run(run_id)
+                    states[run_id] = run.state.name if run.state else "?"
+            if all(states.get(i) in FINAL for i in ids):
+                break
+            time.sleep(1)
+    elapsed = time.perf_counter() - started
+    final = [s for s in states.values() if s in FINAL]
+    return {
+        "count": count,
+        "seconds": elapsed,
+        "per_minute": len(final) / elapsed * 60,
+        "completed": sum(1 for s in final if s == "Completed"),
+        "crashed": sum(1 for s in final if s == "Crashed"),
+        "other": sorted({s for s in states.values() if s != "Completed"}),
+        "lost": failed + sum(1 for s in states.values() if s not in FINAL),
+    }
+
+
+FINAL = {"Completed", "Failed", "Crashed", "Cancelled"}

@@ -38,6 +38,17 @@ def _write(relative: str, text: str) -> Setup:
     return setup
 
 
+def _replace(relative: str, old: str, new: str) -> Setup:
+    def setup(repo: KitRepo) -> dict[str, str]:
+        path = repo.root / relative
+        text = path.read_text()
+        assert old in text
+        path.write_text(text.replace(old, new))
+        return {}
+
+    return setup
+
+
 def _remove(relative: str) -> Setup:
     def setup(repo: KitRepo) -> dict[str, str]:
         (repo.root / relative).unlink()
@@ -73,8 +84,6 @@ class Case:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-DEPLOY_OK = '[[deployments]]\nname = "daily"\nentrypoint = "flows/demo.py:demo_pipeline"\n'
-
 CASES = [
     # unknown environments
     Case("unknown-env-server-up", ("server-up", "staging"), 2, "Unknown environment 'staging'", fix="dev, prod"),
@@ -101,11 +110,11 @@ CASES = [
     Case("branches-not-toml", ("server-up",), 2, "is not valid TOML", _write("envs/branches.toml", "default = \n")),
     Case("branches-unknown-env", ("server-up",), 2, "unknown environment 'qa'", _write("envs/branches.toml", 'default = "qa"\n')),
     Case("branches-missing", ("server-up",), 2, "is missing", _remove("envs/branches.toml"), fix='default = "dev"'),
-    Case("deployments-not-toml", ("deploy", "dev"), 2, "not valid TOML", _write("flows/deployments.toml", "[[deployments]\n")),
+    Case("prefect-yaml-not-yaml", ("deploy", "dev"), 2, "is not valid YAML", _write("prefect.yaml", "deployments: [\n  - name: x\n"), project=True),
     Case("blocks-not-toml", ("blocks", "dev"), 2, "not valid TOML", _write("envs/dev.blocks.toml", "x = [\n")),
     Case("profiles-not-toml", ("profile-sync",), 2, "profiles.toml", _write("profiles/profiles.toml", "[profiles\n")),
-    Case("deployment-without-entrypoint", ("deploy", "dev"), 2, "entrypoint", _write("flows/deployments.toml", '[[deployments]]\nname = "x"\n')),
-    Case("deployment-bad-cron", ("deploy", "dev"), 2, "is invalid", _write("flows/deployments.toml", DEPLOY_OK + '[[deployments.schedules]]\ncron = "61 * * * *"\n'), project=True),
+    Case("deployment-without-entrypoint", ("deploy", "dev"), 2, "entrypoint", _write("prefect.yaml", "deployments:\n  - name: x\n"), project=True),
+    Case("deployment-bad-cron", ("deploy", "dev"), 2, "is invalid", _replace("prefect.yaml", "0 6 * * *", "61 * * * *"), project=True),
     Case("blocks-secret-unset", ("blocks", "dev"), 2, "Secret value not set", fix="DEMO_API_TOKEN", project=True),
     # bad flags and values on the command line
     Case("flag-not-a-number", ("server-logs", "dev", "--lines=abc"), 2, "--lines expects a whole number"),
@@ -119,7 +128,7 @@ CASES = [
     # a server that is down
     Case("run-server-down", ("run", "daily", "--env", "dev"), 3, "is not reachable", fix="invoke server-up dev"),
     Case("worker-up-server-down", ("worker-up", "dev"), 3, "is not running", fix="invoke server-up dev"),
-    Case("deploy-server-down", ("deploy", "dev"), 3, "not reachable", _write("flows/deployments.toml", DEPLOY_OK), project=True),
+    Case("deploy-server-down", ("deploy", "dev"), 3, "not reachable", project=True),
     Case("blocks-server-down", ("blocks", "dev"), 3, "not reachable", _environ(DEMO_API_TOKEN="t0k3n"), project=True),
 ]  # fmt: skip
 
@@ -128,7 +137,9 @@ def snapshot(*roots: Path) -> dict[str, tuple[int, str]]:
     """Every file and folder under ``roots`` (but .git): size and content hash, to compare before/after."""
     found: dict[str, tuple[int, str]] = {}
     for root in roots:
-        if not root.exists():
+        if root.is_file():
+            found[str(root)] = (root.stat().st_size, hashlib.sha256(root.read_bytes()).hexdigest())
+        if not root.is_dir():
             continue
         for path in sorted(root.rglob("*")):
             if ".git" in path.relative_to(root).parts:
@@ -209,11 +220,12 @@ def _flow_run_count(kit: LiveKit) -> int:
 @pytest.mark.parametrize("case", SERVER_CASES, ids=lambda c: c.id)
 def test_bad_input_on_a_running_server(case: Case, live_kit: LiveKit) -> None:
     runs_before = _flow_run_count(live_kit)
-    files_before = snapshot(live_kit.repo.root / "flows", live_kit.repo.root / "envs", live_kit.env.data_root)
+    watched = [live_kit.repo.root / "flows", live_kit.repo.root / "envs", live_kit.repo.root / "prefect.yaml"]
+    files_before = snapshot(*watched, live_kit.env.data_root)
     done = live_kit.invoke(*case.args, "--env", "dev")
     assert_clean_failure(done, case.code, case.message, case.fix)
     assert _flow_run_count(live_kit) == runs_before, "a refused run reached the server"
-    assert snapshot(live_kit.repo.root / "flows", live_kit.repo.root / "envs", live_kit.env.data_root) == files_before
+    assert snapshot(*watched, live_kit.env.data_root) == files_before
 
 
 @pytest.mark.server
