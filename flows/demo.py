@@ -65,9 +65,17 @@ def publish(summary: dict[str, Any]) -> None:
 
 @flow(name="demo-pipeline", log_prints=True)
 def demo_pipeline(
-    dataset_name: str = "sensor_readings", datastore_type: str = "local", rundate: str | None = None
+    dataset_name: str = "sensor_readings",
+    datastore_type: str = "local",
+    rundate: str | None = None,
+    julia_retries: int = 0,
+    julia_retry_delay: float = 30.0,
 ) -> dict[str, Any]:
-    """Extract readings (Python), summarise them per station (Julia), publish the summary table."""
+    """Extract readings (Python), summarise them per station (Julia), publish the summary table.
+
+    ``julia_retries``/``julia_retry_delay``: run the Julia job again after a failure (off by default; a
+    deployment sets them in its ``parameters``).
+    """
     extract(dataset_name, datastore_type, rundate)
     parameters = {
         "dataset_name": dataset_name,
@@ -76,7 +84,9 @@ def demo_pipeline(
     }
     if rundate:
         parameters["rundate"] = rundate
-    summary: dict[str, Any] = julia_job("summarize_readings", parameters)
+    summary: dict[str, Any] = julia_job(
+        "summarize_readings", parameters, retries=julia_retries, retry_delay=julia_retry_delay
+    )
     publish(summary)
     return summary
 

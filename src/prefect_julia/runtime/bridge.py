@@ -13,7 +13,7 @@ and ``PREFECT_JULIA_LOG_FORMAT=prefect``. Unlike ``ShellOperation`` it:
 - kills the whole process tree on timeout (:class:`JuliaTimeout`), and any stragglers after exit;
 - returns the small JSON document the program wrote to ``PREFECT_JULIA_RESULT_PATH`` (``None`` if none).
 
-:func:`julia_job` is the same as a Prefect task returning the result document.
+:func:`julia_job` is the same as a Prefect task returning the result document, with retries on request.
 """
 
 from __future__ import annotations
@@ -555,10 +555,52 @@ def _job_run_name() -> str:
     return f"julia-{Path(str(task_run.parameters.get('program', 'job'))).stem}"
 
 
+def _check_retries(retries: int, retry_delay: float) -> None:
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConfigError(f"julia_job: retries={retries!r} is not a whole number >= 0.", hint="Use e.g. retries=2.")
+    if isinstance(retry_delay, bool) or not isinstance(retry_delay, int | float) or retry_delay < 0:
+        raise ConfigError(
+            f"julia_job: retry_delay={retry_delay!r} is not a number of seconds >= 0.", hint="Use e.g. retry_delay=30."
+        )
+
+
 @task(name="julia-job", task_run_name=_job_run_name, cache_policy=NO_CACHE)
-def julia_job(program: str, parameters: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
+def julia_job(
+    program: str,
+    parameters: dict[str, Any] | None = None,
+    timeout: float | None = None,
+    retries: int = 0,
+    retry_delay: float = 0.0,
+    retry_timeouts: bool = False,
+) -> Any:
     """Run a Julia job from ``julia/jobs`` in a Prefect task and return its result document.
 
-    A failing, hanging or malformed job raises, so the task run (and the flow run) is Failed.
+    A failing, hanging or malformed job raises, so the task run (and the flow run) is Failed. With
+    ``retries=N`` a job that exits non-zero runs again, up to N more times, ``retry_delay`` seconds apart;
+    a job past its timeout is retried only with ``retry_timeouts=True``. Every attempt is logged in the same
+    task run; the last failure is what the run reports. Off by default.
     """
-    return run_julia(program, parameters or {}, timeout=timeout).result
+    _check_retries(retries, retry_delay)
+    attempts = retries + 1
+    log = run_logger()
+    for attempt in range(1, attempts + 1):
+        if attempts > 1:
+            log.info("Julia program %s: attempt %d of %d", program, attempt, attempts)
+        try:
+            return run_julia(program, parameters or {}, timeout=timeout).result
+        except (JuliaFailed, JuliaTimeout) as error:
+            timed_out = isinstance(error, JuliaTimeout)
+            if attempt == attempts or (timed_out and not retry_timeouts):
+                if timed_out and attempt < attempts:
+                    log.error("Julia program %s timed out; timeouts are not retried (retry_timeouts=False)", program)
+                raise
+            log.warning(
+                "Julia program %s: attempt %d of %d failed (%s); retrying in %g s",
+                program,
+                attempt,
+                attempts,
+                error.message,
+                retry_delay,
+            )
+            time.sleep(retry_delay)
+    raise AssertionError("unreachable")  # pragma: no cover
