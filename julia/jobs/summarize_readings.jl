@@ -37,9 +37,9 @@ end
 names = ["station", "readings", "mean_temperature_c", "min_temperature_c", "max_temperature_c", "mean_humidity_pct"]
 output = Dataset(dataset_name=output_name, datastore_type=store, dataset_type="reports", rundate=rundate)
 written = writecsv(output, permutedims(hcat(rows...)); header=names)
-@info "wrote the summary" stations = length(stations) path = written[1]
+@info "wrote the summary" stations = length(stations) path = written[end]     # the dated file (latest comes first)
 
 setresult(Dict(
-    "output_path" => written[1],
+    "output_path" => written[end],
     "rows" => [Dict(zip(names, r)) for r in rows],
 ))
