@@ -17,6 +17,16 @@ const PI = PrefectInterfaces
 const PKGDIR = normpath(joinpath(@__DIR__, ".."))
 const JULIA_CMD = Base.julia_cmd()
 
+# The environment of a julia started by a test: this one's, minus a load path narrowed by Pkg.test's sandbox
+# (so the package's standard-library dependencies resolve without a manifest), plus `pairs`.
+function childenv(pairs::Pair...)
+    env = Dict{String,String}(k => v for (k, v) in ENV if k != "JULIA_LOAD_PATH")
+    for (k, v) in pairs
+        v === nothing ? delete!(env, k) : (env[k] = v)
+    end
+    return env
+end
+
 # --- helpers ------------------------------------------------------------------------------------------------
 
 "Flatten a parsed JSON value into lines like make_json_vectors.py does."
@@ -535,13 +545,11 @@ function unit_tests()
         script = "using PrefectInterfaces; @info \"hi\" n=1; @debug \"dbg\"; println(typeof(Base.CoreLogging.global_logger()))"
         cmd = `$JULIA_CMD --startup-file=no --project=$(PKGDIR) -e $script`
         err = IOBuffer()
-        out = read(pipeline(setenv(cmd, merge(ENV, Dict("PREFECT_JULIA_LOG_FORMAT" => "prefect", "JULIA_DEBUG" => "Main"))); stderr=err), String)
+        out = read(pipeline(setenv(cmd, childenv("PREFECT_JULIA_LOG_FORMAT" => "prefect", "JULIA_DEBUG" => "Main")); stderr=err), String)
         recs = logrecords(String(take!(err)))
         @test occursin("PrefectLogger", out)
         @test [r["level"] for r in recs] == ["INFO", "DEBUG"] && recs[1]["message"] == "hi n=1"
-        env = copy(ENV)
-        delete!(env, "PREFECT_JULIA_LOG_FORMAT")
-        out = read(pipeline(setenv(cmd, env); stderr=err), String)
+        out = read(pipeline(setenv(cmd, childenv("PREFECT_JULIA_LOG_FORMAT" => nothing)); stderr=err), String)
         @test !occursin("PrefectLogger", out) && !occursin("::prefect-log::", String(take!(err)))
     end
 
@@ -550,7 +558,7 @@ function unit_tests()
         path = joinpath(dir, "r.json")
         cmd = `$JULIA_CMD --startup-file=no --project=$(PKGDIR) $(joinpath(PKGDIR, "jobs", "hello.jl")) --name=tester --warn=w`
         err = IOBuffer()
-        env = merge(ENV, Dict("PREFECT_JULIA_LOG_FORMAT" => "prefect", "PREFECT_JULIA_RESULT_PATH" => path))
+        env = childenv("PREFECT_JULIA_LOG_FORMAT" => "prefect", "PREFECT_JULIA_RESULT_PATH" => path)
         run(pipeline(setenv(cmd, env); stderr=err))
         result = parsejson(read(path, String))
         @test result["greeting"] == "hello, tester" && result["args"]["warn"] == "w"
