@@ -427,14 +427,20 @@ def gate(c: Context, skip: str = "", skip_tests: bool = False) -> None:
 def promote_task(c: Context) -> None:
     """From dev with a clean tree: gate, fast-forward main to dev, gate on main, deploy to prod."""
     from prefect_julia.gates.promote import promote
-    from prefect_julia.kit import rollout
+    from prefect_julia.kit import codesource, rollout
+
+    by_ci = codesource.deployed_from_ci(_env("prod"))
 
     def deploy_prod() -> None:
-        _print_rollout(rollout.deploy(ROOT, _env("prod")))
+        if by_ci:  # exactly one place deploys prod: here the push to main does (.github/workflows/deploy.yml)
+            print("prod is deployed from CI (PREFECT_JULIA_CODE_SOURCE=git): pushing main deploys it.")
+            return
+        _print_rollout(rollout.deploy(ROOT, _env("prod")))  # resolved on main, where promote deploys from
 
     result = promote(ROOT, deploy=deploy_prod, env=os.environ)
     moved = f"{result.main_before[:10]} -> {result.main_after[:10]}" if result.moved else "already at dev"
-    print(f"promoted: main {moved}, deployed to prod. Push it with `git push origin main`.")
+    done = "GitHub deploys it to prod once pushed" if by_ci else "deployed to prod"
+    print(f"promoted: main {moved}, {done}. Push it with `git push origin main`.")
 
 
 # --- benchmarks: speed is measured here, never in timed tests ------------------------------------------------

@@ -69,6 +69,11 @@ def deployed_commit(env: Environment) -> str | None:
     return text or None
 
 
+def deployed_from_ci(env: Environment) -> bool:
+    """True when ``env`` is deployed by CI from git (``.github/workflows/deploy.yml``), not from this machine."""
+    return source_kind(env) == "git"
+
+
 def code_dir(env: Environment, root: Path) -> Path | None:
     """The folder runs of ``env`` execute (None: a worktree source with nothing deployed yet, or git)."""
     kind = source_kind(env)
