@@ -83,7 +83,8 @@ def start_server(home: Path, *, timeout: float = 120.0) -> RunningServer:
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=prefect_env(api_url, home),
+            # a run waiting for a deployment's concurrency slot tries again after 2 s (default 30 s)
+            env={**prefect_env(api_url, home), "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "2"},
             start_new_session=True,
         )
     server = RunningServer(api_url, port, home, process)

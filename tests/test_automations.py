@@ -200,7 +200,7 @@ def test_failed_crashed_and_late_runs_notify_completed_ones_do_not(
     assert again.stdout.count("unchanged  automation") == 4, again.stdout  # idempotent
 
     try:
-        workers.worker_up(env, repo.environ(), timeout=120)
+        workers.worker_up(env, repo.environ(PREFECT_WORKER_QUERY_SECONDS="2"), timeout=120)  # polls every 2 s
         runs: dict[str, Any] = {}
         with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
             for name, flow in (("fails", "julia-fails"), ("crash", "crashes"), ("slow", "slow"), ("ok", "ok")):

@@ -105,7 +105,7 @@ def test_extra_runs_wait_for_a_slot_then_finish(tmp_path: Path, prefect_server: 
     assert {d["name"]: (d["global_concurrency_limit"] or {}).get("limit") for d in found} == {"one": 1, "free": None}
 
     try:
-        workers.worker_up(env, repo.environ(), timeout=120)
+        workers.worker_up(env, repo.environ(PREFECT_WORKER_QUERY_SECONDS="2"), timeout=120)  # polls every 2 s
         with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
             ids = [run_deployment("lim-one/one", timeout=0).id for _ in range(3)]
             ids += [run_deployment("lim-free/free", timeout=0).id for _ in range(2)]
