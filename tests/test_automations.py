@@ -337,3 +337,24 @@ def test_status_with_the_server_down_says_how_to_start_it(kit_repo: KitRepo) -> 
     assert run.returncode == 0, run.stderr
     assert "server   down" in run.stdout and "invoke server-up dev" in run.stdout
     assert "worker   down" in run.stdout
+
+
+def test_failed_commands_carry_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect_julia.runtime.bridge import JuliaFailed
+
+    monkeypatch.setenv("DEMO_API_TOKEN", TOKEN)
+    error = JuliaFailed(f"job failed with {TOKEN}", stderr_tail=f"printing {TOKEN}\npassword=hunter22")
+    assert TOKEN not in str(error) and "hunter22" not in str(error) and str(error).count(MASK) == 3
+
+
+@pytest.mark.server
+def test_deploy_refuses_when_a_webhook_block_is_not_on_the_server(
+    tmp_path: Path, prefect_server: RunningServer, receiver: Receiver
+) -> None:
+    repo = _ops_repo(tmp_path, prefect_server, receiver)  # webhooks declared, `invoke blocks` never run
+    run = repo.invoke("deploy", "dev")
+    assert run.returncode == ConfigError.exit_code, run.stdout + run.stderr
+    assert "custom-webhook/oncall" in run.stderr and "invoke blocks dev" in run.stderr
+    assert "deployed" not in run.stdout
+    pool = repo.environment("dev").require("PREFECT_JULIA_WORK_POOL")
+    assert not _api(prefect_server, "/deployments/filter", {"work_pools": {"name": {"any_": [pool]}}})
