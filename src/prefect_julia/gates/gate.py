@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from prefect_julia.core.console import table
 from prefect_julia.core.errors import GateFailed, PrefectJuliaError
 from prefect_julia.core.gitrepo import clean_env
 from prefect_julia.core.processes import owned, spawn
@@ -94,18 +95,12 @@ class GateReport:
 
     def table(self) -> str:
         """A plain-text summary table: one row per step, then the verdict."""
-        rows = [("step", "result", "time", "what")]
+        rows = []
         for r in self.results:
             verdict = "skipped" if r.skipped else ("passed" if r.passed else "FAILED")
             rows.append((r.name, verdict, "-" if r.skipped else f"{r.seconds:.1f}s", r.description))
-        widths = [max(len(row[i]) for row in rows) for i in range(4)]
-        lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        if self.ok:
-            lines.append("gate: passed")
-        else:
-            lines.append(f"gate: FAILED ({', '.join(self.failed)})")
-        return "\n".join(lines)
+        verdict = "gate: passed" if self.ok else f"gate: FAILED ({', '.join(self.failed)})"
+        return table(["step", "result", "time", "what"], rows) + "\n" + verdict
 
 
 def gate_env(environ: Mapping[str, str]) -> dict[str, str]:
