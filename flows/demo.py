@@ -16,13 +16,15 @@ from datetime import date
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from prefect_julia.runtime.bridge import julia_job
 from prefect_julia.runtime.dataset import Dataset
 
 STATIONS = ("north", "south", "east", "west")
+#: The artifact holding the summary's path, as the Julia job returned it (`invoke demo` reads it).
+OUTPUT_ARTIFACT = "demo-output-path"
 FIELDS = ["station", "hour", "temperature_c", "humidity_pct"]
 
 
@@ -55,7 +57,10 @@ def extract(dataset_name: str, datastore_type: str, rundate: str | None) -> str:
 
 @task(cache_policy=NO_CACHE)
 def publish(summary: dict[str, Any]) -> None:
-    """Publish the Julia job's summary table as an artifact of the run."""
+    """Publish the Julia job's summary table, and where it was written, as artifacts of the run."""
+    create_markdown_artifact(
+        key=OUTPUT_ARTIFACT, markdown=summary["output_path"], description="Where the summary dataset was written"
+    )
     create_table_artifact(
         key="station-summary",
         table=summary["rows"],
