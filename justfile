@@ -12,11 +12,11 @@ default:
 
 # Show an environment's settings and where each came from (secrets masked)
 env env="":
-    {{invoke}} env {{env}}
+    {{invoke}} env --env={{env}}
 
 # Print `export` lines for an environment: eval "$(just env-shell dev)"
 env-shell env="":
-    {{invoke}} env --shell {{env}}
+    {{invoke}} env --shell --env={{env}}
 
 # Write profiles/profiles.toml (one Prefect profile per environment, your edits kept)
 profile-sync:
@@ -24,11 +24,11 @@ profile-sync:
 
 # Start the environment's Prefect server in the background and wait until healthy
 server-up env="":
-    {{invoke}} server-up {{env}}
+    {{invoke}} server-up --env={{env}}
 
 # Stop the environment's server (and its worker first)
 server-down env="":
-    {{invoke}} server-down {{env}}
+    {{invoke}} server-down --env={{env}}
 
 # Show every environment's server: branch, port, pid, health, database, URL
 server-status:
@@ -36,15 +36,15 @@ server-status:
 
 # Show the environment's server log (just server-logs dev --follow)
 server-logs env="" *flags="":
-    {{invoke}} server-logs {{env}} {{flags}}
+    {{invoke}} server-logs --env={{env}} {{flags}}
 
 # Create or update the blocks and variables of envs/ENV.blocks.toml
 blocks env="":
-    {{invoke}} blocks {{env}}
+    {{invoke}} blocks --env={{env}}
 
 # Check every declaration, then apply prefect.yaml and envs/ENV.automations.toml to the environment's server
 deploy env="":
-    {{invoke}} deploy {{env}}
+    {{invoke}} deploy --env={{env}}
 
 # One screen per environment: server, worker, deployments and next runs, last runs, automations
 status env="":
@@ -56,11 +56,11 @@ automations env="":
 
 # Start a background worker for the environment's work pool
 worker-up env="":
-    {{invoke}} worker-up {{env}}
+    {{invoke}} worker-up --env={{env}}
 
 # Stop the environment's worker
 worker-down env="":
-    {{invoke}} worker-down {{env}}
+    {{invoke}} worker-down --env={{env}}
 
 # Show every environment's worker
 worker-status:
@@ -72,7 +72,7 @@ run deployment *flags="":
 
 # The demo: server, blocks, deploy, worker, run the pipeline, show its output (default: dev)
 demo env="":
-    {{invoke}} demo {{env}}
+    {{invoke}} demo --env={{env}}
 
 # Measure server start-up against the raw `prefect server start`
 bench-servers:

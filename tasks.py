@@ -1,8 +1,8 @@
 """The kit's front door: `invoke --list` shows every task, `invoke --help TASK` its options.
 
 Tasks only parse arguments, call the library in ``src/prefect_julia`` and print; errors from the library
-become a message and a non-zero exit in ``prefect_julia.cli.edge``. ENV is ``dev`` or ``prod``; left out, it is
-the environment of the current git branch (``envs/branches.toml``).
+become a message and a non-zero exit in ``prefect_julia.cli.edge``. ``--env ENV`` (``-e``) is ``dev`` or ``prod``;
+left out, it is the environment of the current git branch (``envs/branches.toml``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from invoke import task
 from invoke.context import Context
 
 from prefect_julia.cli.edge import guarded
-from prefect_julia.cli.invoke_args import allow_optional_positionals, friendly_parse_errors
+from prefect_julia.cli.invoke_args import friendly_parse_errors
 from prefect_julia.core.console import Progress, human_bytes, table
 from prefect_julia.core.files import tail
 from prefect_julia.core.processes import read_pid_file
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from prefect_julia.kit import inflight as inflight_types
 
 ROOT = Path(__file__).resolve().parent
-allow_optional_positionals()  # `invoke server-up` and `invoke server-up dev` both work
+ENV_HELP = "dev or prod (default: the current branch's)"
 friendly_parse_errors()  # a bad flag or value exits 2 with a fix: line
 
 
@@ -47,11 +47,10 @@ def _sync_profiles(active: str) -> profiles.SyncReport:
 
 
 @task(
-    positional=["env"],
-    help={"env": "dev or prod (default: the current branch's)", "shell": "print export lines to eval"},
+    help={"env": ENV_HELP, "shell": "print export lines to eval"},
 )
 @guarded
-def env(c: Context, env: str | None = None, shell: bool = False) -> None:
+def env(c: Context, env: str = "", shell: bool = False) -> None:
     """Show an environment's resolved settings and where each came from (secrets masked)."""
     resolved = _env(env)
     if shell:
@@ -59,7 +58,7 @@ def env(c: Context, env: str | None = None, shell: bool = False) -> None:
 
         if codesource.code_dir(resolved, ROOT) is None:
             print(
-                f"# {resolved.name} has no deployed commit yet: `invoke deploy {resolved.name}` makes its code folder"
+                f"# {resolved.name} has no deployed commit yet: `invoke deploy --env {resolved.name}` makes its code folder"
             )
         for name, value in resolved.exports(secrets=False).items():
             print(f"export {name}={shlex.quote(value)}")
@@ -80,11 +79,10 @@ def profile_sync(c: Context) -> None:
 
 @task(
     name="server-up",
-    positional=["env"],
-    help={"env": "dev or prod (default: the current branch's)", "timeout": "seconds to wait (0: setting)"},
+    help={"env": ENV_HELP, "timeout": "seconds to wait (0: setting)"},
 )
 @guarded
-def server_up(c: Context, env: str | None = None, timeout: float = 0.0) -> None:
+def server_up(c: Context, env: str = "", timeout: float = 0.0) -> None:
     """Start the environment's Prefect server in the background and wait until it is healthy."""
     resolved = _env(env)
     progress = Progress(f"waiting for the {resolved.name} server on port {resolved.port}")
@@ -116,14 +114,13 @@ def _report_lost(runs: list[inflight_types.InFlightRun]) -> None:
 
 @task(
     name="server-down",
-    positional=["env"],
     help={
-        "env": "dev or prod (default: the current branch's)",
+        "env": ENV_HELP,
         "cancel": "cancel the runs in flight first (otherwise a stop with runs in flight is refused)",
     },
 )
 @guarded
-def server_down(c: Context, env: str | None = None, cancel: bool = False) -> None:
+def server_down(c: Context, env: str = "", cancel: bool = False) -> None:
     """Stop the environment's server (and its worker first); refuses while runs are in flight unless --cancel."""
     from prefect_julia.kit import inflight, workers
 
@@ -190,19 +187,20 @@ def _server_state(resolved: environments.Environment, healthy: bool, pid: int | 
 
 @task(
     name="server-logs",
-    positional=["env"],
     help={
-        "env": "dev or prod (default: the current branch's)",
+        "env": ENV_HELP,
         "follow": "keep printing new lines",
         "lines": "how many lines",
     },
 )
 @guarded
-def server_logs(c: Context, env: str | None = None, follow: bool = False, lines: int = 50) -> None:
+def server_logs(c: Context, env: str = "", follow: bool = False, lines: int = 50) -> None:
     """Show the environment's server log (--follow to keep watching; Ctrl-C stops)."""
     resolved = _env(env)
     if not resolved.files.server_log.exists():
-        print(f"No log yet at {resolved.files.server_log}: start the server with `invoke server-up {resolved.name}`.")
+        print(
+            f"No log yet at {resolved.files.server_log}: start the server with `invoke server-up --env {resolved.name}`."
+        )
         return
     if not follow:
         print(tail(resolved.files.server_log, lines))
@@ -215,12 +213,10 @@ def server_logs(c: Context, env: str | None = None, follow: bool = False, lines:
 
 # --- flows, blocks, deployments, worker ----------------------------------------------------------------------
 
-ENV_HELP = "dev or prod (default: the current branch's)"
 
-
-@task(positional=["env"], help={"env": ENV_HELP})
+@task(help={"env": ENV_HELP})
 @guarded
-def blocks(c: Context, env: str | None = None) -> None:
+def blocks(c: Context, env: str = "") -> None:
     """Create or update the blocks and variables of envs/ENV.blocks.toml on that environment's server."""
     from prefect_julia.kit import blocks as block_decls
 
@@ -231,9 +227,9 @@ def blocks(c: Context, env: str | None = None) -> None:
             print(f"{label:9}  {name}")
 
 
-@task(positional=["env"], help={"env": ENV_HELP})
+@task(help={"env": ENV_HELP})
 @guarded
-def deploy(c: Context, env: str | None = None) -> None:
+def deploy(c: Context, env: str = "") -> None:
     """Apply prefect.yaml and envs/ENV.automations.toml to the environment's server (all checked first)."""
     from prefect_julia.kit import rollout
 
@@ -270,9 +266,9 @@ def _print_automations(report: object) -> None:
             print(f"{label:9}  automation {name}")
 
 
-@task(positional=["env"], help={"env": ENV_HELP})
+@task(help={"env": ENV_HELP})
 @guarded
-def automations(c: Context, env: str | None = None) -> None:
+def automations(c: Context, env: str = "") -> None:
     """Apply envs/ENV.automations.toml (notifications) alone; `invoke deploy` applies it too."""
     from prefect_julia.kit import automations as notifications
 
@@ -282,9 +278,9 @@ def automations(c: Context, env: str | None = None) -> None:
     _print_automations(notifications.apply(ROOT, resolved, checked))
 
 
-@task(positional=["env"], help={"env": "dev or prod (default: every environment)", "runs": "how many last runs"})
+@task(help={"env": "dev or prod (default: every environment)", "runs": "how many last runs"})
 @guarded
-def status(c: Context, env: str | None = None, runs: int = 10) -> None:
+def status(c: Context, env: str = "", runs: int = 10) -> None:
     """One screen per environment: server, worker, deployments and next runs, last runs, automations."""
     from prefect_julia.kit import status as screens
 
@@ -292,9 +288,9 @@ def status(c: Context, env: str | None = None, runs: int = 10) -> None:
     print("\n\n".join(screens.render(screens.collect(resolved, last_runs=runs)) for resolved in chosen))
 
 
-@task(name="worker-up", positional=["env"], help={"env": ENV_HELP})
+@task(name="worker-up", help={"env": ENV_HELP})
 @guarded
-def worker_up(c: Context, env: str | None = None) -> None:
+def worker_up(c: Context, env: str = "") -> None:
     """Start a background process worker for the environment's work pool (lost runs are marked Crashed)."""
     from prefect_julia.kit import workers
 
@@ -304,11 +300,10 @@ def worker_up(c: Context, env: str | None = None) -> None:
 
 @task(
     name="worker-down",
-    positional=["env"],
     help={"env": ENV_HELP, "cancel": "cancel the runs in flight first (otherwise the stop is refused)"},
 )
 @guarded
-def worker_down(c: Context, env: str | None = None, cancel: bool = False) -> None:
+def worker_down(c: Context, env: str = "", cancel: bool = False) -> None:
     """Stop the environment's worker; refuses while runs of its pool are in flight unless --cancel."""
     from prefect_julia.kit import inflight, workers
 
@@ -364,7 +359,7 @@ def run(
     if not workers.worker_status(resolved).online:
         print(
             f"note: no worker of {resolved.name} is online, so the run waits (Scheduled) until one starts.\n"
-            f"  fix: start one with `invoke worker-up {resolved.name}`.",
+            f"  fix: start one with `invoke worker-up --env {resolved.name}`.",
             file=sys.stderr,
             flush=True,
         )
@@ -380,9 +375,9 @@ def run(
     print(f"flow run {outcome.name}: {outcome.state} ({outcome.url})")
 
 
-@task(positional=["env"], help={"env": "environment to run the demo in (default: dev)"})
+@task(help={"env": "environment to run the demo in (default: dev)"})
 @guarded
-def demo(c: Context, env: str | None = None) -> None:
+def demo(c: Context, env: str = "") -> None:
     """Server up, blocks, deploy, worker up, run the demo pipeline, show its output dataset."""
     from prefect_julia.kit.demo import run_demo
 

@@ -13,7 +13,7 @@ delivered to the server).
 
 Then the demo end to end: ``invoke demo`` twice in a temporary copy of the kit with the project files (the
 first run starts the server and worker), reporting the second, warm run; the demo's Julia job in a warm
-session (Nth over first call); ``invoke run daily`` to Completed; ``invoke server-down dev`` after.
+session (Nth over first call); ``invoke run daily`` to Completed; ``invoke server-down --env dev`` after.
 """
 
 from __future__ import annotations
@@ -185,15 +185,15 @@ def demo_runs(tmp: Path, runs: int) -> dict[str, float]:
     kit = make_kit_repo(tmp / "demo-repo", project=True)
     figures: dict[str, float] = {}
     try:
-        figures["demo_first_s"] = timed(lambda: kit.invoke("demo", "dev", timeout=DEMO_TIMEOUT, check=True))
-        figures["demo_warm_s"] = timed(lambda: kit.invoke("demo", "dev", timeout=DEMO_TIMEOUT, check=True))
+        figures["demo_first_s"] = timed(lambda: kit.invoke("demo", "--env", "dev", timeout=DEMO_TIMEOUT, check=True))
+        figures["demo_warm_s"] = timed(lambda: kit.invoke("demo", "--env", "dev", timeout=DEMO_TIMEOUT, check=True))
         figures["run_daily_s"] = statistics.median(
             timed(lambda: kit.invoke("run", "daily", timeout=DEMO_TIMEOUT, check=True)) for _ in range(3)
         )
         figures.update(demo_job_warm(kit, runs))
     finally:
         try:
-            kit.invoke("server-down", "dev", timeout=120, check=True)
+            kit.invoke("server-down", "--env", "dev", timeout=120, check=True)
         finally:
             from prefect_julia.kit import servers
 

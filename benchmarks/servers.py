@@ -5,13 +5,13 @@
 In a temporary git repository holding the kit's front door (tasks.py, justfile, envs/*, with a free port in
 envs/dev.local.env), so its PREFECT_HOME is temporary too:
 
-1. creates the dev database once (`invoke server-up dev`, then `invoke server-down dev`), untimed;
+1. creates the dev database once (`invoke server-up --env dev`, then `invoke server-down --env dev`), untimed;
 2. on that same database, alternates ``--rounds`` restarts of each, order swapped every round:
    - raw: ``python -m prefect server start --host H --port P`` started here with the environment's process
      settings and PREFECT_HOME, polled on ``GET /api/health`` at the kit's poll interval until healthy;
-   - kit: ``python -m invoke server-up dev`` (the command users run) until it exits 0 (healthy);
+   - kit: ``python -m invoke server-up --env dev`` (the command users run) until it exits 0 (healthy);
    and prints both medians and their ratio (target <= 1.10);
-3. with the server up, times the no-op ``python -m invoke server-up dev`` (target < 0.5 s) against the
+3. with the server up, times the no-op ``python -m invoke server-up --env dev`` (target < 0.5 s) against the
    ``python -m invoke --list`` baseline, and the in-process ``servers.server_up`` no-op.
 
 Every server it starts is stopped before it returns, whatever happens.
@@ -122,10 +122,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"kit copy in {kit.root}, dev on port {env.port}, PREFECT_HOME {env.home}", flush=True)
 
         def kit_up() -> None:
-            kit.invoke("server-up", "dev", timeout=START_TIMEOUT, check=True)
+            kit.invoke("server-up", "--env", "dev", timeout=START_TIMEOUT, check=True)
 
         def kit_down() -> None:
-            kit.invoke("server-down", "dev", timeout=START_TIMEOUT, check=True)
+            kit.invoke("server-down", "--env", "dev", timeout=START_TIMEOUT, check=True)
             wait_port_free(env.host, env.port)
 
         def raw_down() -> None:
@@ -174,14 +174,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"server start-up on an existing database, medians of {n}")
     print(f"  first start (creates the database)     : {create_s:8.2f} s")
     print(f"  raw `prefect server start` to healthy  : {raw_s:8.2f} s")
-    print(f"  `invoke server-up dev` to healthy      : {kit_s:8.2f} s")
+    print(f"  `invoke server-up --env dev` to healthy      : {kit_s:8.2f} s")
     print(
         f"  ratio kit / raw                        : {ratio:8.3f}   (target <= {COLD_RATIO_TARGET}: "
         f"{'met' if ratio <= COLD_RATIO_TARGET else 'MISSED'})"
     )
     print(f"server already up, medians of {w}")
     print(
-        f"  `invoke server-up dev` (no-op)         : {warm_s:8.3f} s   (target < {WARM_TARGET_S} s: "
+        f"  `invoke server-up --env dev` (no-op)         : {warm_s:8.3f} s   (target < {WARM_TARGET_S} s: "
         f"{'met' if warm_s < WARM_TARGET_S else 'MISSED'})"
     )
     print(f"  `invoke --list` (baseline)             : {list_s:8.3f} s")

@@ -128,7 +128,7 @@ def test_apply_refuses_bad_declarations_before_touching_the_server(tmp_path: Pat
 
 def test_deploy_with_the_server_down_names_server_up(tmp_path: Path) -> None:
     repo = _repo(tmp_path, "hello-down", _decl("x"))
-    run = repo.invoke("deploy", "dev")
+    run = repo.invoke("deploy", "--env", "dev")
     assert run.returncode == ServerError.exit_code
     assert "invoke server-up dev" in run.stderr
 

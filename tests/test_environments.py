@@ -107,7 +107,7 @@ def test_shell_exports_and_spawned_processes_agree(kit_repo: KitRepo) -> None:
     )
     env = resolve_environment("dev", kit_repo.root, {})
     spawned = env.process_env({"PATH": "/bin", "PREFECT_PROFILE": "stale"})
-    run = kit_repo.invoke("env", "dev", "--shell", check=True)
+    run = kit_repo.invoke("env", "--env", "dev", "--shell", check=True)
     shell = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in run.stdout.splitlines() if line)
     assert "tok-123" not in run.stdout and "DEMO_API_TOKEN" not in shell
     assert {k: v for k, v in spawned.items() if k not in ("PATH", "DEMO_API_TOKEN")} == shell

@@ -45,9 +45,9 @@ def test_every_task_is_in_the_readme() -> None:
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["server-up", "staging"], 2, "Unknown environment 'staging'"),
-        (["env", "prod", "--shell"], 0, "export PREFECT_API_URL="),
-        (["run", "--env", "dev", "--param", "novalue"], 2, "is not key=value"),
+        (["server-up", "--env", "staging"], 2, "Unknown environment 'staging'"),
+        (["env", "--env", "prod", "--shell"], 0, "export PREFECT_API_URL="),
+        (["run", "daily", "--env", "dev", "--param", "novalue"], 2, "is not key=value"),
     ],
 )
 def test_cli_exit_codes(kit_repo: KitRepo, args: list[str], code: int, message: str) -> None:
@@ -58,5 +58,5 @@ def test_cli_exit_codes(kit_repo: KitRepo, args: list[str], code: int, message: 
 
 def test_malformed_env_file_via_cli(kit_repo: KitRepo) -> None:
     (kit_repo.root / "envs" / "dev.env").write_text("PREFECT_JULIA_PORT\n")
-    run = kit_repo.invoke("env", "dev")
+    run = kit_repo.invoke("env", "--env", "dev")
     assert run.returncode == 2 and "dev.env:1" in run.stderr and "NAME=value" in run.stderr

@@ -61,7 +61,7 @@ def test_demo_then_a_failing_job_then_server_down(tmp_path: Path) -> None:
         (repo.root / "julia" / "jobs" / "broken.jl").write_text(BROKEN_JOB)
         with (repo.root / "prefect.yaml").open("a") as decl:
             decl.write("  - name: failing\n    entrypoint: flows/failing.py:failing\n    work_pool: *work_pool\n")
-        deployed = repo.invoke("deploy", "dev")
+        deployed = repo.invoke("deploy", "--env", "dev")
         assert deployed.returncode == 0 and "failing-job/failing" in deployed.stdout, deployed.stderr
 
         failed = repo.invoke("run", "failing", "--env", "dev", timeout=600)
@@ -79,6 +79,6 @@ def test_demo_then_a_failing_job_then_server_down(tmp_path: Path) -> None:
         assert (env.data_root / "reports/csv/dataset=sensor_readings_summary/rundate=2026-01-15/data.csv").exists()
     finally:
         worker = read_pid_file(env.files.worker_pid)
-        down = repo.invoke("server-down", "dev")
+        down = repo.invoke("server-down", "--env", "dev")
     assert down.returncode == 0 and "Stopped the worker" in down.stdout
     assert worker is not None and not is_alive(worker)

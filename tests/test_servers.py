@@ -46,7 +46,7 @@ def test_server_lifecycle(kit_repo: KitRepo) -> None:
     prod = resolve_environment("prod", kit_repo.root, {})
     try:
         with ThreadPoolExecutor(3) as pool:
-            runs = list(pool.map(lambda env: kit_repo.invoke("server-up", env), ["dev", "dev", "prod"]))
+            runs = list(pool.map(lambda env: kit_repo.invoke("server-up", "--env", env), ["dev", "dev", "prod"]))
         for run in runs:
             assert run.returncode == 0, run.stderr
         outputs = sorted(run.stdout for run in runs[:2])
@@ -70,11 +70,11 @@ def test_server_lifecycle(kit_repo: KitRepo) -> None:
         assert str(dev.files.database) in rows["dev"]
 
         _save_block(dev.api_url, "persist-me")
-        down = kit_repo.invoke("server-down", "dev")
+        down = kit_repo.invoke("server-down", "--env", "dev")
         assert down.returncode == 0 and "dev server stopped" in down.stdout
         assert not group_alive(pid_dev.pid) and not dev.files.server_pid.exists()
         assert servers.is_healthy(prod.local_api_url)  # environments are independent
-        down_again = kit_repo.invoke("server-down", "dev")
+        down_again = kit_repo.invoke("server-down", "--env", "dev")
         assert down_again.returncode == 0 and "not running" in down_again.stdout
 
         up = servers.server_up(dev, kit_repo.environ())
@@ -90,7 +90,7 @@ def test_server_lifecycle(kit_repo: KitRepo) -> None:
         assert any("stale pid file" in note for note in recovered.notes)
         assert _block_exists(dev.api_url, "persist-me")
 
-        logs = kit_repo.invoke("server-logs", "dev", "--lines", "200")
+        logs = kit_repo.invoke("server-logs", "--env", "dev", "--lines", "200")
         assert logs.returncode == 0 and "starting:" in logs.stdout
     finally:
         for env in (dev, prod):
@@ -103,7 +103,7 @@ def test_port_held_by_another_process_is_named(kit_repo: KitRepo) -> None:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", dev.port))
         listener.listen()
-        run = kit_repo.invoke("server-up", "dev")
+        run = kit_repo.invoke("server-up", "--env", "dev")
     assert run.returncode == 3
     assert f"Port {dev.port} (dev) is held by pid {os.getpid()}" in run.stderr
     assert "PREFECT_JULIA_PORT" in run.stderr

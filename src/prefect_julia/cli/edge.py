@@ -73,7 +73,7 @@ def translate(error: BaseException) -> PrefectJuliaError:
     if name in _SERVER_ERROR_NAMES or _is_http_status(error, 503):
         return ServerError(
             f"The Prefect server stopped answering ({name}: {error}).",
-            hint="Check it with `invoke server-status`; start it with `invoke server-up ENV`, then retry.",
+            hint="Check it with `invoke server-status`; start it with `invoke server-up --env ENV`, then retry.",
         )
     if isinstance(error, OSError):
         return _file_error(error)

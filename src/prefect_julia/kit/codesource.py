@@ -2,7 +2,7 @@
 
 - ``tree``: the working tree itself (dev's default): a run executes whatever the checkout holds at run time.
 - ``worktree``: a kit-managed git worktree of the deployed commit under the environment's home (prod's
-  default), ``<home>/code/<commit>``. Only ``invoke deploy prod`` / ``invoke promote`` add one; switching
+  default), ``<home>/code/<commit>``. Only ``invoke deploy --env prod`` / ``invoke promote`` add one; switching
   branches, editing or deleting the checkout's files does not change what runs.
 - ``git``: a git clone of the repository at the deployed commit, made by the worker's pull step (deploys from
   CI, where the deploying folder does not exist on the worker). A private repository's token comes from the

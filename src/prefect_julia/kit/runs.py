@@ -75,7 +75,7 @@ def _resolve(client: SyncPrefectClient, env: Environment, name: str) -> str:
     known = _names(client)
     matches = [full for full in known if full == name or full.split("/", 1)[1] == name]
     if len(matches) != 1:
-        listing = ", ".join(known) or "none: run `invoke deploy " + env.name + "` first"
+        listing = ", ".join(known) or "none: run `invoke deploy --env " + env.name + "` first"
         reason = "is ambiguous" if matches else "is not deployed"
         raise ConfigError(f"Deployment {name!r} {reason} on the {env.name} server.", hint=f"Known: {listing}.")
     return matches[0]
@@ -197,7 +197,7 @@ def run(
             if type(error).__name__ in ("ConnectError", "ReadError", "RemoteProtocolError", "ReadTimeout"):
                 raise ServerError(
                     f"The {env.name} server went away while following flow run {flow_run.name} of {full}.",
-                    hint=f"Check it with `invoke server-status`; once it is back (`invoke server-up {env.name}`), "
+                    hint=f"Check it with `invoke server-status`; once it is back (`invoke server-up --env {env.name}`), "
                     f"see the run at {url}.",
                 ) from None
             raise
@@ -254,7 +254,7 @@ def _follow(
     if state is None or not state.is_completed():
         raise RunFailed(
             f"Flow run {outcome.name} of {full} ended {outcome.state}: {outcome.message}\n  see {outcome.url}",
-            hint=f"Read the run's logs above or in the UI, or `invoke server-logs {env.name}` and the worker log.",
+            hint=f"Read the run's logs above or in the UI, or `invoke server-logs --env {env.name}` and the worker log.",
         )
     return outcome
 
@@ -263,7 +263,7 @@ def _follow_hint(env: Environment, run_id: str, state: str) -> str:
     follow = f'eval "$(invoke env --shell {env.name})" && prefect flow-run logs {run_id}'
     if state in ("Scheduled", "Late", "Pending"):
         return (
-            f"No worker has started it: check `invoke worker-status` (start one with `invoke worker-up {env.name}`); "
+            f"No worker has started it: check `invoke worker-status` (start one with `invoke worker-up --env {env.name}`); "
             f"follow it with `{follow}`, or wait longer with --timeout."
         )
     return f"Follow it with `{follow}`, or wait longer with --timeout; stop it with `prefect flow-run cancel {run_id}`."

@@ -23,7 +23,7 @@ from prefect_julia.core.setting import RUNTIME_SETTINGS, Setting
 #: Names that mark a value as secret: it is masked wherever settings are shown.
 SECRET_NAME = re.compile(r"(SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|AUTH|CREDENTIAL|PRIVATE)", re.IGNORECASE)
 
-#: Set by ``invoke env --shell ENV``; process values then belong to that environment only.
+#: Set by ``invoke env --shell --env ENV``; process values then belong to that environment only.
 ENV_MARKER = "PREFECT_JULIA_ENV"
 
 
@@ -197,7 +197,7 @@ def resolve(
     """Resolve every declared setting, plus any extra name the files define, remembering sources.
 
     Process values override only when the process is not marked (``PREFECT_JULIA_ENV``) for another
-    environment: after ``eval "$(invoke env --shell dev)"``, ``invoke server-up prod`` still gets prod.
+    environment: after ``eval "$(invoke env --shell --env dev)"``, ``invoke server-up --env prod`` still gets prod.
     """
     marked = process.get(ENV_MARKER)
     foreign_process = bool(marked) and marked != env

@@ -85,7 +85,7 @@ def worker_up(
     if not is_healthy(env.api_url):
         raise ServerError(
             f"The {env.name} server at {env.api_url} is not running, so no worker can start.",
-            hint=f"Run `invoke server-up {env.name}` first.",
+            hint=f"Run `invoke server-up --env {env.name}` first.",
         )
     identity.check(env)
     with file_lock(env.files.worker_lock):
@@ -115,7 +115,7 @@ def worker_up(
                 raise ServerError(
                     f"The {env.name} worker did not come online (pool {pool}). Last lines of {env.files.worker_log}:\n"
                     + tail(env.files.worker_log, 20),
-                    hint=f"Check the pool exists (`invoke deploy {env.name}` creates it), then retry.",
+                    hint=f"Check the pool exists (`invoke deploy --env {env.name}` creates it), then retry.",
                 )
             time.sleep(0.5)
     return worker_status(env), True
