@@ -52,7 +52,7 @@ status env="":
 
 # Apply the notifications of envs/ENV.automations.toml alone (create, update, remove)
 automations env="":
-    {{invoke}} automations {{env}}
+    {{invoke}} automations --env={{env}}
 
 # Start a background worker for the environment's work pool
 worker-up env="":

@@ -192,11 +192,11 @@ def test_failed_crashed_and_late_runs_notify_completed_ones_do_not(
 
     repo = _ops_repo(tmp_path, prefect_server, receiver)
     env = repo.environment("dev")
-    repo.invoke("blocks", "dev", check=True)
-    deployed = repo.invoke("deploy", "dev", check=True)
+    repo.invoke("blocks", "--env", "dev", check=True)
+    deployed = repo.invoke("deploy", "--env", "dev", check=True)
     for name in ("run-failed", "julia-failed-slack", "crash-to-nobody", "slow-late"):
         assert f"created    automation prefect-julia/{name}" in deployed.stdout
-    again = repo.invoke("deploy", "dev", check=True)
+    again = repo.invoke("deploy", "--env", "dev", check=True)
     assert again.stdout.count("unchanged  automation") == 4, again.stdout  # idempotent
 
     try:
@@ -267,7 +267,7 @@ def test_failed_crashed_and_late_runs_notify_completed_ones_do_not(
 
     # Removing a declaration removes its automation; the others stay.
     (repo.root / "envs" / "dev.automations.toml").write_text(NOTIFICATIONS.split('[[notifications]]\nname = "slow')[0])
-    pruned = repo.invoke("automations", "dev", check=True)
+    pruned = repo.invoke("automations", "--env", "dev", check=True)
     assert "removed    automation prefect-julia/slow-late" in pruned.stdout
     assert pruned.stdout.count("unchanged") == 3
 
@@ -303,7 +303,7 @@ def test_deploy_with_a_bad_notification_exits_2_and_deploys_nothing(tmp_path: Pa
     (repo.root / "envs" / "dev.automations.toml").write_text(
         '[[notifications]]\nname = "n"\ndeployments = ["daily"]\nlate_after = "1x"\nblock = "custom-webhook/a"\n'
     )
-    run = repo.invoke("deploy", "dev")  # no server runs: the check comes first
+    run = repo.invoke("deploy", "--env", "dev")  # no server runs: the check comes first
     assert run.returncode == ConfigError.exit_code, run.stderr
     assert "late_after = '1x' is not a duration" in run.stderr and "fix:" in run.stderr
     assert "Traceback" not in run.stderr

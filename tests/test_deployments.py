@@ -130,11 +130,11 @@ def test_deploy_with_the_server_down_names_server_up(tmp_path: Path) -> None:
     repo = _repo(tmp_path, "hello-down", _decl("x"))
     run = repo.invoke("deploy", "--env", "dev")
     assert run.returncode == ServerError.exit_code
-    assert "invoke server-up dev" in run.stderr
+    assert "invoke server-up --env dev" in run.stderr
 
 
 def test_prefect_deploy_all_reads_the_same_file(tmp_path: Path, prefect_server: RunningServer) -> None:
-    """Prefect's own CLI, in a shell set up by `invoke env --shell dev`, deploys prefect.yaml too."""
+    """Prefect's own CLI, in a shell set up by `invoke env --shell --env dev`, deploys prefect.yaml too."""
     flow_name = f"hello-{uuid.uuid4().hex[:8]}"
     pool = f"pool-{uuid.uuid4().hex[:8]}"
     repo = _repo(tmp_path, flow_name, _decl("cli"))
@@ -142,7 +142,7 @@ def test_prefect_deploy_all_reads_the_same_file(tmp_path: Path, prefect_server: 
     (repo.root / "prefect.yaml").write_text(pull + (repo.root / "prefect.yaml").read_text())
     _post(f"{prefect_server.api_url}/work_pools/", {"name": pool, "type": "process"})
     python = shlex.quote(sys.executable)
-    script = f'eval "$({python} -m invoke env --shell dev)" && {python} -m prefect --no-prompt deploy --all'
+    script = f'eval "$({python} -m invoke env --shell --env dev)" && {python} -m prefect --no-prompt deploy --all'
     done = subprocess.run(
         ["bash", "-c", script],
         cwd=repo.root,
