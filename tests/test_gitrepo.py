@@ -23,11 +23,11 @@ def test_current_branch_and_detached_head(repo: Path) -> None:
 
 
 def test_clean_tree_sees_modified_staged_and_untracked_files(repo: Path) -> None:
-    assert gitrepo.is_clean(repo)
+    assert gitrepo.changed_paths(repo) == []
     (repo / "new.txt").write_text("untracked\n")
     assert gitrepo.changed_paths(repo) == ["?? new.txt"]
     run_git(repo, "add", "new.txt")
-    assert not gitrepo.is_clean(repo)
+    assert gitrepo.changed_paths(repo) == ["A  new.txt"]
     run_git(repo, "commit", "--quiet", "-m", "add")
     (repo / "README.md").write_text("changed\n")
     assert gitrepo.changed_paths(repo) == [" M README.md"]
@@ -36,7 +36,7 @@ def test_clean_tree_sees_modified_staged_and_untracked_files(repo: Path) -> None
 def test_ignored_files_do_not_make_the_tree_dirty(repo: Path) -> None:
     commit_file(repo, ".gitignore", "*.local.env\n", "ignore local settings")
     (repo / "dev.local.env").write_text("SECRET=x\n")
-    assert gitrepo.is_clean(repo)
+    assert gitrepo.changed_paths(repo) == []
 
 
 def test_fast_forward_merge_moves_the_branch(repo: Path) -> None:
@@ -59,7 +59,7 @@ def test_diverged_branches_refuse_a_fast_forward_and_change_nothing(repo: Path) 
     assert caught.value.return_code not in (None, 0)
     assert "merge --ff-only" in str(caught.value)
     assert head(repo, "main") == main_before
-    assert gitrepo.is_clean(repo)
+    assert gitrepo.changed_paths(repo) == []
 
 
 def test_has_branch_rev_parse_and_set_branch(repo: Path) -> None:

@@ -9,15 +9,17 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
+from conftest import REPO_ROOT
 from gitrepos import git_env, head, run_git
 from prefect_julia.gates.hooks import install_hooks
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 COPIED = [
     ".pre-commit-config.yaml",
     "pyproject.toml",
@@ -45,6 +47,17 @@ def gate(c):
         raise Exit("sample gate failed", code=1)
     print("sample gate passed")
 '''
+
+
+def test_hook_tools_are_pinned_as_in_pyproject() -> None:
+    """Each package a hook installs is required with the same pin in pyproject.toml: one version of each tool."""
+    config = yaml.safe_load((REPO_ROOT / ".pre-commit-config.yaml").read_text())
+    pinned = {
+        dep for repo in config["repos"] for hook in repo["hooks"] for dep in hook.get("additional_dependencies", [])
+    }
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    required = set(project["dependencies"]) | {d for deps in project["optional-dependencies"].values() for d in deps}
+    assert pinned and pinned <= required, sorted(pinned - required)
 
 
 @pytest.fixture(scope="session")

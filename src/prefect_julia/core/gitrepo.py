@@ -22,7 +22,6 @@ __all__ = [
     "git",
     "has_branch",
     "is_ancestor",
-    "is_clean",
     "merge_ff_only",
     "rev_parse",
     "set_branch",
@@ -92,11 +91,6 @@ def changed_paths(root: Path, env: Mapping[str, str] | None = None) -> list[str]
     """Staged, unstaged and untracked (not ignored) paths, as ``git status --porcelain`` lines."""
     out = git(root, "status", "--porcelain", "--untracked-files=all", env=env)
     return [line for line in out.splitlines() if line.strip()]
-
-
-def is_clean(root: Path, env: Mapping[str, str] | None = None) -> bool:
-    """True when nothing is staged, modified or untracked (ignored files do not count)."""
-    return not changed_paths(root, env)
 
 
 def has_branch(root: Path, branch: str, env: Mapping[str, str] | None = None) -> bool:

@@ -23,7 +23,7 @@ from prefect_julia.gates.promote import promotion_branches
 __all__ = ["GATE_COMMAND", "main", "pushed_commits"]
 
 GATE_COMMAND = ("-m", "invoke", "gate")
-_DELETED = "0" * 40
+_DELETED = "0" * 40  # the local sha git gives for a deleted branch
 
 
 def pushed_commits(lines: Iterable[str], branch: str) -> list[str]:
@@ -31,7 +31,7 @@ def pushed_commits(lines: Iterable[str], branch: str) -> list[str]:
     commits = []
     for line in lines:
         parts = line.split()
-        if len(parts) == 4 and parts[2] == f"refs/heads/{branch}" and parts[1].strip("0"):
+        if len(parts) == 4 and parts[2] == f"refs/heads/{branch}" and parts[1] != _DELETED:
             commits.append(parts[1])
     return commits
 
