@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -36,3 +37,16 @@ def test_core_importing_any_layer_and_loose_modules_are_refused(tmp_path: Path) 
     problems = layers.check(root)
     assert any("core/files.py" in p and "prefect_julia.runtime" in p for p in problems)
     assert any("loose.py" in p and "layer folder" in p for p in problems)
+
+
+def test_the_layout_docs_name_every_module() -> None:
+    """README's layout section and docs/architecture.md list each layer's modules as the tree holds them."""
+    readme = (ROOT / "README.md").read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
+    architecture = (ROOT / "docs" / "architecture.md").read_text()
+    for layer in layers.ALLOWED:
+        modules = sorted(p.stem for p in (ROOT / "src" / "prefect_julia" / layer).glob("*.py") if p.stem != "__init__")
+        entry = re.search(rf"^  {layer}/ +(.*(?:\n {{16}}.*)*)", readme, re.MULTILINE)
+        assert entry is not None, f"README's layout has no {layer}/ entry"
+        named = set(re.findall(r"\w+", entry.group(1)))
+        assert [m for m in modules if m not in named] == [], f"README's layout misses modules of {layer}/"
+        assert [m for m in modules if not re.search(rf"\b{m}\b", architecture)] == [], layer

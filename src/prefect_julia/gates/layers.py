@@ -1,9 +1,9 @@
 """The package's layers, and the check that keeps imports flowing downwards only.
 
-``core`` (errors, files, processes, git, console) is imported by everything and imports no other layer.
+``core`` (errors, setting, files, processes, gitrepo, console, redact) is imported by everything and imports no other layer.
 ``runtime`` (what a flow run imports: the Julia bridge, datasets) sees only ``core``, so a flow run never
 pulls in the kit's servers or the gates. ``kit`` (settings, environments, servers, workers, deployments...)
-builds on both; ``gates`` on those three; ``cli`` (the error boundary, argument helpers) sits on top.
+builds on both; ``gates`` on those three; ``cli`` (the error boundary) sits on top.
 """
 
 from __future__ import annotations
