@@ -20,8 +20,6 @@ Every server it starts is stopped before it returns, whatever happens.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -32,6 +30,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from prefect_julia.core import processes
 from prefect_julia.kit import environments, servers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -94,15 +93,8 @@ class RawServer:
         process, self.process = self.process, None
         if process is None:
             return
-        if process.poll() is None:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            except ProcessLookupError:
-                process.wait()
+        processes.stop_tree(process.pid, grace=15)
+        process.wait()
 
 
 def median(values: list[float]) -> float:

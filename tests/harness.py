@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from prefect_julia.kit import environments, servers
+from prefect_julia.core import processes
+from prefect_julia.kit import environments, servers, settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: The kit's committed front door, and (``project=True``) the flows, the Julia package and the blocks.
@@ -63,19 +64,15 @@ class RunningServer:
         return prefect_env(self.api_url, self.home)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        """Stop the server and everything it started."""
+        processes.stop_tree(self.process.pid, grace=15)
+        self.process.wait()
 
 
 def start_server(home: Path, *, timeout: float = 120.0) -> RunningServer:
     """Start a server with PREFECT_HOME ``home``; return once ``GET /api/health`` answers."""
     port = free_port()
-    api_url = f"http://127.0.0.1:{port}/api"
+    api_url = settings.api_url(settings.server_url("127.0.0.1", port))
     log = home / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
