@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 from prefect_julia.core.errors import ConfigError, PrefectJuliaError, ServerError
+from prefect_julia.core.setting import DEBUG
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -125,7 +126,7 @@ def guarded(fn: Callable[P, R]) -> Callable[P, R]:
             _quiet_stdout()
             raise SystemExit(EXIT_OK) from None
         except Exception as error:
-            if os.environ.get("PREFECT_JULIA_DEBUG"):
+            if DEBUG.lookup(os.environ):
                 traceback.print_exc()
             fail(translate(error))
             raise  # unreachable

@@ -107,6 +107,9 @@ JULIA_LOG_CAP_BYTES = Setting(
     default="1048576",
 )
 
+#: Read by the entry points (``cli/edge.py``): any value turns it on.
+DEBUG = Setting("PREFECT_JULIA_DEBUG", "set to 1 to see the traceback of an unexpected error")
+
 #: What a flow run reads, in the order ``invoke env`` shows them.
 RUNTIME_SETTINGS: tuple[Setting, ...] = (
     JULIA_BIN,

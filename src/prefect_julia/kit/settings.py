@@ -18,7 +18,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from prefect_julia.core.errors import ConfigError
-from prefect_julia.core.setting import RUNTIME_SETTINGS, Setting
+from prefect_julia.core.setting import DEBUG, RUNTIME_SETTINGS, Setting
 
 #: Names that mark a value as secret: it is masked wherever settings are shown.
 SECRET_NAME = re.compile(r"(SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|AUTH|CREDENTIAL|PRIVATE)", re.IGNORECASE)
@@ -119,6 +119,7 @@ SETTINGS: tuple[Setting, ...] = (
         kind="seconds",
     ),
     Setting("PREFECT_CLIENT_MAX_RETRIES", "retries of a request the server answered 503 (busy)", default="8"),
+    DEBUG,
 )
 
 DECLARED = {s.name: s for s in SETTINGS}
