@@ -48,7 +48,7 @@ deploy env="":
 
 # One screen per environment: server, worker, deployments and next runs, last runs, automations
 status env="":
-    {{invoke}} status {{env}}
+    {{invoke}} status --env={{env}}
 
 # Apply the notifications of envs/ENV.automations.toml alone (create, update, remove)
 automations env="":

@@ -223,7 +223,9 @@ def test_failed_crashed_and_late_runs_notify_completed_ones_do_not(
         # The on-call screen: server, worker, deployments with the next run, last runs, automations.
         screens: list[str] = []
         _wait(
-            lambda: screens.append(repo.invoke("status", "dev", check=True).stdout) or "from now" in screens[-1],
+            lambda: (
+                screens.append(repo.invoke("status", "--env", "dev", check=True).stdout) or "from now" in screens[-1]
+            ),
             120,
             "the next scheduled run",
         )
@@ -333,9 +335,9 @@ def test_parse_duration() -> None:
 
 
 def test_status_with_the_server_down_says_how_to_start_it(kit_repo: KitRepo) -> None:
-    run = kit_repo.invoke("status", "dev")
+    run = kit_repo.invoke("status", "--env", "dev")
     assert run.returncode == 0, run.stderr
-    assert "server   down" in run.stdout and "invoke server-up dev" in run.stdout
+    assert "server   down" in run.stdout and "invoke server-up --env dev" in run.stdout
     assert "worker   down" in run.stdout
 
 

@@ -33,10 +33,10 @@ def test_a_server_of_another_checkout_is_refused_and_shown_as_taken(tmp_path: Pa
     (second.root / "prefect.yaml").write_text(DECLARATION)
     env = first.environment("dev")
     try:
-        first.invoke("server-up", "dev", check=True, timeout=300)
+        first.invoke("server-up", "--env", "dev", check=True, timeout=300)
         mine = identity.read(env.home)
         assert mine is not None and mine.checkout == str(first.root) and mine.environment == "dev"
-        again = first.invoke("server-up", "dev", check=True)
+        again = first.invoke("server-up", "--env", "dev", check=True)
         assert "already up" in again.stdout
 
         status = second.invoke("server-status", check=True)
@@ -54,7 +54,7 @@ def test_a_server_of_another_checkout_is_refused_and_shown_as_taken(tmp_path: Pa
         assert "b-only" not in _deployment_names(env.api_url)  # nothing was written
         assert not (second.root / ".prefect" / "dev" / "worker.pid").exists()
     finally:
-        first.invoke("server-down", "dev", timeout=120)
+        first.invoke("server-down", "--env", "dev", timeout=120)
 
 
 def test_a_remote_api_url_is_not_checked(kit_repo: KitRepo) -> None:

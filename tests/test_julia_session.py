@@ -332,6 +332,6 @@ def test_worker_status_lists_and_worker_down_stops_sessions(kit_repo: Any, progr
     assert sessions.folder(env) == env.home / "julia-sessions"
     status = kit_repo.invoke("worker-status", timeout=120)
     assert status.returncode == 0 and str(pid) in status.stdout, status.stdout + status.stderr
-    down = kit_repo.invoke("worker-down", "dev", timeout=120)
+    down = kit_repo.invoke("worker-down", "--env", "dev", timeout=120)
     assert down.returncode == 0, down.stdout + down.stderr
     assert wait_gone(pid) and sessions.running(env) == []

@@ -99,7 +99,7 @@ def test_extra_runs_wait_for_a_slot_then_finish(tmp_path: Path, prefect_server: 
         PREFECT_JULIA_WORK_POOL=pool,
     )
     env = repo.environment("dev")
-    deployed = repo.invoke("deploy", "dev", check=True)
+    deployed = repo.invoke("deploy", "--env", "dev", check=True)
     assert f"work pool {pool}: at most 2 runs at once" in deployed.stdout
     found = _api(prefect_server, "POST", "/deployments/filter", {"work_pools": {"name": {"any_": [pool]}}})
     assert {d["name"]: (d["global_concurrency_limit"] or {}).get("limit") for d in found} == {"one": 1, "free": None}
@@ -135,7 +135,7 @@ def test_extra_runs_wait_for_a_slot_then_finish(tmp_path: Path, prefect_server: 
 
     # Removing the limits from prefect.yaml removes them from the server.
     _declare(repo, _entry("one", "one"), _entry("free", "free"))
-    again = repo.invoke("deploy", "dev", check=True)
+    again = repo.invoke("deploy", "--env", "dev", check=True)
     assert f"work pool {pool}: no limit" in again.stdout
     assert _api(prefect_server, "GET", f"/work_pools/{pool}")["concurrency_limit"] is None
     found = _api(prefect_server, "POST", "/deployments/filter", {"work_pools": {"name": {"any_": [pool]}}})
@@ -158,6 +158,6 @@ def test_bad_limits_stop_deploy_before_anything_is_applied(
     with pytest.raises(ConfigError, match="nothing was applied") as raised:
         limits.declared(repo.root, "dev")
     assert problem in str(raised.value) and "fix:" in str(raised.value)
-    run = repo.invoke("deploy", "dev")  # no server runs: the check comes before any connection
+    run = repo.invoke("deploy", "--env", "dev")  # no server runs: the check comes before any connection
     assert run.returncode == ConfigError.exit_code and problem in run.stderr, run.stderr
     assert "Traceback" not in run.stderr

@@ -64,8 +64,8 @@ def test_a_due_cron_schedule_gets_a_scheduled_then_a_completed_run(tmp_path: Pat
     env = repo.environment("dev")
     fast = {"PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2", "PREFECT_WORKER_QUERY_SECONDS": "2"}
     try:
-        repo.invoke("server-up", "dev", check=True, timeout=300, **fast)
-        repo.invoke("deploy", "dev", check=True, timeout=300)
+        repo.invoke("server-up", "--env", "dev", check=True, timeout=300, **fast)
+        repo.invoke("deploy", "--env", "dev", check=True, timeout=300)
         with urllib.request.urlopen(f"{env.api_url}/deployments/name/tick/every-minute", timeout=10) as response:
             deployment_id = json.load(response)["id"]
 
@@ -76,7 +76,7 @@ def test_a_due_cron_schedule_gets_a_scheduled_then_a_completed_run(tmp_path: Pat
         )
         assert scheduled[0]["auto_scheduled"] is True
 
-        repo.invoke("worker-up", "dev", check=True, timeout=300, **fast)
+        repo.invoke("worker-up", "--env", "dev", check=True, timeout=300, **fast)
         completed = _wait_for(
             "a Completed run from the worker",
             lambda: [r for r in _runs(env.api_url, deployment_id) if r["state_type"] == "COMPLETED"],
@@ -96,7 +96,7 @@ def test_a_due_cron_schedule_gets_a_scheduled_then_a_completed_run(tmp_path: Pat
         status = repo.invoke("server-status", check=True)
         assert "scheduler: 1 error" in status.stdout, status.stdout
     finally:
-        repo.invoke("server-down", "dev", timeout=120)
+        repo.invoke("server-down", "--env", "dev", timeout=120)
 
 
 SCHEDULER_FAILING = """\
