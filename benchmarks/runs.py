@@ -9,7 +9,7 @@ In a temporary copy of the kit with the project (its own dev server on a free po
     state, how many Crashed, how many lost (never final, or never created); target 0 and 0;
   - a Julia job printing 10 MB: run directly (`julia ... loud.jl`) and as a flow run (`invoke run loud`);
     target: the flow run within 2x the direct time + 3 s.
-Then `invoke server-down dev --cancel`.
+Then `invoke server-down --env dev --cancel`.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
             flow = timed(lambda: invoke(repo, "run", "loud"))
         finally:
-            repo.invoke("server-down", "dev", "--cancel", timeout=300)
+            repo.invoke("server-down", "--env", "dev", "--cancel", timeout=300)
     print(f"trivial deployment `invoke run quick` to Completed, warm server (median of {args.trivial})")
     print(f"  {statistics.median(trivial):6.2f} s   (target <= 3 s; each: {', '.join(f'{t:.1f}' for t in trivial)})")
     print(f"{burst['count']} deployment runs submitted at once (sqlite dev server)")

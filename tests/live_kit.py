@@ -82,7 +82,7 @@ class LiveKit:
         return self.repo.invoke(*args, timeout=timeout)
 
     def worker_up(self) -> None:
-        self.repo.invoke("worker-up", "dev", timeout=300, check=True)
+        self.repo.invoke("worker-up", "--env", "dev", timeout=300, check=True)
 
 
 def add_test_flows(root: Path) -> None:
@@ -100,12 +100,12 @@ def live_kit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveKit]:
     add_test_flows(repo.root)
     kit = LiveKit(repo, repo.environment("dev"))
     try:
-        repo.invoke("server-up", "dev", timeout=300, check=True)
-        repo.invoke("deploy", "dev", timeout=300, check=True)
+        repo.invoke("server-up", "--env", "dev", timeout=300, check=True)
+        repo.invoke("deploy", "--env", "dev", timeout=300, check=True)
         kit.worker_up()
         yield kit
     finally:
-        down = repo.invoke("server-down", "dev", "--cancel", timeout=300)
+        down = repo.invoke("server-down", "--env", "dev", "--cancel", timeout=300)
         assert down.returncode == 0, down.stdout + down.stderr
 
 

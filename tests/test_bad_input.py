@@ -86,38 +86,38 @@ class Case:
 
 CASES = [
     # unknown environments
-    Case("unknown-env-server-up", ("server-up", "staging"), 2, "Unknown environment 'staging'", fix="dev, prod"),
-    Case("unknown-env-env", ("env", "qa"), 2, "Unknown environment 'qa'"),
-    Case("unknown-env-worker-up", ("worker-up", "test"), 2, "Unknown environment 'test'"),
+    Case("unknown-env-server-up", ("server-up", "--env", "staging"), 2, "Unknown environment 'staging'", fix="dev, prod"),
+    Case("unknown-env-env", ("env", "--env", "qa"), 2, "Unknown environment 'qa'"),
+    Case("unknown-env-worker-up", ("worker-up", "--env", "test"), 2, "Unknown environment 'test'"),
     Case("unknown-env-run", ("run", "daily", "--env", "stage"), 2, "Unknown environment 'stage'"),
     Case("unknown-env-server-down", ("server-down", "Prod"), 2, "Unknown environment 'Prod'"),
     # bad ports and hosts
-    Case("port-not-a-number", ("server-up", "dev"), 2, "is not a port number", _environ(PREFECT_JULIA_PORT="abc")),
-    Case("port-too-big", ("server-up", "dev"), 2, "is not a port number", _environ(PREFECT_JULIA_PORT="70000")),
-    Case("port-zero", ("server-up", "dev"), 2, "is not a port number", _environ(PREFECT_JULIA_PORT="0")),
-    Case("port-negative", ("env", "dev"), 2, "is not a port number", _write("envs/dev.local.env", "PREFECT_JULIA_PORT=-4\n")),
-    Case("port-held", ("server-up", "dev"), 3, "is held by", fix="free port"),  # setup binds it: see the test
-    Case("host-unknown", ("server-up", "dev"), 3, "Cannot listen on 999.1.1.1", _environ(PREFECT_JULIA_HOST="999.1.1.1")),
+    Case("port-not-a-number", ("server-up", "--env", "dev"), 2, "is not a port number", _environ(PREFECT_JULIA_PORT="abc")),
+    Case("port-too-big", ("server-up", "--env", "dev"), 2, "is not a port number", _environ(PREFECT_JULIA_PORT="70000")),
+    Case("port-zero", ("server-up", "--env", "dev"), 2, "is not a port number", _environ(PREFECT_JULIA_PORT="0")),
+    Case("port-negative", ("env", "--env", "dev"), 2, "is not a port number", _write("envs/dev.local.env", "PREFECT_JULIA_PORT=-4\n")),
+    Case("port-held", ("server-up", "--env", "dev"), 3, "is held by", fix="free port"),  # setup binds it: see the test
+    Case("host-unknown", ("server-up", "--env", "dev"), 3, "Cannot listen on 999.1.1.1", _environ(PREFECT_JULIA_HOST="999.1.1.1")),
     # impossible homes
-    Case("home-in-proc", ("server-up", "dev"), 2, "Cannot use /proc/x", _environ(PREFECT_JULIA_HOME="/proc/x/home")),
-    Case("home-is-a-file", ("server-up", "dev"), 2, "File exists", _file_as_home("notes.txt"), fix="A file stands"),
-    Case("home-under-a-file", ("server-up", "dev"), 2, "Not a directory", _file_as_home("notes.txt/home")),
-    Case("health-timeout-text", ("server-up", "dev"), 2, "PREFECT_JULIA_HEALTH_TIMEOUT", _environ(PREFECT_JULIA_HEALTH_TIMEOUT="soon")),
-    Case("worker-limit-text", ("worker-up", "dev"), 2, "PREFECT_JULIA_WORKER_LIMIT", _environ(PREFECT_JULIA_WORKER_LIMIT="many")),
+    Case("home-in-proc", ("server-up", "--env", "dev"), 2, "Cannot use /proc/x", _environ(PREFECT_JULIA_HOME="/proc/x/home")),
+    Case("home-is-a-file", ("server-up", "--env", "dev"), 2, "File exists", _file_as_home("notes.txt"), fix="A file stands"),
+    Case("home-under-a-file", ("server-up", "--env", "dev"), 2, "Not a directory", _file_as_home("notes.txt/home")),
+    Case("health-timeout-text", ("server-up", "--env", "dev"), 2, "PREFECT_JULIA_HEALTH_TIMEOUT", _environ(PREFECT_JULIA_HEALTH_TIMEOUT="soon")),
+    Case("worker-limit-text", ("worker-up", "--env", "dev"), 2, "PREFECT_JULIA_WORKER_LIMIT", _environ(PREFECT_JULIA_WORKER_LIMIT="many")),
     # malformed settings, toml and yaml files
-    Case("env-file-bare-name", ("env", "dev"), 2, "dev.env:1", _write("envs/dev.env", "PREFECT_JULIA_PORT\n"), fix="NAME=value"),
-    Case("local-env-garbage", ("server-up", "dev"), 2, "dev.local.env", _write("envs/dev.local.env", "PORT=1\n'oops\n")),
+    Case("env-file-bare-name", ("env", "--env", "dev"), 2, "dev.env:1", _write("envs/dev.env", "PREFECT_JULIA_PORT\n"), fix="NAME=value"),
+    Case("local-env-garbage", ("server-up", "--env", "dev"), 2, "dev.local.env", _write("envs/dev.local.env", "PORT=1\n'oops\n")),
     Case("branches-not-toml", ("server-up",), 2, "is not valid TOML", _write("envs/branches.toml", "default = \n")),
     Case("branches-unknown-env", ("server-up",), 2, "unknown environment 'qa'", _write("envs/branches.toml", 'default = "qa"\n')),
     Case("branches-missing", ("server-up",), 2, "is missing", _remove("envs/branches.toml"), fix='default = "dev"'),
-    Case("prefect-yaml-not-yaml", ("deploy", "dev"), 2, "is not valid YAML", _write("prefect.yaml", "deployments: [\n  - name: x\n"), project=True),
-    Case("blocks-not-toml", ("blocks", "dev"), 2, "not valid TOML", _write("envs/dev.blocks.toml", "x = [\n")),
+    Case("prefect-yaml-not-yaml", ("deploy", "--env", "dev"), 2, "is not valid YAML", _write("prefect.yaml", "deployments: [\n  - name: x\n"), project=True),
+    Case("blocks-not-toml", ("blocks", "--env", "dev"), 2, "not valid TOML", _write("envs/dev.blocks.toml", "x = [\n")),
     Case("profiles-not-toml", ("profile-sync",), 2, "profiles.toml", _write("profiles/profiles.toml", "[profiles\n")),
-    Case("deployment-without-entrypoint", ("deploy", "dev"), 2, "entrypoint", _write("prefect.yaml", "deployments:\n  - name: x\n"), project=True),
-    Case("deployment-bad-cron", ("deploy", "dev"), 2, "is invalid", _replace("prefect.yaml", "0 6 * * *", "61 * * * *"), project=True),
-    Case("blocks-secret-unset", ("blocks", "dev"), 2, "Secret value not set", fix="DEMO_API_TOKEN", project=True),
+    Case("deployment-without-entrypoint", ("deploy", "--env", "dev"), 2, "entrypoint", _write("prefect.yaml", "deployments:\n  - name: x\n"), project=True),
+    Case("deployment-bad-cron", ("deploy", "--env", "dev"), 2, "is invalid", _replace("prefect.yaml", "0 6 * * *", "61 * * * *"), project=True),
+    Case("blocks-secret-unset", ("blocks", "--env", "dev"), 2, "Secret value not set", fix="DEMO_API_TOKEN", project=True),
     # bad flags and values on the command line
-    Case("flag-not-a-number", ("server-logs", "dev", "--lines=abc"), 2, "--lines expects a whole number"),
+    Case("flag-not-a-number", ("server-logs", "--env", "dev", "--lines=abc"), 2, "--lines expects a whole number"),
     Case("timeout-not-a-number", ("run", "daily", "--timeout=soon"), 2, "--timeout expects a number"),
     Case("task-unknown", ("serve-up",), 2, "No idea what 'serve-up' is", fix="invoke --list"),
     # bad parameters, checked before any server is asked
@@ -126,10 +126,10 @@ CASES = [
     Case("param-twice", ("run", "daily", "--env", "dev", "--param", "a=1", "--param", "a=2"), 2, "given twice"),
     Case("run-without-deployment", ("run", "--env", "dev"), 2, "Name the deployment"),
     # a server that is down
-    Case("run-server-down", ("run", "daily", "--env", "dev"), 3, "is not reachable", fix="invoke server-up dev"),
-    Case("worker-up-server-down", ("worker-up", "dev"), 3, "is not running", fix="invoke server-up dev"),
-    Case("deploy-server-down", ("deploy", "dev"), 3, "not reachable", project=True),
-    Case("blocks-server-down", ("blocks", "dev"), 3, "not reachable", _environ(DEMO_API_TOKEN="t0k3n"), project=True),
+    Case("run-server-down", ("run", "daily", "--env", "dev"), 3, "is not reachable", fix="invoke server-up --env dev"),
+    Case("worker-up-server-down", ("worker-up", "--env", "dev"), 3, "is not running", fix="invoke server-up --env dev"),
+    Case("deploy-server-down", ("deploy", "--env", "dev"), 3, "not reachable", project=True),
+    Case("blocks-server-down", ("blocks", "--env", "dev"), 3, "not reachable", _environ(DEMO_API_TOKEN="t0k3n"), project=True),
 ]  # fmt: skip
 
 

@@ -45,7 +45,12 @@ def test_a_server_of_another_checkout_is_refused_and_shown_as_taken(tmp_path: Pa
         own = first.invoke("server-status", check=True)
         assert "healthy" in next(line for line in own.stdout.splitlines() if line.startswith("dev "))
 
-        for task in (("deploy", "dev"), ("server-up", "dev"), ("worker-up", "dev"), ("run", "b-only")):
+        for task in (
+            ("deploy", "--env", "dev"),
+            ("server-up", "--env", "dev"),
+            ("worker-up", "--env", "dev"),
+            ("run", "b-only"),
+        ):
             refused = second.invoke(*task)
             assert refused.returncode == ServerError.exit_code, (task, refused.stdout, refused.stderr)
             assert f"the dev environment of {first.root}" in refused.stderr, refused.stderr

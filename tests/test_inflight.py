@@ -72,7 +72,7 @@ def test_stops_refuse_while_runs_are_in_flight_and_cancel_ends_them(live_kit: Li
     assert is_alive(worker) and servers.is_healthy(live_kit.env.api_url)  # nothing was stopped
     assert _alive(members[0]) and read_run(live_kit.env, run_id).state.name == "Running"
 
-    down = live_kit.invoke("worker-down", "dev", "--cancel")
+    down = live_kit.invoke("worker-down", "--env", "dev", "--cancel")
     assert down.returncode == 0, down.stdout + down.stderr
     assert f"cancelled  {name}" in down.stdout and "worker stopped" in down.stdout
     run = read_run(live_kit.env, run_id)
@@ -94,12 +94,12 @@ def test_worker_up_after_a_worker_crash_marks_lost_runs_crashed(live_kit: LiveKi
         time.sleep(0.2)
     assert read_run(live_kit.env, run_id).state.name == "Running"  # what the server believes: stuck
 
-    up = live_kit.invoke("worker-up", "dev")
+    up = live_kit.invoke("worker-up", "--env", "dev")
     assert up.returncode == 0, up.stdout + up.stderr
     assert "marked Crashed" in up.stdout and read_run(live_kit.env, run_id).name in up.stdout
     run = read_run(live_kit.env, run_id)
     assert run.state.name == "Crashed"
     assert "worker stopped" in run.state.message and f"pid {members[0].pid}" in run.state.message
 
-    again = live_kit.invoke("worker-up", "dev")  # a running worker: nothing more is marked
+    again = live_kit.invoke("worker-up", "--env", "dev")  # a running worker: nothing more is marked
     assert again.returncode == 0 and "marked Crashed" not in again.stdout
