@@ -90,7 +90,7 @@ CASES = [
     Case("unknown-env-env", ("env", "--env", "qa"), 2, "Unknown environment 'qa'"),
     Case("unknown-env-worker-up", ("worker-up", "--env", "test"), 2, "Unknown environment 'test'"),
     Case("unknown-env-run", ("run", "daily", "--env", "stage"), 2, "Unknown environment 'stage'"),
-    Case("unknown-env-server-down", ("server-down", "Prod"), 2, "Unknown environment 'Prod'"),
+    Case("unknown-env-server-down", ("server-down", "--env", "Prod"), 2, "Unknown environment 'Prod'"),
     # bad ports and hosts
     Case("port-not-a-number", ("server-up", "--env", "dev"), 2, "is not a port number", _environ(PREFECT_JULIA_PORT="abc")),
     Case("port-too-big", ("server-up", "--env", "dev"), 2, "is not a port number", _environ(PREFECT_JULIA_PORT="70000")),
@@ -124,7 +124,8 @@ CASES = [
     Case("param-without-value", ("run", "daily", "--env", "dev", "--param", "novalue"), 2, "is not key=value"),
     Case("param-without-name", ("run", "daily", "--env", "dev", "--param", "=2026-01-01"), 2, "is not key=value"),
     Case("param-twice", ("run", "daily", "--env", "dev", "--param", "a=1", "--param", "a=2"), 2, "given twice"),
-    Case("run-without-deployment", ("run", "--env", "dev"), 2, "Name the deployment"),
+    Case("run-without-deployment", ("run", "--env", "dev"), 2, "did not receive required positional arguments"),
+    Case("env-as-a-word", ("server-up", "dev"), 2, "No idea what 'dev' is", fix="--env dev"),
     # a server that is down
     Case("run-server-down", ("run", "daily", "--env", "dev"), 3, "is not reachable", fix="invoke server-up --env dev"),
     Case("worker-up-server-down", ("worker-up", "--env", "dev"), 3, "is not running", fix="invoke server-up --env dev"),

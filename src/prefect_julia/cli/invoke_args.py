@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from prefect_julia.kit.environments import ENVIRONMENTS
+
 _FRIENDLY = "_prefect_julia_friendly_parse_errors"
 _KINDS = {int: "a whole number", float: "a number", bool: "nothing (it is a switch)"}
 
@@ -41,10 +43,11 @@ def friendly_parse_errors() -> None:
         try:
             return parse_argv(self, argv)
         except ParseError as error:
-            raise Exit(
-                f"error: {error}\n  fix: `invoke --list` shows the tasks, `invoke --help TASK` a task's options.",
-                code=2,
-            ) from None
+            fix = "`invoke --list` shows the tasks, `invoke --help TASK` a task's options."
+            stray = [word for word in argv if word in ENVIRONMENTS and f"'{word}'" in str(error)]
+            if stray:  # `invoke server-up dev`: the environment is an option
+                fix = f"Name the environment with --env: `invoke TASK --env {stray[0]}` (or `just TASK {stray[0]}`)."
+            raise Exit(f"error: {error}\n  fix: {fix}", code=2) from None
 
     Argument.set_value = checked_set_value  # type: ignore[method-assign]
     Parser.parse_argv = checked_parse_argv  # type: ignore[method-assign]
