@@ -60,28 +60,28 @@ def test_prod_runs_the_deployed_commit_after_the_tree_moves_to_dev(tmp_path: Pat
     prod = repo.environment("prod")
     main_commit = repo.git("rev-parse", "HEAD").strip()
     try:
-        repo.invoke("server-up", "prod", check=True, timeout=300)
+        repo.invoke("server-up", "--env", "prod", check=True, timeout=300)
         (repo.root / "stray.txt").write_text("not committed")
-        dirty = repo.invoke("deploy", "prod")
+        dirty = repo.invoke("deploy", "--env", "prod")
         assert dirty.returncode == ConfigError.exit_code and "uncommitted or untracked" in dirty.stderr, dirty.stderr
         assert "fix: " in dirty.stderr and not prod.files.code.exists()  # nothing deployed, no checkout made
         (repo.root / "stray.txt").unlink()
 
-        deployed = repo.invoke("deploy", "prod", check=True, timeout=300)
+        deployed = repo.invoke("deploy", "--env", "prod", check=True, timeout=300)
         assert f"commit {main_commit[:10]}" in deployed.stdout
         assert codesource.deployed_commit(prod) == main_commit
-        repo.invoke("worker-up", "prod", check=True, timeout=300)
+        repo.invoke("worker-up", "--env", "prod", check=True, timeout=300)
 
         repo.git("switch", "-q", "-c", "dev")
         (repo.root / "julia" / "jobs" / "answer.jl").write_text(DEV_JOB)
         _commit(repo, "dev: the job exits 3")
-        not_main = repo.invoke("deploy", "prod")
+        not_main = repo.invoke("deploy", "--env", "prod")
         assert not_main.returncode == ConfigError.exit_code and "is not on 'main'" in not_main.stderr
         assert codesource.deployed_commit(prod) == main_commit  # unchanged
 
-        repo.invoke("server-up", "dev", check=True, timeout=300)
-        repo.invoke("deploy", "dev", check=True, timeout=300)
-        repo.invoke("worker-up", "dev", check=True, timeout=300)
+        repo.invoke("server-up", "--env", "dev", check=True, timeout=300)
+        repo.invoke("deploy", "--env", "dev", check=True, timeout=300)
+        repo.invoke("worker-up", "--env", "dev", check=True, timeout=300)
 
         out_prod = tmp_path / "prod.txt"
         ran = repo.invoke("run", "answer", "--env", "prod", "--param", f"out={out_prod}", timeout=600)
@@ -93,8 +93,8 @@ def test_prod_runs_the_deployed_commit_after_the_tree_moves_to_dev(tmp_path: Pat
         assert failed.returncode == 1 and "exit code: 3" in failed.stderr, failed.stdout + failed.stderr
         assert not out_dev.exists()
     finally:
-        repo.invoke("server-down", "dev", timeout=120)
-        repo.invoke("server-down", "prod", timeout=120)
+        repo.invoke("server-down", "--env", "dev", timeout=120)
+        repo.invoke("server-down", "--env", "prod", timeout=120)
         subprocess.run(["git", "-C", str(repo.root), "worktree", "prune"], check=False)
 
 
@@ -113,11 +113,11 @@ def test_a_git_sourced_deployment_runs_from_another_clone_after_the_first_is_del
         "PREFECT_JULIA_WORK_POOL": pool,
     }
 
-    unreachable = first.invoke("deploy", "prod", **remote, PREFECT_JULIA_GIT_URL=str(tmp_path / "missing.git"))
+    unreachable = first.invoke("deploy", "--env", "prod", **remote, PREFECT_JULIA_GIT_URL=str(tmp_path / "missing.git"))
     assert unreachable.returncode == CommandFailed.exit_code, unreachable.stdout + unreachable.stderr
     assert "could not be fetched" in unreachable.stderr and "Nothing was deployed" in unreachable.stderr
 
-    deployed = first.invoke("deploy", "prod", check=True, timeout=300, **remote)
+    deployed = first.invoke("deploy", "--env", "prod", check=True, timeout=300, **remote)
     assert "of " + str(origin) in deployed.stdout
     shutil.rmtree(first.root)
 
@@ -126,9 +126,9 @@ def test_a_git_sourced_deployment_runs_from_another_clone_after_the_first_is_del
     second = KitRepo(root=second_root, ports={"dev": 0, "prod": 0})
     out = tmp_path / "from-git.txt"
     try:
-        second.invoke("worker-up", "prod", check=True, timeout=300, **remote)
+        second.invoke("worker-up", "--env", "prod", check=True, timeout=300, **remote)
         ran = second.invoke("run", "answer", "--env", "prod", "--param", f"out={out}", timeout=600, **remote)
         assert ran.returncode == 0 and "Completed" in ran.stdout, ran.stdout + ran.stderr
         assert out.read_text() == "main"
     finally:
-        second.invoke("worker-down", "prod", timeout=120, **remote)
+        second.invoke("worker-down", "--env", "prod", timeout=120, **remote)
