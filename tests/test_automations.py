@@ -354,9 +354,9 @@ def test_deploy_refuses_when_a_webhook_block_is_not_on_the_server(
     tmp_path: Path, prefect_server: RunningServer, receiver: Receiver
 ) -> None:
     repo = _ops_repo(tmp_path, prefect_server, receiver)  # webhooks declared, `invoke blocks` never run
-    run = repo.invoke("deploy", "dev")
+    run = repo.invoke("deploy", "--env", "dev")
     assert run.returncode == ConfigError.exit_code, run.stdout + run.stderr
-    assert "custom-webhook/oncall" in run.stderr and "invoke blocks dev" in run.stderr
+    assert "custom-webhook/oncall" in run.stderr and "invoke blocks --env dev" in run.stderr
     assert "deployed" not in run.stdout
     pool = repo.environment("dev").require("PREFECT_JULIA_WORK_POOL")
     assert not _api(prefect_server, "/deployments/filter", {"work_pools": {"name": {"any_": [pool]}}})

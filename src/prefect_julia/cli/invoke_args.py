@@ -45,7 +45,7 @@ def friendly_parse_errors() -> None:
         except ParseError as error:
             fix = "`invoke --list` shows the tasks, `invoke --help TASK` a task's options."
             stray = [word for word in argv if word in ENVIRONMENTS and f"'{word}'" in str(error)]
-            if stray:  # `invoke server-up dev`: the environment is an option, not a word
+            if stray:  # an environment given as a bare word after the task: it is an option now
                 fix = f"Name the environment with --env: `invoke TASK --env {stray[0]}` (or `just TASK {stray[0]}`)."
             raise Exit(f"error: {error}\n  fix: {fix}", code=2) from None
 
