@@ -101,6 +101,11 @@ JULIA_SESSION = Setting(
 JULIA_SESSION_POOL = Setting(
     "PREFECT_JULIA_SESSION_POOL", "warm julia sessions kept at most (jobs that run at once)", default="2"
 )
+JULIA_SESSION_DIR = Setting(
+    "PREFECT_JULIA_SESSION_DIR",
+    "folder of the warm julia sessions (default: $PREFECT_HOME/julia-sessions)",
+    kind="path",
+)
 JULIA_LOG_CAP_BYTES = Setting(
     "PREFECT_JULIA_LOG_CAP_BYTES",
     "bytes of a Julia job's output sent to the run log (the rest is kept in a file)",
@@ -117,6 +122,7 @@ RUNTIME_SETTINGS: tuple[Setting, ...] = (
     JULIA_TIMEOUT,
     JULIA_SESSION,
     JULIA_SESSION_POOL,
+    JULIA_SESSION_DIR,
     JULIA_LOG_CAP_BYTES,
     DATA_BLOCK_LOCAL,
     DATA_BLOCK_REMOTE,

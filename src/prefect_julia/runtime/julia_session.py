@@ -38,7 +38,7 @@ import psutil
 from prefect_julia.core.errors import ConfigError
 from prefect_julia.core.files import write_atomic
 from prefect_julia.core.processes import PidRecord, is_alive, read_pid_file, stop_recorded, write_pid_file
-from prefect_julia.core.setting import JULIA_SESSION_POOL
+from prefect_julia.core.setting import JULIA_SESSION_DIR, JULIA_SESSION_POOL
 from prefect_julia.runtime.joboutput import OutputSink
 
 __all__ = [
@@ -58,7 +58,7 @@ WATCH_INTERVAL = 0.25
 
 def session_folder(env: Mapping[str, str]) -> Path:
     """``PREFECT_JULIA_SESSION_DIR``, else ``$PREFECT_HOME/julia-sessions``, else one in the temp folder."""
-    configured = env.get("PREFECT_JULIA_SESSION_DIR", "")
+    configured = JULIA_SESSION_DIR.lookup(env)
     if configured:
         return Path(configured)
     home = env.get("PREFECT_HOME", "")
