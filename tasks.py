@@ -356,7 +356,7 @@ def run(
 
     resolved = _env(env or None)
     params = runs.parse_params(param or [])
-    if not workers.worker_status(resolved).online:
+    if servers.is_healthy(resolved.api_url) and not workers.worker_status(resolved).online:
         print(
             f"note: no worker of {resolved.name} is online, so the run waits (Scheduled) until one starts.\n"
             f"  fix: start one with `invoke worker-up --env {resolved.name}`.",

@@ -24,7 +24,7 @@ QUICK_FLOW = """
 from prefect import flow
 
 
-@flow(name="quick")
+@flow(name="quick", log_prints=True)
 def quick(count: int = 1, label: str = "run", rundate: str | None = None, ratio: float = 0.5) -> str:
     print(f"quick says {label}-{count} on {rundate}")
     return f"{label}-{count}"

@@ -7,6 +7,7 @@ Real server, real process worker, real Julia jobs (``sleepy``), through the fron
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -103,3 +104,26 @@ def test_worker_up_after_a_worker_crash_marks_lost_runs_crashed(live_kit: LiveKi
 
     again = live_kit.invoke("worker-up", "--env", "dev")  # a running worker: nothing more is marked
     assert again.returncode == 0 and "marked Crashed" not in again.stdout
+
+
+def test_server_up_after_a_server_crash_marks_lost_runs_crashed(live_kit: LiveKit) -> None:
+    live_kit.worker_up()
+    run_id = start_run(live_kit.env, "sleepy/sleepy")
+    members = _running_with_julia(live_kit, run_id)
+    server = read_pid_file(live_kit.env.files.server_pid)
+    worker = read_pid_file(live_kit.env.files.worker_pid)
+    assert server is not None and worker is not None
+    doomed = [*_tree(server.pid), *_tree(worker.pid), *members]  # a power cut: all at once
+    for process in doomed:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while any(_alive(p) for p in doomed) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    up = live_kit.invoke("server-up", "dev")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "marked Crashed" in up.stdout, up.stdout
+    run = read_run(live_kit.env, run_id)
+    assert run.state.name == "Crashed" and "server stopped" in run.state.message, run.state
+    live_kit.worker_up()  # the session's later tests want a worker
