@@ -82,9 +82,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             decl.write(LOUD_DEPLOYMENT)
         print("starting the kit's dev server, deployments and worker in a copy of the kit ...", flush=True)
         try:
-            invoke(repo, "server-up", "dev")
-            invoke(repo, "deploy", "dev")
-            invoke(repo, "worker-up", "dev")
+            invoke(repo, "server-up", "--env", "dev")
+            invoke(repo, "deploy", "--env", "dev")
+            invoke(repo, "worker-up", "--env", "dev")
             invoke(repo, "run", "quick")  # warm-up: first flow-run process, compiled caches
             trivial = [timed(lambda: invoke(repo, "run", "quick")) for _ in range(args.trivial)]
             print(f"running {args.concurrent} deployment runs at once ...", flush=True)

@@ -243,14 +243,14 @@ def test_a_missing_job_fails_the_run_with_its_name(live_kit: LiveKit) -> None:
 @pytest.mark.julia
 def test_a_missing_julia_fails_the_run_saying_so(live_kit: LiveKit) -> None:
     """A worker whose julia is missing (PREFECT_JULIA_BIN points nowhere): the run fails with how to fix it."""
-    assert live_kit.invoke("worker-down", "dev", "--cancel").returncode == 0
+    assert live_kit.invoke("worker-down", "--env", "dev", "--cancel").returncode == 0
     try:
-        up = live_kit.repo.invoke("worker-up", "dev", timeout=300, PREFECT_JULIA_BIN="/nonexistent/julia")
+        up = live_kit.repo.invoke("worker-up", "--env", "dev", timeout=300, PREFECT_JULIA_BIN="/nonexistent/julia")
         assert up.returncode == 0, up.stdout + up.stderr
         done = live_kit.invoke("run", "sleepy", "--env", "dev", "--param", "seconds=1")
         assert done.returncode == 1, done.stdout + done.stderr
         assert "/nonexistent/julia" in done.stderr and "is not an executable julia" in done.stderr, done.stderr
         assert "fix:" in done.stderr and "Traceback" not in done.stderr
     finally:
-        live_kit.invoke("worker-down", "dev", "--cancel")
+        live_kit.invoke("worker-down", "--env", "dev", "--cancel")
         live_kit.worker_up()

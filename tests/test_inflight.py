@@ -65,10 +65,10 @@ def test_stops_refuse_while_runs_are_in_flight_and_cancel_ends_them(live_kit: Li
     name = read_run(live_kit.env, run_id).name
 
     for task in ("worker-down", "server-down"):
-        refused = live_kit.invoke(task, "dev")
+        refused = live_kit.invoke(task, "--env", "dev")
         assert refused.returncode == 3, refused.stdout + refused.stderr
         assert name in refused.stderr and "in flight" in refused.stderr
-        assert f"invoke {task} dev --cancel" in refused.stderr and "fix:" in refused.stderr
+        assert f"invoke {task} --env dev --cancel" in refused.stderr and "fix:" in refused.stderr
         assert "Traceback" not in refused.stdout + refused.stderr
     assert is_alive(worker) and servers.is_healthy(live_kit.env.api_url)  # nothing was stopped
     assert _alive(members[0]) and read_run(live_kit.env, run_id).state.name == "Running"
@@ -121,7 +121,7 @@ def test_server_up_after_a_server_crash_marks_lost_runs_crashed(live_kit: LiveKi
     while any(_alive(p) for p in doomed) and time.monotonic() < deadline:
         time.sleep(0.2)
 
-    up = live_kit.invoke("server-up", "dev")
+    up = live_kit.invoke("server-up", "--env", "dev")
     assert up.returncode == 0, up.stdout + up.stderr
     assert "marked Crashed" in up.stdout, up.stdout
     run = read_run(live_kit.env, run_id)

@@ -44,11 +44,11 @@ def test_string_parameter_stays_a_string_and_logs_stream(live_kit: LiveKit) -> N
 
 
 def test_no_worker_and_timeout_say_what_to_do(live_kit: LiveKit) -> None:
-    assert live_kit.invoke("worker-down", "dev", "--cancel").returncode == 0
+    assert live_kit.invoke("worker-down", "--env", "dev", "--cancel").returncode == 0
     try:
         done = live_kit.invoke("run", "quick", "--env", "dev", "--timeout", "2")
         assert done.returncode == 1, done.stdout + done.stderr
-        assert "no worker of dev is online" in done.stderr and "invoke worker-up dev" in done.stderr
+        assert "no worker of dev is online" in done.stderr and "invoke worker-up --env dev" in done.stderr
         assert "is still Scheduled after 2 s; it goes on" in done.stderr
         assert "prefect flow-run logs" in done.stderr and "Traceback" not in done.stdout + done.stderr
     finally:

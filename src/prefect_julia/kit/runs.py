@@ -260,7 +260,7 @@ def _follow(
 
 
 def _follow_hint(env: Environment, run_id: str, state: str) -> str:
-    follow = f'eval "$(invoke env --shell {env.name})" && prefect flow-run logs {run_id}'
+    follow = f'eval "$(invoke env --shell --env {env.name})" && prefect flow-run logs {run_id}'
     if state in ("Scheduled", "Late", "Pending"):
         return (
             f"No worker has started it: check `invoke worker-status` (start one with `invoke worker-up --env {env.name}`); "
