@@ -86,7 +86,11 @@ bench-julia:
 bench-runs:
     {{invoke}} bench-runs
 
-# Run every benchmark (servers, Julia, then deployment runs)
+# Time `invoke deploy prod` with 10 deployments against raw `prefect deploy --all`, and a due schedule
+bench-deploys:
+    {{invoke}} bench-deploys
+
+# Run every benchmark (servers, Julia, deployment runs, deploys)
 bench:
     {{invoke}} bench
 

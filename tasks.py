@@ -479,11 +479,19 @@ def bench_runs(c: Context) -> None:
     _bench("runs")
 
 
+@task(name="bench-deploys")
+@guarded
+def bench_deploys(c: Context) -> None:
+    """Time `invoke deploy prod` with 10 deployments against raw `prefect deploy --all`, and a due schedule."""
+    _bench("deploys")
+
+
 @task(name="bench")
 @guarded
 def bench(c: Context) -> None:
-    """Run every benchmark: servers, Julia, then deployment runs (each prints its figures and ratios)."""
+    """Run every benchmark: servers, Julia, deployment runs, deploys (each prints its figures and ratios)."""
     _bench("servers")
     _bench("julia_blocks")
     _bench("julia_flow")
     _bench("runs")
+    _bench("deploys")
