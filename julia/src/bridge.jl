@@ -33,7 +33,10 @@ variable is unset, nothing is written. Returns `value`.
 function setresult(value; env::AbstractDict=ENV)
     path = get(env, "PREFECT_JULIA_RESULT_PATH", "")
     isempty(path) && return value
-    atomicwrite(path, json(value))
+    # The flow reads the file as soon as the job exits, so no fsync: a temporary file renamed into place.
+    tmp = string(path, ".tmp-", getpid())
+    write(tmp, json(value))
+    Base.Filesystem.rename(tmp, path)
     return value
 end
 

@@ -280,11 +280,30 @@ def parent_death_prefix() -> list[str]:
     return []
 
 
+def _children(pid: int) -> list[int] | None:
+    """The children of ``pid`` from Linux's ``/proc/PID/task/*/children`` (cheap: no walk over every process);
+    None where the kernel does not provide them."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return [] if os.path.isdir("/proc/self/task") else None
+    found: list[int] = []
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as handle:
+                found.extend(int(child) for child in handle.read().split())
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return None
+    return found
+
+
 class Descendants:
     """The processes started below ``root`` while it runs, remembered even after they leave its tree.
 
-    Call :meth:`scan` now and then while ``root`` runs: every descendant is recorded with its start time, so
-    one that called ``setsid`` and whose parent then exited (re-parented to init) is still found.
+    Call :meth:`scan` now and then while ``root`` runs: every descendant is recorded (with its start time, by
+    psutil), so one that called ``setsid`` and whose parent then exited (re-parented to init) is still found.
     :meth:`kill` SIGKILLs the recorded ones that still run (the same processes, not reused pids).
     """
 
@@ -293,8 +312,22 @@ class Descendants:
         self.seen: dict[int, psutil.Process] = {}
 
     def scan(self) -> None:
-        for process in _tree(self.root)[1:]:
-            self.seen.setdefault(process.pid, process)
+        pending, visited = [self.root], {self.root}
+        while pending:
+            children = _children(pending.pop())
+            if children is None:  # no children files here: ask psutil for the whole tree
+                for process in _tree(self.root)[1:]:
+                    self.seen.setdefault(process.pid, process)
+                return
+            for child in children:
+                if child in visited:
+                    continue
+                visited.add(child)
+                pending.append(child)
+                if child not in self.seen:
+                    process = _process(child)
+                    if process is not None:
+                        self.seen[child] = process
 
     def kill(self) -> list[int]:
         killed = []

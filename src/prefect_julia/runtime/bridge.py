@@ -11,7 +11,11 @@ and ``PREFECT_JULIA_LOG_FORMAT=prefect``. Unlike ``ShellOperation`` it:
 - forwards Julia's log records to the Prefect run logger at their own level (``@warn`` as WARNING,
   ``@error`` as ERROR), whether written as ``::prefect-log::{json}`` lines or by Julia's ConsoleLogger;
 - kills the whole process tree on timeout (:class:`JuliaTimeout`), and any stragglers after exit;
-- returns the small JSON document the program wrote to ``PREFECT_JULIA_RESULT_PATH`` (``None`` if none).
+- returns the small JSON document the program wrote to ``PREFECT_JULIA_RESULT_PATH`` (``None`` if none);
+- never lets julia outlive the flow run: the kernel kills it when the calling process dies (parent-death
+  signal), and its descendants, even those that left its process group, are recorded and killed at its end;
+- sends output in few, capped log records and keeps the full output in a file (:mod:`.joboutput`);
+- with ``PREFECT_JULIA_SESSION=warm``, runs the job in a kept Julia process instead (:mod:`.julia_session`).
 
 :func:`julia_job` is the same as a Prefect task returning the result document, with retries on request.
 """
