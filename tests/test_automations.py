@@ -354,9 +354,14 @@ def test_deploy_refuses_when_a_webhook_block_is_not_on_the_server(
     tmp_path: Path, prefect_server: RunningServer, receiver: Receiver
 ) -> None:
     repo = _ops_repo(tmp_path, prefect_server, receiver)  # webhooks declared, `invoke blocks` never run
+    unique = f"oncall-{uuid.uuid4().hex[:8]}"  # a block no other test put on the shared server
+    for name, old, new in (("dev.blocks.toml", 'name = "oncall"', f'name = "{unique}"'),
+                           ("dev.automations.toml", '"custom-webhook/oncall"', f'"custom-webhook/{unique}"')):  # fmt: skip
+        path = repo.root / "envs" / name
+        path.write_text(path.read_text().replace(old, new))
     run = repo.invoke("deploy", "--env", "dev")
     assert run.returncode == ConfigError.exit_code, run.stdout + run.stderr
-    assert "custom-webhook/oncall" in run.stderr and "invoke blocks --env dev" in run.stderr
+    assert f"custom-webhook/{unique}" in run.stderr and "invoke blocks --env dev" in run.stderr
     assert "deployed" not in run.stdout
     pool = repo.environment("dev").require("PREFECT_JULIA_WORK_POOL")
     assert not _api(prefect_server, "/deployments/filter", {"work_pools": {"name": {"any_": [pool]}}})

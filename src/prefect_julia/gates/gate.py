@@ -119,7 +119,7 @@ def gate_env(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def check_declarations(root: Path) -> list[str]:
-    """Problems in the deployment and block declarations, found without a server (empty = valid)."""
+    """Problems in the deployment, limit, block and notification declarations, found without a server (empty = valid)."""
     try:
         check: Callable[[Path], list[str]] = importlib.import_module("prefect_julia.gates.declarations").check
     except ModuleNotFoundError as error:
@@ -151,7 +151,9 @@ def default_steps() -> list[Step]:
         Step("types", "mypy (strict) on the package", command=[python, "-m", "mypy"]),
         Step("layers", "imports respect the package's layers", check=check_layers),
         Step("tests", "pytest suite, Julia suite included", command=[python, "-m", "pytest", "-q"]),
-        Step("declarations", "deployments and blocks declared validly", check=check_declarations),
+        Step(
+            "declarations", "deployments, limits, blocks and notifications declared validly", check=check_declarations
+        ),
     ]
 
 
