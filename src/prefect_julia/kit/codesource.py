@@ -128,6 +128,8 @@ def _worktree(env: Environment, root: Path, commit: str, environ: Mapping[str, s
         target.parent.mkdir(parents=True, exist_ok=True)
         gitrepo.git(root, "worktree", "prune", env=environ)
         gitrepo.git(root, "worktree", "add", "--quiet", "--detach", str(target), commit, env=environ)
+    else:  # the kit's own checkout: put back any file edited in it since
+        gitrepo.git(target, "checkout", "--quiet", "--force", "--detach", commit, env=environ)
     return Code(
         kind="worktree",
         root=target,
