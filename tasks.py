@@ -211,6 +211,36 @@ def server_logs(c: Context, env: str = "", follow: bool = False, lines: int = 50
         )
 
 
+@task(
+    name="db-backup",
+    help={"env": ENV_HELP, "file": "backup file to write (default: PREFECT_HOME/backups/ENV-TIMESTAMP.db|dump)"},
+)
+@guarded
+def db_backup(c: Context, env: str = "", file: str = "") -> None:
+    """Back up the environment's database while its server runs (sqlite online backup, or pg_dump)."""
+    from prefect_julia.kit import backups
+
+    resolved = _env(env)
+    written = backups.backup(resolved, Path(file) if file else None)
+    print(f"{resolved.name} database backed up to {written} ({human_bytes(written.stat().st_size)})")
+
+
+@task(name="db-restore", positional=["file"], help={"env": ENV_HELP, "file": "a file db-backup wrote"})
+@guarded
+def db_restore(c: Context, file: str | None = None, env: str = "") -> None:
+    """Restore the environment's database from a backup (refused while flow runs are in flight)."""
+    from prefect_julia.core.errors import ConfigError
+    from prefect_julia.kit import backups
+
+    if not file:
+        raise ConfigError("db-restore needs the backup file.", hint="Run `invoke db-restore FILE --env ENV`.")
+    resolved = _env(env)
+    result = backups.restore(resolved, Path(file), os.environ)
+    print(f"{resolved.name} database restored from {result.source}; the replaced one is kept in {result.safety_copy}")
+    if result.restarted:
+        print(f"{resolved.name} server restarted.")
+
+
 # --- flows, blocks, deployments, worker ----------------------------------------------------------------------
 
 

@@ -27,6 +27,19 @@ else
     echo "==> .venv is up to date"
 fi
 
+# An environment set to PREFECT_JULIA_DATABASE=postgresql runs a kit-managed cluster with the system's server.
+if grep -qsE '^[[:space:]]*PREFECT_JULIA_DATABASE=["'"'"']?postgresql' envs/*.env \
+    && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    echo "==> installing the PostgreSQL server (an environment uses PREFECT_JULIA_DATABASE=postgresql)"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    if ! $sudo apt-get install -y --no-install-recommends postgresql >/dev/null; then
+        echo "error: could not install the PostgreSQL server with apt-get." >&2
+        echo "  fix: install it yourself (apt-get install postgresql) or set PREFECT_JULIA_POSTGRES_BIN" >&2
+        exit 1
+    fi
+fi
+
 echo "==> checking julia"
 bash scripts/install-julia.sh
 echo "==> ready: activate with 'source .venv/bin/activate' (or call .venv/bin/invoke, .venv/bin/just)"

@@ -74,3 +74,15 @@ class GateFailed(PrefectJuliaError):
     """A gate (lint, type check, tests, declaration check) or a promotion precondition failed."""
 
     exit_code = 5
+
+
+class DatabaseError(PrefectJuliaError):
+    """An environment's database (sqlite file, kit-managed PostgreSQL cluster or external URL) failed."""
+
+    exit_code = 6
+
+
+class DatastoreError(PrefectJuliaError):
+    """A remote datastore (S3 or S3-compatible) could not be reached, refused the credentials or lacks the bucket."""
+
+    exit_code = 7

@@ -1,7 +1,8 @@
 """An environment's home: its ``PREFECT_HOME`` and every file the kit keeps there.
 
-One place names them all: the sqlite database, the pid, log and lock files of the environment's server and of
-its worker, the home's identity and the checkouts of deployed code.
+One place names them all: the sqlite database or the kit-managed PostgreSQL cluster, database backups, the
+pid, log and lock files of the environment's server and of its worker, the home's identity and the checkouts
+of deployed code.
 """
 
 from __future__ import annotations
@@ -60,6 +61,21 @@ class Home:
     def code(self) -> Path:
         """The worktrees of deployed commits that runs execute (``kit/codesource.py``)."""
         return self.path / "code"
+
+    @property
+    def postgres(self) -> Path:
+        """The folder of a kit-managed PostgreSQL cluster (data, log and Unix socket)."""
+        return self.path / "postgres"
+
+    @property
+    def postgres_marker(self) -> Path:
+        """Written when the kit creates the cluster: a data folder without it is not the kit's."""
+        return self.path / "kit-cluster.json"
+
+    @property
+    def backups(self) -> Path:
+        """Where ``invoke db-backup`` writes by default, and ``db-restore`` keeps what it replaced."""
+        return self.path / "backups"
 
     def dependent_pid_files(self) -> tuple[Path, ...]:
         """Pid files of processes the kit runs against the server, stopped before it (a lone worker hangs)."""

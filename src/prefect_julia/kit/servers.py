@@ -30,7 +30,7 @@ from prefect_julia.core.processes import (
     stop_tree,
     write_pid_file,
 )
-from prefect_julia.kit import identity, sessions
+from prefect_julia.kit import database, identity, sessions
 from prefect_julia.kit.environments import Environment
 
 Progress = Callable[[float], None]
@@ -77,7 +77,14 @@ def server_up(
         _check_port(env)  # a bad host or a taken port is refused before anything is written
     env.home.mkdir(parents=True, exist_ok=True)
     with file_lock(env.files.server_lock):
+        db = database.ensure_running(env)
+        notes.extend(db.notes)
         record = read_pid_file(env.files.server_pid)
+        if record is not None and is_alive(record) and db.started:
+            stop_recorded(record, grace=10)  # its database had stopped: a fresh server reconnects cleanly
+            notes.append(f"Restarted the {env.name} server: its database had stopped.")
+            env.files.server_pid.unlink(missing_ok=True)
+            record = None
         if record is not None and is_alive(record):
             if is_healthy(env.local_api_url):
                 identity.check(env)
@@ -95,13 +102,17 @@ def server_up(
         _check_port(env)
         identity.ensure(env)
         command = server_command(env)
-        process = spawn_detached(command, env=env.process_env(environ), log_file=env.files.server_log, cwd=env.root)
+        process = spawn_detached(
+            command, env={**env.process_env(environ), **db.server_env}, log_file=env.files.server_log, cwd=env.root
+        )
         write_pid_file(env.files.server_pid, process.pid, command)
         try:
             _wait_healthy(env, process.pid, process.poll, started, timeout, progress)
         except BaseException:
             stop_tree(process.pid, grace=5)
             env.files.server_pid.unlink(missing_ok=True)
+            if db.started:
+                database.stop(env)
             raise
         return UpResult(env.name, process.pid, False, time.monotonic() - started, tuple(notes))
 
@@ -177,16 +188,16 @@ def server_down(env: Environment, *, grace: float = 10.0) -> DownResult:
         notes.append(f"Stopped {len(stopped_sessions)} warm Julia session(s) first.")
     with file_lock(env.files.server_lock) if env.home.exists() else contextlib.nullcontext():
         record = read_pid_file(env.files.server_pid)
-        if record is None:
-            env.files.server_pid.unlink(missing_ok=True)
-            return DownResult(env.name, False, False, tuple(notes))
-        if not is_alive(record):
-            env.files.server_pid.unlink(missing_ok=True)
+        was_running = killed = False
+        if record is not None and not is_alive(record):
             notes.append(f"Removed a stale pid file (pid {record.pid} no longer runs the server).")
-            return DownResult(env.name, False, False, tuple(notes))
-        killed = stop_recorded(record, grace=grace)
+        elif record is not None:
+            killed = stop_recorded(record, grace=grace)
+            was_running = True
         env.files.server_pid.unlink(missing_ok=True)
-        return DownResult(env.name, True, killed, tuple(notes))
+        if database.stop(env):  # after the server, which holds connections to it
+            notes.append(f"Stopped the {env.name} PostgreSQL after the server.")
+        return DownResult(env.name, was_running, killed, tuple(notes))
 
 
 @dataclass(frozen=True)
@@ -196,7 +207,7 @@ class Status:
     port: int
     pid: int | None
     healthy: bool
-    database: Path
+    database: str
     database_bytes: int
     url: str
 
@@ -204,14 +215,16 @@ class Status:
 def server_status(env: Environment, branches: str) -> Status:
     record = read_pid_file(env.files.server_pid)
     pid = record.pid if record is not None and is_alive(record) else None
+    db = database.status(env)
+    shown = f"{db.kind} {db.location}" + ("" if db.running is None else (" (up)" if db.running else " (down)"))
     return Status(
         env=env.name,
         branches=branches,
         port=env.port,
         pid=pid,
         healthy=pid is not None and is_healthy(env.local_api_url),
-        database=env.files.database,
-        database_bytes=env.files.database_bytes(),
+        database=shown,
+        database_bytes=db.size,
         url=env.ui_url,
     )
 

@@ -120,6 +120,26 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("PREFECT_CLIENT_MAX_RETRIES", "retries of a request the server answered 503 (busy)", default="8"),
     DEBUG,
+    Setting("PREFECT_JULIA_DATABASE", "database of the environment's server: sqlite or postgresql", default="sqlite"),
+    Setting(
+        "PREFECT_API_DATABASE_CONNECTION_URL",
+        "an external database URL; when set, the kit manages no database (secret)",
+        secret=True,
+    ),
+    Setting(
+        "PREFECT_JULIA_POSTGRES_BIN",
+        "folder of the PostgreSQL server programs (initdb, pg_ctl, pg_dump, pg_restore)",
+        default="/usr/lib/postgresql/15/bin",
+        kind="path",
+    ),
+    Setting(
+        "PREFECT_JULIA_DATABASE_PORT", "port of the kit-managed PostgreSQL (chosen free on first use)", kind="port"
+    ),
+    Setting(
+        "PREFECT_JULIA_DATABASE_PASSWORD",
+        "password of the kit-managed PostgreSQL (generated on first use into envs/<env>.local.env)",
+        secret=True,
+    ),
 )
 
 DECLARED = {s.name: s for s in SETTINGS}
@@ -232,3 +252,13 @@ def resolve(
             else:
                 resolved[name] = Value(name, value, file_source, is_secret(name))
     return resolved
+
+
+def set_local_setting(path: Path, name: str, value: str) -> None:
+    """Set ``name=value`` in the git-ignored file ``path`` (mode 0600), keeping every other line as it was."""
+    from prefect_julia.core.files import write_atomic
+
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    kept = [line for line in lines if not re.match(rf"^\s*(export\s+)?{re.escape(name)}\s*=", line)]
+    kept.append(f"{name}={value}")
+    write_atomic(path, ("\n".join(kept) + "\n").encode("utf-8"), mode=0o600)
