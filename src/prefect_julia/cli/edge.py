@@ -5,7 +5,7 @@ else that escapes (a file system error, a server that went away, a bug) is mappe
 never sees a traceback. ``PREFECT_JULIA_DEBUG=1`` adds the traceback of an unexpected error.
 
 Exit codes (README, "Exit codes"): 0 success, 1 a run did not complete, 2 configuration or bad input,
-3 server or worker, 4 a failed command, 5 a failed gate, 70 an unexpected error, 130 interrupted (Ctrl-C).
+3 server or worker, 4 a failed command, 5 a failed gate, 6 the database, 7 a remote datastore, 70 an unexpected error, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ EXIT_CONFIG = 2
 EXIT_SERVER = 3
 EXIT_COMMAND = 4
 EXIT_GATE = 5
+EXIT_DATABASE = 6
+EXIT_DATASTORE = 7
 EXIT_UNEXPECTED = 70
 EXIT_INTERRUPTED = 130
 
@@ -41,6 +43,12 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (EXIT_SERVER, "a server or worker is down, unreachable, or went away"),
     (EXIT_COMMAND, "an external command failed (its exit code and stderr are shown)"),
     (EXIT_GATE, "the gate failed, or a promotion precondition"),
+    (
+        EXIT_DATABASE,
+        "the database: PostgreSQL programs missing, its port taken, a foreign or damaged data folder, wrong "
+        "credentials, a bad backup file, a restore while runs are in flight",
+    ),
+    (EXIT_DATASTORE, "a remote datastore: S3 endpoint unreachable, credentials refused, bucket missing"),
     (EXIT_UNEXPECTED, "an unexpected error (a bug): rerun with PREFECT_JULIA_DEBUG=1 for the traceback"),
     (EXIT_INTERRUPTED, "interrupted with Ctrl-C"),
 )
