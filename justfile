@@ -38,6 +38,14 @@ server-status:
 server-logs env="" *flags="":
     {{invoke}} server-logs --env={{env}} {{flags}}
 
+# Back up the environment's database while it runs (just db-backup prod --file F)
+db-backup env="" *flags="":
+    {{invoke}} db-backup {{env}} {{flags}}
+
+# Restore the environment's database from a backup (refused while runs are in flight)
+db-restore env file:
+    {{invoke}} db-restore {{env}} {{file}}
+
 # Create or update the blocks and variables of envs/ENV.blocks.toml
 blocks env="":
     {{invoke}} blocks --env={{env}}
