@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import REPO_ROOT, KitRepo, RunningServer, free_port, make_kit_repo, start_server
+from harness import REPO_ROOT, KitRepo, RunningServer, S3Server, free_port, make_kit_repo, start_s3_server, start_server
 from prefect_julia.core.errors import PrefectJuliaError
 from prefect_julia.runtime.bridge import find_julia
 
-__all__ = ["REPO_ROOT", "KitRepo", "RunningServer", "free_port", "make_kit_repo"]  # imported by the tests
+__all__ = ["REPO_ROOT", "KitRepo", "RunningServer", "S3Server", "free_port", "make_kit_repo"]  # imported by the tests
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -81,6 +81,16 @@ def on_server(prefect_server: RunningServer) -> Iterator[RunningServer]:
 @pytest.fixture
 def kit_repo(tmp_path: Path) -> KitRepo:
     return make_kit_repo(tmp_path / "repo")
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One real S3-compatible server (moto) for the whole session, with a bucket and a key pair."""
+    server = start_s3_server(tmp_path_factory.mktemp("s3") / "moto.log")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 from live_kit import live_kit  # noqa: E402,F401 - one running kit shared by the session's tests that need it

@@ -148,3 +148,82 @@ def make_kit_repo(root: Path, *, branch: str = "feature", git: bool = True, proj
         subprocess.run(["git", "init", "-q", "-b", branch], cwd=root, check=True)
         subprocess.run(["git", *author, "commit", "-q", "--allow-empty", "-m", "init"], cwd=root, check=True)
     return KitRepo(root=root, ports=ports)
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """A real S3-compatible endpoint (moto's server mode) with one IAM user allowed s3:* and one bucket.
+
+    Authentication is on (``INITIAL_NO_AUTH_ACTION_COUNT``): a wrong key or secret is refused as on AWS.
+    """
+
+    endpoint: str
+    access_key: str
+    secret_key: str
+    bucket: str
+    process: subprocess.Popen[bytes]
+
+    def client(self, *, secret: str | None = None) -> object:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=secret or self.secret_key,
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+#: Requests moto serves before it checks credentials: exactly the set-up calls of ``start_s3_server``.
+_S3_SETUP_REQUESTS = 4
+
+
+def start_s3_server(log: Path, *, bucket: str = "team-data", timeout: float = 60.0) -> S3Server:
+    """Start ``moto_server`` on a free port, create a user with a key pair and the bucket; return it."""
+    import json
+
+    import boto3
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(_S3_SETUP_REQUESTS)
+    moto = Path(sys.executable).with_name("moto_server")
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(moto), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout
+    while True:  # a TCP connect, not a request: requests before the set-up would use up the unauthenticated ones
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError("moto_server did not start:\n" + log.read_text()[-3000:]) from None
+            time.sleep(0.2)
+    endpoint = f"http://127.0.0.1:{port}"
+    setup = {"endpoint_url": endpoint, "region_name": "us-east-1", "aws_access_key_id": "setup"}
+    iam = boto3.client("iam", aws_secret_access_key="setup", **setup)
+    iam.create_user(UserName="team")
+    key = iam.create_access_key(UserName="team")["AccessKey"]
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+    iam.put_user_policy(UserName="team", PolicyName="s3", PolicyDocument=json.dumps(policy))
+    server = S3Server(endpoint, key["AccessKeyId"], key["SecretAccessKey"], bucket, process)
+    server.client().create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
+    return server

@@ -13,6 +13,7 @@ using Base64: base64encode
 using Dates: Dates, Date, @dateformat_str
 using DelimitedFiles: readdlm, writedlm
 using Logging: Logging, AbstractLogger, LogLevel, global_logger
+using SHA: sha256, hmac_sha256
 
 const USE_DOWNLOADS = VERSION >= v"1.6"
 
@@ -24,7 +25,7 @@ export AbstractPrefectInterface, AbstractPrefectBlock,
        parsejson, json, writejson, parseargs, setresult, PrefectLogger,
        PrefectInterfacesError, PrefectConnectionError, PrefectAPIError, UnauthorizedError, BlockNotFoundError,
        MalformedBlockNameError, VariableNotFoundError, MissingEnvError, DatasetError, ArgumentsError,
-       UnsupportedBlockError, JSONError
+       UnsupportedBlockError, JSONError, S3Error, rundates
 
 include("types.jl")
 include("errors.jl")
@@ -37,6 +38,7 @@ include("variables.jl")
 include("files.jl")
 include("tables.jl")
 include("dataset.jl")
+include("s3.jl")
 include("bridge.jl")
 include("logging.jl")
 

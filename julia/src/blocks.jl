@@ -36,11 +36,14 @@ secretvalue(b::SecretBlock) = secretvalue(b.value)
 
 """
     AWSCredentialsBlock(blockname, blocktype, region_name, aws_access_key_id, aws_secret_access_key)
+    AWSCredentialsBlock(blockname, blocktype, region_name, aws_access_key_id, aws_secret_access_key,
+                        aws_session_token, profile_name[, endpoint_url])
     AWSCredentialsBlock(blockname, aws_access_key_id, aws_secret_access_key, aws_session_token,
                         profile_name, region_name)
 
 An `aws-credentials` block. The secret key and session token are [`SecretString`](@ref)s (or `nothing`);
-other fields are strings or `nothing`.
+other fields are strings or `nothing`. `endpoint_url` (the block's `aws_client_parameters.endpoint_url`)
+points at an S3-compatible store; `nothing` means AWS itself.
 """
 struct AWSCredentialsBlock <: AbstractPrefectBlock
     blockname::String
@@ -50,10 +53,12 @@ struct AWSCredentialsBlock <: AbstractPrefectBlock
     aws_secret_access_key::Union{Nothing,SecretString}
     aws_session_token::Union{Nothing,SecretString}
     profile_name::Union{Nothing,String}
+    endpoint_url::Union{Nothing,String}
     function AWSCredentialsBlock(blockname::AbstractString, blocktype::AbstractString, region_name, aws_access_key_id,
-                                 aws_secret_access_key, aws_session_token, profile_name)
+                                 aws_secret_access_key, aws_session_token, profile_name, endpoint_url=nothing)
         new(blockname, blocktype, strornothing(region_name), strornothing(aws_access_key_id),
-            secretstring(aws_secret_access_key), secretstring(aws_session_token), strornothing(profile_name))
+            secretstring(aws_secret_access_key), secretstring(aws_session_token), strornothing(profile_name),
+            strornothing(endpoint_url))
     end
 end
 
@@ -295,8 +300,12 @@ function awscredentials(blockname::String, data::AbstractDict)
         get(data, "aws_access_key_id", nothing),
         get(data, "aws_secret_access_key", nothing),
         get(data, "aws_session_token", nothing),
-        get(data, "profile_name", nothing))
+        get(data, "profile_name", nothing),
+        endpointof(get(data, "aws_client_parameters", nothing)))
 end
+
+endpointof(params::AbstractDict) = (e = get(params, "endpoint_url", nothing); e === nothing || isempty(string(e)) ? nothing : e)
+endpointof(_) = nothing
 
 # The "slug/name" of a nested block document, or "<parent>.<field>" for an anonymous one.
 function referencename(doc::AbstractDict, field::String, parent::String)

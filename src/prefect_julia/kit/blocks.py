@@ -25,10 +25,14 @@ BLOCK_CLASSES = {
     "local-file-system": ("prefect.filesystems", "LocalFileSystem"),
     "secret": ("prefect.blocks.system", "Secret"),
     "custom-webhook": ("prefect.blocks.notifications", "CustomWebhookNotificationBlock"),
+    "aws-credentials": ("prefect_aws.credentials", "AwsCredentials"),
+    "s3-bucket": ("prefect_aws.s3", "S3Bucket"),
 }
-SECRET_FIELD = {"secret": "value", "custom-webhook": "url"}
+SECRET_FIELD = {"secret": "value", "custom-webhook": "url", "aws-credentials": "aws_secret_access_key"}
 #: Block types automations can notify through.
 NOTIFICATION_TYPES = ("custom-webhook",)
+#: Fields that name another declared block (``"slug/name"``); it is saved first and referenced.
+REFERENCE_FIELDS = {"s3-bucket": {"credentials": "aws-credentials"}}
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class BlockSpec:
     fields: Mapping[str, Any]
     secret_from: str | None = None
     format: str | None = None
+    fields_from: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def ref(self) -> str:
@@ -107,7 +112,29 @@ def load(root: Path, env: str) -> Declarations:
                     f"{where}: the webhook {name!r} takes only fields = {{ timeout = SECONDS }}.",
                     hint="The URL comes from secret_from; the message is built by the kit.",
                 )
-        blocks.append(BlockSpec(slug=slug, name=name, fields=fields, secret_from=secret_from, format=fmt))
+        fields_from = raw.get("fields_from", {})
+        if not isinstance(fields_from, dict) or not all(isinstance(v, str) for v in fields_from.values()):
+            raise ConfigError(
+                f"{where}: fields_from must map field names to setting names.",
+                hint='e.g. fields_from = { aws_access_key_id = "S3_ACCESS_KEY_ID" }',
+            )
+        for ref_field, ref_slug in REFERENCE_FIELDS.get(slug, {}).items():
+            ref = fields.get(ref_field)
+            if ref is not None and (not isinstance(ref, str) or not ref.startswith(f"{ref_slug}/")):
+                raise ConfigError(
+                    f'{where}: {ref_field} = {ref!r} must name a declared block as "{ref_slug}/NAME".',
+                    hint=f'Declare the {ref_slug} block above it and write {ref_field} = "{ref_slug}/<its name>".',
+                )
+        blocks.append(
+            BlockSpec(
+                slug=slug,
+                name=name,
+                fields=fields,
+                secret_from=secret_from,
+                format=fmt,
+                fields_from=dict(fields_from),
+            )
+        )
     variables = data.get("variables", {})
     if not isinstance(variables, dict):
         raise ConfigError(f"{path}: [variables] must be a table of name = value.")
@@ -133,10 +160,15 @@ def _render(value: Any, context: Mapping[str, str]) -> Any:
 def resolved_values(decl: Declarations, env: Environment) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Every block's fields and every variable's value for ``env``; all missing secrets in one error."""
     context = {"env": env.name, "data_root": str(env.data_root), "root": str(env.root)}
-    missing = [spec for spec in decl.blocks if spec.secret_from and not env.lookup(spec.secret_from)]
+    missing = [
+        (spec, setting)
+        for spec in decl.blocks
+        for setting in [spec.secret_from, *spec.fields_from.values()]
+        if setting and not env.lookup(setting)
+    ]
     if missing:
-        names = ", ".join(f"{spec.ref} (from {spec.secret_from})" for spec in missing)
-        first = missing[0].secret_from
+        names = ", ".join(f"{spec.ref} (from {setting})" for spec, setting in missing)
+        first = missing[0][1]
         raise ConfigError(
             f"Secret value not set for: {names}. Nothing was changed on the server.",
             hint=f"Add {first}=... to envs/{env.name}.local.env (git-ignored) or export {first}.",
@@ -151,6 +183,12 @@ def resolved_values(decl: Declarations, env: Environment) -> tuple[dict[str, dic
             continue
         if spec.secret_from:
             fields[SECRET_FIELD.get(spec.slug, "value")] = env.lookup(spec.secret_from)
+        for dotted, setting in spec.fields_from.items():
+            *parents, last = dotted.split(".")
+            target = fields
+            for part in parents:
+                target = target.setdefault(part, {})
+            target[last] = env.lookup(setting)
         blocks[spec.ref] = fields
     return blocks, {name: _render(value, context) for name, value in decl.variables.items()}
 
@@ -160,6 +198,16 @@ def _block_class(slug: str) -> Any:
 
     module, name = BLOCK_CLASSES[slug]
     return getattr(importlib.import_module(module), name)
+
+
+def _instantiate(slug: str, fields: Mapping[str, Any]) -> Any:
+    """The block object for ``fields``, with reference fields loaded from the server (saved before it)."""
+    values = dict(fields)
+    for ref_field, ref_slug in REFERENCE_FIELDS.get(slug, {}).items():
+        ref = values.get(ref_field)
+        if isinstance(ref, str):
+            values[ref_field] = _block_class(ref_slug).load(ref.split("/", 1)[1])
+    return _block_class(slug)(**values)
 
 
 def _comparable(value: Any) -> Any:
@@ -188,11 +236,12 @@ def apply(decl: Declarations, env: Environment) -> ApplyReport:
                 existing: dict[str, Any] | None = _comparable(dict(current.data))
             except ObjectNotFound:
                 existing = None
-            wanted = _comparable(_block_class(slug)(**fields).model_dump(include=set(fields)))
+            block = _instantiate(slug, fields)
+            wanted = _comparable(block.model_dump(include=set(fields)))
             if existing is not None and all(existing.get(k) == v for k, v in wanted.items()):
                 report.unchanged.append(f"block {ref}")
                 continue
-            _block_class(slug)(**fields).save(name, overwrite=True)
+            block.save(name, overwrite=True)
             (report.updated if existing is not None else report.created).append(f"block {ref}")
         for name, value in variables.items():
             current_value = Variable.get(name, default=None)

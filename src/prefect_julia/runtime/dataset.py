@@ -8,8 +8,9 @@ both are checked against ``tests/vectors/dataset_paths.json``::
 
 Selection: ``latest`` on today's rundate reads the latest file and writes both (dated first, then latest);
 ``latest`` on another rundate reads and writes the latest file only; ``specific`` reads and writes the dated
-file. The base path comes from the local-file-system block named by ``PREFECT_DATA_BLOCK_LOCAL`` or
-``PREFECT_DATA_BLOCK_REMOTE`` (``slug/name``, e.g. ``local-file-system/willowdata``). Writes are atomic, and
+file. The base comes from the block named by ``PREFECT_DATA_BLOCK_LOCAL`` or ``PREFECT_DATA_BLOCK_REMOTE``
+(``slug/name``): a ``local-file-system`` block's basepath, or an ``s3-bucket`` block's bucket and folder
+(``runtime/s3store.py``; one PUT per object, so readers see a whole object, old or new). Writes are atomic, and
 the temporary file of a killed write (from Python or Julia) is removed by the next read or write.
 """
 
@@ -27,6 +28,7 @@ from pathlib import Path, PurePosixPath
 from prefect_julia.core.errors import ConfigError, PrefectJuliaError, ServerError
 from prefect_julia.core.files import sweep_stale_temps, write_atomic
 from prefect_julia.core.setting import DATA_BLOCK_LOCAL, DATA_BLOCK_REMOTE, DATASTORE_DEFAULT_TYPE
+from prefect_julia.runtime.s3store import ObjectMissing, S3Store
 
 __all__ = [
     "DATASET_TYPES",
@@ -45,7 +47,7 @@ RUNDATE_TYPES = ("latest", "specific")
 
 DEFAULT_TYPE_VAR = DATASTORE_DEFAULT_TYPE.name
 BLOCK_VARS = {"local": DATA_BLOCK_LOCAL.name, "remote": DATA_BLOCK_REMOTE.name}
-SUPPORTED_BLOCK_SLUGS = ("local-file-system",)
+SUPPORTED_BLOCK_SLUGS = ("local-file-system", "s3-bucket")
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _FILE_FORMAT = re.compile(r"^[A-Za-z0-9]+(\.[A-Za-z0-9]+)*$")
@@ -63,7 +65,7 @@ class DatasetError(PrefectJuliaError):
 class DatasetMissing(DatasetError):
     """The file a dataset reads from does not exist. ``rundates`` lists the rundates that do."""
 
-    def __init__(self, message: str, *, path: Path, rundates: list[str], hint: str | None = None) -> None:
+    def __init__(self, message: str, *, path: Path | str, rundates: list[str], hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.path = path
         self.rundates = rundates
@@ -149,7 +151,7 @@ def block_reference(datastore_type: str, env: Mapping[str, str] | None = None) -
     if slug not in SUPPORTED_BLOCK_SLUGS:
         raise ConfigError(
             f"{var}={value!r} names a {slug!r} block; datasets support {', '.join(SUPPORTED_BLOCK_SLUGS)}.",
-            hint=f"Point {var} at a local-file-system block.",
+            hint=f"Point {var} at a local-file-system or s3-bucket block.",
         )
     return slug, name
 
@@ -206,6 +208,7 @@ class Dataset:
         today: date | None = None,
         env: Mapping[str, str] | None = None,
         basepath: Path | str | None = None,
+        store: S3Store | None = None,
     ) -> None:
         env = os.environ if env is None else env
         self.today: date = today or date.today()
@@ -223,6 +226,7 @@ class Dataset:
         self.rundate_type: str = _check_choice("rundate_type", rundate_type, RUNDATE_TYPES)
         self._env: Mapping[str, str] = env
         self._basepath: Path | None = Path(basepath).resolve() if basepath is not None else None
+        self._store: S3Store | None = store
 
     def __repr__(self) -> str:
         return (
@@ -275,44 +279,79 @@ class Dataset:
 
     # -- absolute paths --
 
+    def remote(self) -> S3Store | None:
+        """The S3 store when this datastore's block is an ``s3-bucket`` block (loaded once), else None."""
+        if self._store is None and self._basepath is None:
+            slug, name = block_reference(self.datastore_type, self._env)
+            if slug == "s3-bucket":
+                from prefect_julia.runtime.s3store import load_store
+
+                self._store = load_store(name)
+        return self._store
+
     def basepath(self) -> Path:
-        """The absolute basepath of this datastore's block (loaded from the Prefect server once)."""
+        """The absolute basepath of this datastore's local-file-system block (loaded from the server once)."""
+        if self.remote() is not None:
+            raise DatasetError(
+                f"The {self.datastore_type} datastore of {self.dataset_name!r} is an s3-bucket block: it has no "
+                "local basepath.",
+                hint="Use location() for its s3:// address, or read_bytes()/write_bytes() for its data.",
+            )
         if self._basepath is None:
             self._basepath = load_block_basepath(*block_reference(self.datastore_type, self._env))
         return self._basepath
 
     def path(self) -> Path:
-        """The absolute path this dataset reads from."""
+        """The absolute path this dataset reads from (local datastores)."""
         return self.basepath() / self.read_path
+
+    def location(self) -> str:
+        """Where this dataset reads from: an absolute path, or ``s3://bucket/folder/...``."""
+        store = self.remote()
+        return store.location(str(self.read_path)) if store is not None else str(self.path())
 
     def rundates(self) -> list[str]:
         """The rundates (``yyyy-mm-dd``) that have a dated file for this dataset, oldest first."""
+        store = self.remote()
+        if store is not None:
+            data = f"data.{self.extension}"
+            found = set()
+            for key in store.keys(f"{self.dataset_dir}/rundate="):
+                parent, _, name = key.rpartition("/")
+                if name == data and "/" not in parent.removeprefix(f"{self.dataset_dir}/"):
+                    found.add(parent.rsplit("rundate=", 1)[1])
+            return sorted(found)
         folder = self.basepath() / self.dataset_dir
         if not folder.is_dir():
             return []
-        found = [
+        found_local = [
             child.name.removeprefix("rundate=")
             for child in folder.iterdir()
             if child.name.startswith("rundate=") and (child / f"data.{self.extension}").is_file()
         ]
-        return sorted(found)
+        return sorted(found_local)
 
     # -- reading and writing --
 
     def read_bytes(self) -> bytes:
-        """The dataset's bytes; :class:`DatasetMissing` names the path and the rundates that exist."""
-        path = self.path()
-        for relative in {self.read_path, *self.write_paths}:
-            sweep_stale_temps(self.basepath() / relative)  # left by a killed write: never outlives a read
+        """The dataset's bytes; :class:`DatasetMissing` names the location and the rundates that exist."""
+        store = self.remote()
+        where: Path | str
         try:
-            return path.read_bytes()
-        except FileNotFoundError:
+            if store is not None:
+                where = store.location(str(self.read_path))
+                return store.read(str(self.read_path))
+            where = self.path()
+            for relative in {self.read_path, *self.write_paths}:
+                sweep_stale_temps(self.basepath() / relative)  # left by a killed write: never outlives a read
+            return where.read_bytes()
+        except (FileNotFoundError, ObjectMissing):
             rundates = self.rundates()
             have = ", ".join(rundates) if rundates else "none"
             raise DatasetMissing(
-                f"Dataset {self.dataset_name!r} has no {self.rundate_type} file at {path}. "
-                f"Rundates on disk for it: {have}.",
-                path=path,
+                f"Dataset {self.dataset_name!r} has no {self.rundate_type} file at {where}. "
+                f"Rundates stored for it: {have}.",
+                path=where,
                 rundates=rundates,
                 hint="Write it first, or pick one of the existing rundates with rundate_type='specific'.",
             ) from None
@@ -321,17 +360,20 @@ class Dataset:
         """The dataset decoded as text."""
         return self.read_bytes().decode(encoding)
 
-    def write_bytes(self, data: bytes) -> list[Path]:
-        """Write ``data`` atomically to every write path (dated first, then latest); return the paths."""
-        base = self.basepath()
-        written = []
+    def write_bytes(self, data: bytes) -> list[Path | str]:
+        """Write ``data`` whole to every write path (dated first, then latest); return the locations."""
+        store = self.remote()
+        written: list[Path | str] = []
         for relative in self.write_paths:
-            target = base / relative
+            if store is not None:
+                written.append(store.write(str(relative), data))
+                continue
+            target = self.basepath() / relative
             write_atomic(target, data)
             written.append(target)
         return written
 
-    def write_text(self, text: str, encoding: str = "utf-8") -> list[Path]:
+    def write_text(self, text: str, encoding: str = "utf-8") -> list[Path | str]:
         """Write ``text`` encoded; see :meth:`write_bytes`."""
         return self.write_bytes(text.encode(encoding))
 
@@ -339,7 +381,7 @@ class Dataset:
         """The dataset parsed as CSV with a header row."""
         return list(csv.DictReader(io.StringIO(self.read_text(), newline="")))
 
-    def write_csv(self, rows: Iterable[Mapping[str, object]], fieldnames: list[str]) -> list[Path]:
+    def write_csv(self, rows: Iterable[Mapping[str, object]], fieldnames: list[str]) -> list[Path | str]:
         """Write ``rows`` as CSV with a header of ``fieldnames``; see :meth:`write_bytes`."""
         buffer = io.StringIO(newline="")
         writer = csv.DictWriter(buffer, fieldnames=fieldnames, lineterminator="\n")
