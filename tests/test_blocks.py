@@ -106,7 +106,12 @@ def test_secret_value_in_a_committed_file_is_refused(repo: KitRepo) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('[[blocks]]\ntype = "s3-bucket"\nname = "x"\n', "is not one the kit can declare"),
+        ('[[blocks]]\ntype = "gcs-bucket"\nname = "x"\n', "is not one the kit can declare"),
+        (
+            '[[blocks]]\ntype = "s3-bucket"\nname = "x"\nfields = { bucket_name = "b", credentials = "secret/y" }\n',
+            'must name a declared block as "aws-credentials/NAME"',
+        ),
+        ('[[blocks]]\ntype = "aws-credentials"\nname = "x"\n', "needs secret_from"),
         ('[[blocks]]\ntype = "local-file-system"\nname = "a b"\n', "is not valid"),
         (
             '[[blocks]]\ntype = "local-file-system"\nname = "x"\nfields = { basepath = "{nope}" }\n',

@@ -121,7 +121,7 @@ def test_block_reference(datastore_type: str, env: dict[str, str], expected: tup
         ({}, "PREFECT_DATA_BLOCK_REMOTE is not set"),
         ({"PREFECT_DATA_BLOCK_LOCAL": "local-file-system/a"}, "PREFECT_DATA_BLOCK_REMOTE is not set"),
         ({"PREFECT_DATA_BLOCK_REMOTE": "willowdata"}, "malformed"),
-        ({"PREFECT_DATA_BLOCK_REMOTE": "s3-bucket/willowdata"}, "s3-bucket"),
+        ({"PREFECT_DATA_BLOCK_REMOTE": "gcs-bucket/willowdata"}, "gcs-bucket"),
     ],
 )
 def test_block_reference_errors(env: dict[str, str], message: str) -> None:
@@ -169,7 +169,7 @@ def test_missing_dataset_names_path_and_existing_rundates(tmp_path: Path) -> Non
 
 
 def test_missing_dataset_with_no_rundates(tmp_path: Path) -> None:
-    with pytest.raises(DatasetMissing, match="Rundates on disk for it: none"):
+    with pytest.raises(DatasetMissing, match="Rundates stored for it: none"):
         make({"dataset_name": "iris"}, basepath=tmp_path).read_text()
 
 

@@ -492,7 +492,7 @@ function unit_tests()
         catch err
             err
         end
-        @test e isa UnsupportedBlockError && occursin("local-file-system", errtext(e))
+        @test e isa S3Error && e.kind === :credentials && occursin("no credentials", errtext(e))
     end
 
     @testset "bridge: parseargs and setresult" begin
