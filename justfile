@@ -40,11 +40,11 @@ server-logs env="" *flags="":
 
 # Back up the environment's database while it runs (just db-backup prod --file F)
 db-backup env="" *flags="":
-    {{invoke}} db-backup {{env}} {{flags}}
+    {{invoke}} db-backup --env={{env}} {{flags}}
 
 # Restore the environment's database from a backup (refused while runs are in flight)
 db-restore env file:
-    {{invoke}} db-restore {{env}} {{file}}
+    {{invoke}} db-restore {{file}} --env={{env}}
 
 # Create or update the blocks and variables of envs/ENV.blocks.toml
 blocks env="":
@@ -78,9 +78,9 @@ worker-status:
 run deployment *flags="":
     {{invoke}} run {{deployment}} {{flags}}
 
-# The demo: server, blocks, deploy, worker, run the pipeline, show its output (default: dev)
-demo env="":
-    {{invoke}} demo --env={{env}}
+# The demo: server, blocks, deploy, worker, run the pipeline, show its output (just demo prod --datastore=remote)
+demo env="" *flags="":
+    {{invoke}} demo --env={{env}} {{flags}}
 
 # Measure server start-up against the raw `prefect server start`
 bench-servers:
@@ -98,7 +98,12 @@ bench-runs:
 bench-deploys:
     {{invoke}} bench-deploys
 
-# Run every benchmark (servers, Julia, deployment runs, deploys)
+
+# 50 concurrent runs on PostgreSQL vs sqlite, and 1 GiB dataset I/O vs cp / boto3
+bench-team:
+    {{invoke}} bench-team
+
+# Run every benchmark (servers, Julia, deployment runs, deploys, team load, dataset I/O)
 bench:
     {{invoke}} bench
 

@@ -405,13 +405,21 @@ def run(
     print(f"flow run {outcome.name}: {outcome.state} ({outcome.url})")
 
 
-@task(help={"env": "environment to run the demo in (default: dev)"})
+@task(
+    help={
+        "env": "environment to run the demo in (default: dev)",
+        "datastore": "local, or remote (the s3-bucket block of PREFECT_DATA_BLOCK_REMOTE)",
+    },
+)
 @guarded
-def demo(c: Context, env: str = "") -> None:
+def demo(c: Context, env: str = "", datastore: str = "local") -> None:
     """Server up, blocks, deploy, worker up, run the demo pipeline, show its output dataset."""
+    from prefect_julia.core.errors import ConfigError
     from prefect_julia.kit.demo import run_demo
 
-    run_demo(ROOT, os.environ, env or "dev", print)
+    if datastore not in ("local", "remote"):
+        raise ConfigError(f"--datastore {datastore!r} is not a datastore.", hint="Use --datastore local or remote.")
+    run_demo(ROOT, os.environ, env or "dev", print, datastore=datastore)
 
 
 # --- gates: hooks, gate, promotion ---------------------------------------------------------------------------
@@ -516,12 +524,22 @@ def bench_deploys(c: Context) -> None:
     _bench("deploys")
 
 
+@task(name="bench-team")
+@guarded
+def bench_team(c: Context) -> None:
+    """50 concurrent runs on PostgreSQL vs sqlite (runs/min, 0 lost), and 1 GiB dataset I/O vs cp / boto3."""
+    _bench("team_load")
+    _bench("datasets_io")
+
+
 @task(name="bench")
 @guarded
 def bench(c: Context) -> None:
-    """Run every benchmark: servers, Julia, deployment runs, deploys (each prints its figures and ratios)."""
+    """Run every benchmark: servers, Julia, deployment runs, deploys, team load, dataset I/O."""
     _bench("servers")
     _bench("julia_blocks")
     _bench("julia_flow")
     _bench("runs")
     _bench("deploys")
+    _bench("team_load")
+    _bench("datasets_io")

@@ -23,6 +23,7 @@ import pytest
 
 from conftest import KitRepo, RunningServer, make_kit_repo
 from prefect_julia.core.errors import DatabaseError
+from prefect_julia.core.processes import read_pid_file
 from prefect_julia.kit import database
 from prefect_julia.kit.environments import resolve_environment
 
@@ -125,8 +126,9 @@ def test_postgres_lifecycle_backup_restore_and_faults(pg_repo: KitRepo) -> None:
     junk = pg_repo.invoke("db-restore", str(not_a_backup), "--env", "prod")
     assert junk.returncode == 6 and "not a PostgreSQL backup" in junk.stderr
 
-    server_pid = json.loads(pg_repo.environment("prod").pid_file.read_text())["pid"]
-    os.killpg(server_pid, signal.SIGKILL)  # a crash of the server: the database keeps running
+    server = read_pid_file(pg_repo.environment("prod").files.server_pid)
+    assert server is not None
+    os.killpg(server.pid, signal.SIGKILL)  # a crash of the server: the database keeps running
     assert _postmaster(pg_repo) is not None
     down = pg_repo.invoke("server-down", "--env", "prod", check=True)
     assert "stale pid file" in down.stdout and "Stopped the prod PostgreSQL after the server" in down.stdout

@@ -16,6 +16,7 @@ from prefect_julia.kit import blocks, deployments, runs, servers, workers
 from prefect_julia.kit.environments import Environment, resolve_environment
 from prefect_julia.kit.prefect_api import client_for
 from prefect_julia.runtime.bridge import find_julia
+from prefect_julia.runtime.dataset import Dataset
 
 DEPLOYMENT = "daily"
 TOKEN_SETTING = "DEMO_API_TOKEN"
@@ -54,8 +55,10 @@ def output_path(env: Environment, flow_run_id: str) -> Path:
     return Path(found[0].data)
 
 
-def run_demo(root: Path, environ: Mapping[str, str], env_name: str, say: Callable[[str], None]) -> Path:
-    """Server up, blocks, deploy, worker up, run the pipeline; return the output dataset's path."""
+def run_demo(
+    root: Path, environ: Mapping[str, str], env_name: str, say: Callable[[str], None], *, datastore: str = "local"
+) -> Path | str:
+    """Server up, blocks, deploy, worker up, run the pipeline on ``datastore``; return the output's location."""
     find_julia(environ)  # before anything starts: say how to install julia when it is missing
     env = ensure_local_token(resolve_environment(env_name, root, environ), environ)
     progress = Progress(f"waiting for the {env.name} server")
@@ -72,10 +75,20 @@ def run_demo(root: Path, environ: Mapping[str, str], env_name: str, say: Callabl
     say(f"[3/5] deployed {', '.join(deployed.applied)} on work pool {deployed.work_pool}")
     state, started = workers.worker_up(env, environ)
     say(f"[4/5] worker {'started' if started else 'already running'} (pid {state.pid}) on {state.pool}")
-    outcome = runs.run(env, DEPLOYMENT, {}, timeout=900)
+    outcome = runs.run(env, DEPLOYMENT, {"datastore_type": datastore}, timeout=900)
     say(f"[5/5] flow run {outcome.name}: {outcome.state} ({outcome.url})")
-    path = output_path(env, outcome.flow_run_id)
-    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+    if datastore == "remote":
+        from prefect_julia.kit.prefect_api import settings_for
+
+        remote = Dataset("sensor_readings_summary", datastore_type="remote", dataset_type="reports",
+                         env=env.process_env(environ))  # fmt: skip
+        with settings_for(env):
+            path: Path | str = remote.location()
+            text = remote.read_text()
+    else:
+        path = output_path(env, outcome.flow_run_id)
+        text = path.read_text(encoding="utf-8")
+    rows = list(csv.reader(io.StringIO(text)))
     say(f"\noutput dataset: {path}\n")
     say(table(rows[0], rows[1:6]))
     return path

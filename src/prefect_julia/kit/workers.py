@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import socket
 import sys
 import time
 import urllib.request
@@ -28,7 +30,9 @@ from prefect_julia.kit.servers import is_healthy
 
 
 def worker_name(env: Environment) -> str:
-    return f"{env.name}-worker"
+    """Unique per machine and checkout: workers of one pool on several machines never share a name."""
+    checkout = hashlib.sha256(str(env.root).encode()).hexdigest()[:6]
+    return f"{env.name}-{socket.gethostname()}-{checkout}"
 
 
 def online_workers(env: Environment, pool: str) -> list[str]:
@@ -83,9 +87,16 @@ def worker_up(
     pool = env.require("PREFECT_JULIA_WORK_POOL")
     limit = worker_limit(env)
     if not is_healthy(env.api_url):
+        remote = env.api_url != env.local_api_url
         raise ServerError(
-            f"The {env.name} server at {env.api_url} is not running, so no worker can start.",
-            hint=f"Run `invoke server-up --env {env.name}` first.",
+            f"The {env.name} server at {env.api_url} is not {'reachable' if remote else 'running'}, so no worker "
+            "can start.",
+            hint=(
+                f"Check PREFECT_API_URL (and PREFECT_API_KEY) in envs/{env.name}.local.env and that the {env.name} "
+                "server is up on its machine."
+                if remote
+                else f"Run `invoke server-up --env {env.name}` first."
+            ),
         )
     identity.check(env)
     with file_lock(env.files.worker_lock):
