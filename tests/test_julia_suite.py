@@ -31,23 +31,9 @@ def _create_blocks_and_variables(data_dir: Path) -> dict[str, str]:
     from prefect.blocks.system import Secret
     from prefect.filesystems import LocalFileSystem
     from prefect.variables import Variable
+    from prefect_aws.credentials import AwsCredentials  # the real blocks: prefect-aws is a dependency
+    from prefect_aws.s3 import S3Bucket
     from pydantic import SecretStr
-
-    class AwsCredentials(Block):  # the fields of prefect-aws's block, registered under its slug
-        _block_type_name = "AWS Credentials"
-        _block_type_slug = "aws-credentials"
-        aws_access_key_id: str | None = None
-        aws_secret_access_key: SecretStr | None = None
-        aws_session_token: SecretStr | None = None
-        profile_name: str | None = None
-        region_name: str | None = None
-
-    class S3Bucket(Block):
-        _block_type_name = "S3 Bucket"
-        _block_type_slug = "s3-bucket"
-        bucket_name: str
-        credentials: AwsCredentials
-        bucket_folder: str = ""
 
     class StringDoc(Block):  # Prefect 2's String block (gone from Prefect 3.5), which PrefectInterfaces.jl reads
         _block_type_name = "String"
