@@ -88,7 +88,7 @@ def _load(kind: str, runs: int, kill_db: bool, work: Path) -> None:
         local.write(f"PREFECT_JULIA_DATABASE={kind}\nPREFECT_JULIA_CODE_SOURCE=tree\n")
     api = f"http://127.0.0.1:{repo.ports['prod']}/api"
     try:
-        for step in (("server-up", "prod"), ("deploy", "prod"), ("worker-up", "prod")):
+        for step in (("server-up", "--env", "prod"), ("deploy", "--env", "prod"), ("worker-up", "--env", "prod")):
             repo.invoke(*step, check=True, timeout=600)
 
         def kill_and_recover() -> None:
@@ -97,9 +97,9 @@ def _load(kind: str, runs: int, kill_db: bool, work: Path) -> None:
                 return
             os.kill(pid, signal.SIGKILL)
             print(f"  killed PostgreSQL (pid {pid}) with half the runs finished", flush=True)
-            up = repo.invoke("server-up", "prod", timeout=600)
+            up = repo.invoke("server-up", "--env", "prod", timeout=600)
             print(f"  server-up prod: exit {up.returncode} {up.stdout.strip().splitlines()[-1:]}", flush=True)
-            repo.invoke("worker-up", "prod", timeout=600)
+            repo.invoke("worker-up", "--env", "prod", timeout=600)
 
         started = time.perf_counter()
         states = asyncio.run(_create_and_wait(api, runs, kill_and_recover if kill_db else None, timeout=1800))
@@ -111,7 +111,7 @@ def _load(kind: str, runs: int, kill_db: bool, work: Path) -> None:
             flush=True,
         )
     finally:
-        repo.invoke("server-down", "prod", timeout=300)
+        repo.invoke("server-down", "--env", "prod", "--cancel", timeout=300)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -60,7 +60,7 @@ def test_worker_up_from_a_second_clone_runs_prods_git_code(tmp_path: Path, prefe
     origin.git("add", "-A")
     origin.git("-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "flows")
 
-    deployed = origin.invoke("deploy", "prod", check=True)
+    deployed = origin.invoke("deploy", "--env", "prod", check=True)
     assert "deployed" in deployed.stdout
 
     # The second machine: a clone with only the server's URL; it never starts a server of its own.
@@ -68,7 +68,7 @@ def test_worker_up_from_a_second_clone_runs_prods_git_code(tmp_path: Path, prefe
     laptop = KitRepo(root=tmp_path / "laptop", ports={"dev": free_port(), "prod": free_port()})
     (laptop.root / "envs" / "prod.local.env").write_text(shared + f"PREFECT_JULIA_PORT={laptop.ports['prod']}\n")
     try:
-        up = laptop.invoke("worker-up", "prod", check=True, timeout=240)
+        up = laptop.invoke("worker-up", "--env", "prod", check=True, timeout=240)
         assert f"on pool {pool}" in up.stdout
         marker = tmp_path / "marker.json"
         ran = origin.invoke("run", "where", "--env", "prod", "--param", f"marker={marker}", timeout=400)
@@ -80,8 +80,8 @@ def test_worker_up_from_a_second_clone_runs_prods_git_code(tmp_path: Path, prefe
         status = laptop.invoke("worker-status", check=True)
         assert "online" in next(line for line in status.stdout.splitlines() if line.startswith("prod"))
     finally:
-        laptop.invoke("worker-down", "prod")
+        laptop.invoke("worker-down", "--env", "prod")
 
-    unreachable = laptop.invoke("worker-up", "prod", PREFECT_API_URL=f"http://127.0.0.1:{free_port()}/api")
+    unreachable = laptop.invoke("worker-up", "--env", "prod", PREFECT_API_URL=f"http://127.0.0.1:{free_port()}/api")
     assert unreachable.returncode == 3 and "is not reachable" in unreachable.stderr
     assert "PREFECT_API_URL" in unreachable.stderr
