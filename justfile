@@ -98,7 +98,6 @@ bench-runs:
 bench-deploys:
     {{invoke}} bench-deploys
 
-
 # 50 concurrent runs on PostgreSQL vs sqlite, and 1 GiB dataset I/O vs cp / boto3
 bench-team:
     {{invoke}} bench-team
