@@ -17,7 +17,7 @@ import pytest
 
 from conftest import KitRepo
 from prefect_julia.core.errors import ServerError
-from prefect_julia.core.processes import group_alive, is_alive, read_pid_file, running, write_pid_file
+from prefect_julia.core.processes import group_alive, is_alive, port_is_free, read_pid_file, running, write_pid_file
 from prefect_julia.kit import servers
 from prefect_julia.kit.environments import resolve_environment
 
@@ -81,8 +81,8 @@ def test_server_lifecycle(kit_repo: KitRepo) -> None:
         assert not up.already_up and _block_exists(dev.api_url, "persist-me")
 
         os.killpg(up.pid, signal.SIGKILL)  # a crash: the pid file stays behind
-        deadline = time.monotonic() + 10
-        while running(up.pid) and time.monotonic() < deadline:
+        deadline = time.monotonic() + 30  # the whole group dead and the port released, children included
+        while (running(up.pid) or not port_is_free(dev.host, dev.port)) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert dev.files.server_pid.exists()
         recovered = servers.server_up(dev, kit_repo.environ())
