@@ -94,7 +94,7 @@ bench-julia:
 bench-runs:
     {{invoke}} bench-runs
 
-# Time `invoke deploy prod` with 10 deployments against raw `prefect deploy --all`, and a due schedule
+# Time `invoke deploy --env prod` with 10 deployments against raw `prefect deploy --all`, and a due schedule
 bench-deploys:
     {{invoke}} bench-deploys
 

@@ -520,7 +520,7 @@ def bench_runs(c: Context) -> None:
 @task(name="bench-deploys")
 @guarded
 def bench_deploys(c: Context) -> None:
-    """Time `invoke deploy prod` with 10 deployments against raw `prefect deploy --all`, and a due schedule."""
+    """Time `invoke deploy --env prod` with 10 deployments against raw `prefect deploy --all`, and a due schedule."""
     _bench("deploys")
 
 

@@ -3,14 +3,14 @@
     .venv/bin/python benchmarks/deploys.py [--deployments 10] [--rounds 3]
 
 In a temporary copy of the kit on branch main (its own prod server on a free port):
-  - ``invoke deploy prod`` with N deployments (10 by default), from start to end (median of ``--rounds``),
+  - ``invoke deploy --env prod`` with N deployments (10 by default), from start to end (median of ``--rounds``),
     against the raw ``prefect --no-prompt deploy --all`` of the same prefect.yaml in a shell set up by
-    ``invoke env --shell prod`` (the kit adds its checks, a worktree of the commit, pruning);
-  - a deployment with a cron schedule due every minute and ``invoke worker-up prod`` polling every
+    ``invoke env --shell --env prod`` (the kit adds its checks, a worktree of the commit, pruning);
+  - a deployment with a cron schedule due every minute and ``invoke worker-up --env prod`` polling every
     ``PREFECT_WORKER_QUERY_SECONDS`` (5 s here): seconds from the run's scheduled time to the worker picking it
     up (Pending), to its start (Running, after the flow-run process started), and to Completed; target: the
     start within the polling interval + 2 s.
-Then `invoke server-down prod`.
+Then `invoke server-down --env prod`.
 """
 
 from __future__ import annotations
@@ -90,13 +90,13 @@ def main(argv: list[str]) -> None:
         env = repo.environment("prod")
         fast = {"PREFECT_WORKER_QUERY_SECONDS": str(POLL_SECONDS)}
         try:
-            repo.invoke("server-up", "prod", check=True, timeout=300)
-            repo.invoke("deploy", "prod", check=True, timeout=600)  # untimed: the work pool, the first worktree
+            repo.invoke("server-up", "--env", "prod", check=True, timeout=300)
+            repo.invoke("deploy", "--env", "prod", check=True, timeout=600)  # untimed: the work pool, the first worktree
             kit, raw = [], []
             python = shlex.quote(sys.executable)
-            script = f'eval "$({python} -m invoke env --shell prod)" && {python} -m prefect --no-prompt deploy --all'
+            script = f'eval "$({python} -m invoke env --shell --env prod)" && {python} -m prefect --no-prompt deploy --all'
             for _ in range(args.rounds):
-                kit.append(timed(lambda: repo.invoke("deploy", "prod", check=True, timeout=600)))
+                kit.append(timed(lambda: repo.invoke("deploy", "--env", "prod", check=True, timeout=600)))
                 raw.append(
                     timed(
                         lambda: subprocess.run(
@@ -105,14 +105,14 @@ def main(argv: list[str]) -> None:
                     )
                 )
             k, r = statistics.median(kit), statistics.median(raw)
-            print(f"invoke deploy prod, {args.deployments} deployments: {k:.1f} s")
+            print(f"invoke deploy --env prod, {args.deployments} deployments: {k:.1f} s")
             print(f"raw prefect deploy --all, same file: {r:.1f} s   kit/raw = {k / r:.2f}")
 
             with (repo.root / "prefect.yaml").open("a") as declared:
                 declared.write(SCHEDULED)
             commit(repo, "schedule in prod")
-            repo.invoke("deploy", "prod", check=True, timeout=600)
-            repo.invoke("worker-up", "prod", check=True, timeout=300, **fast)
+            repo.invoke("deploy", "--env", "prod", check=True, timeout=600)
+            repo.invoke("worker-up", "--env", "prod", check=True, timeout=300, **fast)
             with urllib.request.urlopen(f"{env.api_url}/deployments/name/tick/every-minute", timeout=30) as response:
                 deployment_id = json.load(response)["id"]
             deadline = time.monotonic() + 200
@@ -137,7 +137,7 @@ def main(argv: list[str]) -> None:
                 f"(target <= {POLL_SECONDS} s poll + 2 s: {verdict}), Completed after {end:.1f} s"
             )
         finally:
-            repo.invoke("server-down", "prod", timeout=120)
+            repo.invoke("server-down", "--env", "prod", timeout=120)
 
 
 if __name__ == "__main__":

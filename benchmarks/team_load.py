@@ -3,10 +3,10 @@
     .venv/bin/python benchmarks/team_load.py [--runs 50] [--kinds postgresql,sqlite] [--kill-db]
 
 For each database kind, in a throwaway kit repository (in a folder the ``postgres`` user can enter):
-``invoke server-up prod``, ``invoke deploy prod`` of one small flow, ``invoke worker-up prod``, then ``--runs``
+``invoke server-up --env prod``, ``invoke deploy --env prod`` of one small flow, ``invoke worker-up --env prod``, then ``--runs``
 flow runs created at once; it waits for all of them and prints Completed / Crashed / Failed / lost and runs
 per minute. ``--kill-db`` (postgresql) kills PostgreSQL with SIGKILL once half the runs finished, runs
-``invoke server-up prod`` and checks that finished runs, blocks and deployments are all still there.
+``invoke server-up --env prod`` and checks that finished runs, blocks and deployments are all still there.
 Everything it starts is stopped at the end.
 """
 
