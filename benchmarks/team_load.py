@@ -56,9 +56,12 @@ async def _create_and_wait(api_url: str, runs: int, on_half: Any, timeout: float
         async with get_client() as client:
             deployment = await client.read_deployment_by_name("tick/tick")
             created = await asyncio.gather(
-                *(client.create_flow_run_from_deployment(deployment.id, parameters={"n": i}) for i in range(runs))
+                *(client.create_flow_run_from_deployment(deployment.id, parameters={"n": i}) for i in range(runs)),
+                return_exceptions=True,
             )
-            ids = [run.id for run in created]
+            ids = [run.id for run in created if not isinstance(run, BaseException)]
+            refused = runs - len(ids)  # e.g. 503 from a busy sqlite database: never created
+            runs = len(ids)
             deadline = time.monotonic() + timeout
             half_done = False
             while True:
@@ -75,6 +78,7 @@ async def _create_and_wait(api_url: str, runs: int, on_half: Any, timeout: float
                     half_done = True
                     on_half()
                 if done == runs or time.monotonic() > deadline:
+                    states["REFUSED"] = refused
                     return states
                 await asyncio.sleep(2)
 
@@ -106,8 +110,10 @@ def _load(kind: str, runs: int, kill_db: bool, work: Path) -> None:
         minutes = (time.perf_counter() - started) / 60
         finished = sum(v for k, v in states.items() if k in TERMINAL)
         print(
-            f"{kind:10} {runs} runs: {states.get('COMPLETED', 0)} Completed, {states.get('CRASHED', 0)} Crashed, "
-            f"{states.get('FAILED', 0)} Failed, {runs - finished} not finished; {runs / minutes:6.1f} runs/min",
+            f"{kind:10} {runs} runs: {states.get('REFUSED', 0)} refused at creation, {states.get('COMPLETED', 0)} "
+            f"Completed, {states.get('CRASHED', 0)} Crashed, {states.get('FAILED', 0)} Failed, "
+            f"{runs - finished - states.get('REFUSED', 0)} not finished; "
+            f"{states.get('COMPLETED', 0) / minutes:6.1f} completed runs/min",
             flush=True,
         )
     finally:
