@@ -91,10 +91,14 @@ def main(argv: list[str]) -> None:
         fast = {"PREFECT_WORKER_QUERY_SECONDS": str(POLL_SECONDS)}
         try:
             repo.invoke("server-up", "--env", "prod", check=True, timeout=300)
-            repo.invoke("deploy", "--env", "prod", check=True, timeout=600)  # untimed: the work pool, the first worktree
+            repo.invoke(
+                "deploy", "--env", "prod", check=True, timeout=600
+            )  # untimed: the work pool, the first worktree
             kit, raw = [], []
             python = shlex.quote(sys.executable)
-            script = f'eval "$({python} -m invoke env --shell --env prod)" && {python} -m prefect --no-prompt deploy --all'
+            script = (
+                f'eval "$({python} -m invoke env --shell --env prod)" && {python} -m prefect --no-prompt deploy --all'
+            )
             for _ in range(args.rounds):
                 kit.append(timed(lambda: repo.invoke("deploy", "--env", "prod", check=True, timeout=600)))
                 raw.append(
