@@ -271,14 +271,17 @@ Base.read(ds::Dataset, ::Type{String}; kwargs...) = String(read(ds, Vector{UInt8
     write(ds::Dataset, data; block=nothing, api=nothing, env=ENV) -> Vector{String}
 
 Atomically write `data` (bytes, a string, an `IO`, or a `DataFrame` when DataFrames and CSV are loaded)
-to every path of [`write_paths`](@ref) in the datastore block; returns the absolute paths written, latest
-first (the order of `Datasets.rundate_path_selector`). A failed write leaves the previous files intact.
+to every path of [`write_paths`](@ref) in the datastore block, the dated file before the latest one (so
+`latest` never holds data that has no dated copy); returns the absolute paths written, latest first (the
+order of `Datasets.rundate_path_selector`, as in PrefectInterfaces.jl). A failed write leaves the previous
+files intact.
 """
 function Base.write(ds::Dataset, data; block=nothing, api=nothing, env::AbstractDict=ENV)
     bytes = payload(data)
     bytes = bytes isa IO ? read(bytes) : bytes
     return withblock(ds, block, api, env) do b
-        String[write(b, p, bytes) for p in rundate_path_selector(ds).write]
+        written = String[write(b, p, bytes) for p in write_paths(ds)]
+        reverse!(written)
     end
 end
 

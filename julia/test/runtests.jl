@@ -451,6 +451,13 @@ function unit_tests()
         written = write(ds, "v1"; block=block)
         @test written == [joinpath(dir, p) for p in reverse(write_paths(ds))] && length(written) == 2
         @test written[1] == joinpath(dir, latest_path(ds))        # latest first, as PrefectInterfaces.jl
+        # the dated file is written before latest: with latest unwritable, the dated file is new already
+        latestfile = joinpath(dir, latest_path(ds))
+        mv(latestfile, latestfile * ".keep"); mkpath(joinpath(latestfile, "blocker"))
+        @test_throws Exception write(ds, "v2"; block=block)
+        @test read(joinpath(dir, dated_path(ds)), String) == "v2"
+        rm(latestfile; recursive=true); mv(latestfile * ".keep", latestfile)
+        write(ds, "v1"; block=block)
         @test read(ds, String; block=block) == "v1"
         past = Dataset("iris"; rundate="2026-11-01", today=today, env=Dict{String,String}())
         write(past, "old"; block=block)
