@@ -22,7 +22,7 @@ from prefect_julia.cli.invoke_args import friendly_parse_errors
 from prefect_julia.core.console import Progress, human_bytes, table
 from prefect_julia.core.files import tail
 from prefect_julia.core.processes import read_pid_file
-from prefect_julia.kit import environments, profiles, runs, servers
+from prefect_julia.kit import environments, profiles, runs, security, servers
 
 if TYPE_CHECKING:
     from prefect_julia.kit import inflight as inflight_types
@@ -84,7 +84,7 @@ def profile_sync(c: Context) -> None:
 @guarded
 def server_up(c: Context, env: str = "", timeout: float = 0.0) -> None:
     """Start the environment's Prefect server in the background and wait until it is healthy."""
-    resolved = _env(env)
+    resolved = security.ensure_auth_string(_env(env), os.environ)
     progress = Progress(f"waiting for the {resolved.name} server on port {resolved.port}")
     try:
         result = servers.server_up(resolved, os.environ, progress=progress, timeout=timeout or None)
@@ -95,6 +95,8 @@ def server_up(c: Context, env: str = "", timeout: float = 0.0) -> None:
         print(f"note: {note}")
     state = "already up" if result.already_up else f"started in {result.seconds:.1f} s"
     print(f"{resolved.name} server {state} (pid {result.pid}): {resolved.ui_url}")
+    if security.auth_enabled(resolved):
+        print(f"UI login: the value of PREFECT_API_AUTH_STRING in envs/{resolved.name}.local.env")
     if not result.already_up:  # it had stopped: runs it left in flight may be lost
         from prefect_julia.kit import inflight, workers
 

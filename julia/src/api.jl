@@ -112,11 +112,15 @@ One request to `api.url * path` with retries on connection errors and HTTP 5xx. 
 function apirequest(api::PrefectAPI, method::String, path::String; body=nothing)
     url = api.url * path
     bytes = body === nothing ? nothing : Vector{UInt8}(codeunits(json(body)))
-    headers = request_headers(api; json_body=bytes !== nothing)
+    headers = vcat(request_headers(api; json_body=bytes !== nothing), csrf_headers(api, method))
     local res::HTTPResult
     for attempt in 0:api.retries
         REQUESTS_SENT[] += 1
         res = http_request(method, url, headers, bytes, api.timeout)
+        if res.status == 403 && method in CSRF_METHODS && attempt == 0  # the CSRF token expired: renew it once
+            headers = vcat(request_headers(api; json_body=bytes !== nothing), csrf_headers(api, method; refresh=true))
+            res = http_request(method, url, headers, bytes, api.timeout)
+        end
         (res.status == 0 || res.status >= 500) || return res
         attempt < api.retries && sleep(api.backoff * 2.0^attempt)
     end

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from prefect_julia.core.console import Progress, table
 from prefect_julia.core.errors import ServerError
-from prefect_julia.kit import blocks, deployments, runs, servers, workers
+from prefect_julia.kit import blocks, deployments, runs, security, servers, workers
 from prefect_julia.kit.environments import Environment, resolve_environment
 from prefect_julia.kit.prefect_api import client_for
 from prefect_julia.runtime.bridge import find_julia
@@ -61,6 +61,7 @@ def run_demo(
     """Server up, blocks, deploy, worker up, run the pipeline on ``datastore``; return the output's location."""
     find_julia(environ)  # before anything starts: say how to install julia when it is missing
     env = ensure_local_token(resolve_environment(env_name, root, environ), environ)
+    env = security.ensure_auth_string(env, environ)
     progress = Progress(f"waiting for the {env.name} server")
     try:
         up = servers.server_up(env, environ, progress=progress)

@@ -6,6 +6,8 @@ name, port, ``PREFECT_HOME``, URLs, file locations and the resolved settings wit
 
 from __future__ import annotations
 
+import os
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -167,7 +169,7 @@ class Environment:
 
     def prefect_settings(self) -> dict[str, str]:
         """The Prefect settings a server or client of this environment runs with (the profile's content)."""
-        return {
+        settings = {
             "PREFECT_API_URL": self.api_url,
             "PREFECT_HOME": str(self.home),
             "PREFECT_SERVER_API_HOST": self.host,
@@ -175,6 +177,10 @@ class Environment:
             "PREFECT_UI_API_URL": self.api_url,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         }
+        auth_string = self.get("PREFECT_API_AUTH_STRING")
+        if auth_string:
+            settings["PREFECT_API_AUTH_STRING"] = auth_string
+        return settings
 
     def exports(self, *, secrets: bool) -> dict[str, str]:
         """What a process of this environment gets on top of its parent's environment: the Prefect settings,
@@ -197,6 +203,31 @@ class Environment:
         env = {k: v for k, v in base.items() if k != "PREFECT_PROFILE"}
         env.update(self.exports(secrets=True))
         return env
+
+
+def private_local_file(path: Path) -> str | None:
+    """Keep a local settings file owner-only: a group/world-readable one is made 0600 (said in the note
+    returned); one that others may write, or that cannot be fixed, is refused."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return None
+    if not mode & 0o077:
+        return None
+    shown = f"{path.parent.name}/{path.name}"
+    if mode & 0o002:
+        raise ConfigError(
+            f"{shown} may be changed by other users (mode {mode:04o}); its settings are not trusted.",
+            hint=f"Check its content, then `chmod 600 {path}`.",
+        )
+    try:
+        os.chmod(path, 0o600)
+    except OSError:
+        raise ConfigError(
+            f"{shown} holds secrets but other users may read it (mode {mode:04o}).",
+            hint=f"chmod 600 {path}",
+        ) from None
+    return f"{shown} was readable by other users (mode {mode:04o}): made it 0600. Change secrets it held if they may have been read."
 
 
 def resolve_environment(
@@ -223,10 +254,14 @@ def resolve_environment(
             f"Unknown environment {name!r}.",
             hint=f"Use one of: {', '.join(ENVIRONMENTS)}.",
         )
+    local = root / "envs" / f"{name}.local.env"
+    note = private_local_file(local)
+    if note and notes is not None:
+        notes.append(note)
     values = resolve(
         name,
         committed=read_env_file(root / "envs" / f"{name}.env"),
-        local=read_env_file(root / "envs" / f"{name}.local.env"),
+        local=read_env_file(local),
         process=environ,
     )
     env = Environment(name=name, root=root, values=values, process=dict(environ))

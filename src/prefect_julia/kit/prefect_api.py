@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prefect_julia.core.errors import ServerError
+from prefect_julia.core.prefect_http import ApiRefused
 from prefect_julia.kit import identity
 from prefect_julia.kit.environments import Environment
+from prefect_julia.kit.security import AUTH_STRING, refused
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -35,12 +37,22 @@ def client_for(env: Environment) -> Iterator[SyncPrefectClient]:
 
 @contextlib.contextmanager
 def settings_for(env: Environment) -> Iterator[None]:
-    """Prefect settings of ``env`` for code that builds its own client (blocks' ``save``/``load``)."""
-    from prefect.settings import PREFECT_API_KEY, PREFECT_API_URL, temporary_settings
+    """Prefect settings of ``env`` for code that builds its own client (blocks' ``save``/``load``).
 
-    updates: dict[object, object] = {PREFECT_API_URL: env.api_url}
+    A 401 or 403 from the server inside the block becomes a message saying which credential was sent.
+    """
+    import httpx
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY, PREFECT_API_URL, temporary_settings
+
+    updates: dict[object, object] = {PREFECT_API_URL: env.api_url, PREFECT_API_AUTH_STRING: env.get(AUTH_STRING)}
     key = env.get("PREFECT_API_KEY")
     if key:
         updates[PREFECT_API_KEY] = key
-    with temporary_settings(updates=updates):
-        yield
+    try:
+        with temporary_settings(updates=updates):
+            yield
+    except httpx.HTTPStatusError as error:
+        status = error.response.status_code
+        if status not in (401, 403):
+            raise
+        raise refused(env, ApiRefused(str(status), status=status)) from None

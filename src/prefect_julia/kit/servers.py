@@ -32,6 +32,7 @@ from prefect_julia.core.processes import (
 )
 from prefect_julia.kit import database, identity, sessions
 from prefect_julia.kit.environments import Environment
+from prefect_julia.kit.security import private_file, private_home, server_env
 
 Progress = Callable[[float], None]
 POLL_INTERVAL = 0.2
@@ -75,7 +76,7 @@ def server_up(
     notes: list[str] = []
     if not env.files.server_pid.exists():
         _check_port(env)  # a bad host or a taken port is refused before anything is written
-    env.home.mkdir(parents=True, exist_ok=True)
+    private_home(env)
     with file_lock(env.files.server_lock):
         db = database.ensure_running(env)
         notes.extend(db.notes)
@@ -102,9 +103,9 @@ def server_up(
         _check_port(env)
         identity.ensure(env)
         command = server_command(env)
-        process = spawn_detached(
-            command, env={**env.process_env(environ), **db.server_env}, log_file=env.files.server_log, cwd=env.root
-        )
+        process_env = {**server_env(env, environ), **db.server_env}
+        private_file(env.files.server_log)
+        process = spawn_detached(command, env=process_env, log_file=env.files.server_log, cwd=env.root)
         write_pid_file(env.files.server_pid, process.pid, command)
         try:
             _wait_healthy(env, process.pid, process.poll, started, timeout, progress)

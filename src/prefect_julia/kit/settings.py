@@ -18,10 +18,8 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from prefect_julia.core.errors import ConfigError
+from prefect_julia.core.secrets import is_secret_name, mask, url_passwords
 from prefect_julia.core.setting import DEBUG, RUNTIME_SETTINGS, Setting
-
-#: Names that mark a value as secret: it is masked wherever settings are shown.
-SECRET_NAME = re.compile(r"(SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|AUTH|CREDENTIAL|PRIVATE)", re.IGNORECASE)
 
 #: Set by ``invoke env --shell --env ENV``; process values then belong to that environment only.
 ENV_MARKER = "PREFECT_JULIA_ENV"
@@ -78,6 +76,21 @@ SETTINGS: tuple[Setting, ...] = (
         derive=lambda _env, v: api_url(server_url(v["PREFECT_JULIA_HOST"], v["PREFECT_JULIA_PORT"])),
     ),
     Setting("PREFECT_API_KEY", "API key of a remote or Cloud server (secret)", secret=True),
+    Setting(
+        "PREFECT_JULIA_AUTH",
+        "basic auth on the local server: on or off (prod: on)",
+        derive=lambda env, _v: "on" if env == "prod" else "off",
+    ),
+    Setting(
+        "PREFECT_API_AUTH_STRING",
+        "user:password of the local server's basic auth (secret; generated on first server-up when auth is on)",
+        secret=True,
+    ),
+    Setting(
+        "PREFECT_JULIA_PASS_ENV",
+        "comma-separated names of further variables the worker and Julia jobs may see",
+        default="",
+    ),
     Setting(
         "PREFECT_JULIA_HEALTH_TIMEOUT",
         "seconds to wait for a starting server to become healthy",
@@ -158,13 +171,10 @@ class Value:
         return mask(self.value) if self.secret else self.value
 
 
-def mask(value: str) -> str:
-    return "********" if value else ""
-
-
-def is_secret(name: str) -> bool:
+def is_secret(name: str, value: str = "") -> bool:
+    """Secret by declaration, by the name rule, or because the value is a URL with a password."""
     setting = DECLARED.get(name)
-    return bool(setting and setting.secret) or bool(SECRET_NAME.search(name))
+    return bool(setting and setting.secret) or is_secret_name(name) or bool(value and url_passwords(value))
 
 
 class _Unparsed(logging.Handler):
@@ -180,7 +190,7 @@ class _Unparsed(logging.Handler):
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """Read a dotenv file with python-dotenv; a malformed line is an error naming file and line."""
+    """Read a dotenv file with python-dotenv; a malformed line is an error naming file, line and name, never the value."""
     if not path.exists():
         return {}
     text = path.read_text(encoding="utf-8")
@@ -201,8 +211,10 @@ def read_env_file(path: Path) -> dict[str, str]:
             bad += [n for n, line in enumerate(lines, 1) if line.strip().removeprefix("export ").strip() == name][:1]
     if bad:
         number = min(bad)
+        name = lines[number - 1].partition("=")[0].strip().removeprefix("export ").strip()
+        what = f"the setting {name}" if name.isidentifier() else "this line"
         raise ConfigError(
-            f"{path}:{number}: cannot read line {lines[number - 1]!r}.",
+            f"{path}:{number}: cannot read {what} (its value is not shown).",
             hint="Write settings as NAME=value (quotes allowed), comments start with '#'.",
         )
     return {name: value for name, value in values.items() if value is not None}
@@ -232,7 +244,8 @@ def resolve(
         found: Value | None = None
         for source, layer in layers:
             if setting.name in layer:
-                found = Value(setting.name, layer[setting.name], source, setting.secret)
+                raw = layer[setting.name]
+                found = Value(setting.name, raw, source, setting.secret or bool(url_passwords(raw)))
         if found is None:
             default = setting.default_for(env, plain)
             if default is None:
@@ -248,9 +261,9 @@ def resolve(
             if name in DECLARED:
                 continue
             if not foreign_process and name in process:
-                resolved[name] = Value(name, process[name], Source.PROCESS, is_secret(name))
+                resolved[name] = Value(name, process[name], Source.PROCESS, is_secret(name, process[name]))
             else:
-                resolved[name] = Value(name, value, file_source, is_secret(name))
+                resolved[name] = Value(name, value, file_source, is_secret(name, value))
     return resolved
 
 

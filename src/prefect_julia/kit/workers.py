@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import socket
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from prefect_julia.core.errors import ConfigError, ServerError
 from prefect_julia.core.files import tail
+from prefect_julia.core.prefect_http import ApiRefused
 from prefect_julia.core.processes import (
     file_lock,
     is_alive,
@@ -26,6 +25,7 @@ from prefect_julia.core.processes import (
 from prefect_julia.kit import identity, sessions
 from prefect_julia.kit.environments import Environment
 from prefect_julia.kit.inflight import InFlightRun, mark_lost
+from prefect_julia.kit.security import api_client, private_file, refused, worker_env
 from prefect_julia.kit.servers import is_healthy
 
 
@@ -37,16 +37,11 @@ def worker_name(env: Environment) -> str:
 
 def online_workers(env: Environment, pool: str) -> list[str]:
     """Names of the pool's workers the server sees as online (empty when it cannot be asked)."""
-    request = urllib.request.Request(
-        f"{env.api_url}/work_pools/{pool}/workers/filter",
-        data=json.dumps({"offset": 0, "limit": 50}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            workers = json.load(response)
-    except OSError:
+        workers = api_client(env).request("POST", f"/work_pools/{pool}/workers/filter", {"offset": 0, "limit": 50})
+    except ApiRefused as error:
+        raise refused(env, error) from None
+    except (OSError, ValueError):
         return []
     return [w["name"] for w in workers if w.get("status") == "ONLINE"]
 
@@ -116,7 +111,8 @@ def worker_up(
                    "--name", worker_name(env)]  # fmt: skip
         if limit:
             command += ["--limit", str(limit)]
-        process = spawn_detached(command, env=env.process_env(environ), log_file=env.files.worker_log, cwd=env.root)
+        private_file(env.files.worker_log)
+        process = spawn_detached(command, env=worker_env(env, environ), log_file=env.files.worker_log, cwd=env.root)
         write_pid_file(env.files.worker_pid, process.pid, command)
         deadline = time.monotonic() + timeout
         while worker_name(env) not in online_workers(env, pool):

@@ -55,6 +55,7 @@ from prefect_julia.core.setting import (
     JULIA_TIMEOUT,
 )
 from prefect_julia.runtime.joboutput import OutputSink, output_folder, unique_output_path
+from prefect_julia.runtime.secrets import allowed_env, scrubber_for
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -297,8 +298,8 @@ def current_api_url() -> str | None:
 
 
 def julia_env(base: Mapping[str, str], result_path: Path, api_url: str | None) -> dict[str, str]:
-    """The Julia process's environment: ``base`` plus the server, data blocks, result path and log format."""
-    env = dict(base)
+    """The Julia process's environment: ``base``'s allow-listed variables plus the server, result path and log format."""
+    env = allowed_env(base)
     url = base.get("PREFECT_API_URL") or api_url
     if url:
         env["PREFECT_API_URL"] = url
@@ -457,15 +458,16 @@ def run_julia(
         result_path = Path(scratch) / "result.json"
         api_url = base.get("PREFECT_API_URL") or current_api_url()
         process_env = julia_env(base, result_path, api_url)
+        scrub = scrubber_for(base, api_url)
         output = unique_output_path(output_folder(base), path.stem)
-        with OutputSink(log, output, cap=log_cap(base)) as sink:
+        with OutputSink(log, output, cap=log_cap(base), scrub=scrub) as sink:
             if mode == "warm":
                 from prefect_julia.runtime import julia_session
 
-                log.info("Running Julia program %s in a warm session: %s", path.name, " ".join(command))
+                log.info("Running Julia program %s in a warm session: %s", path.name, scrub(" ".join(command)))
                 outcome = julia_session.run_in_session(command, process_env, timeout, grace, sink, base)
             else:
-                log.info("Running Julia program %s: %s", path.name, " ".join(command))
+                log.info("Running Julia program %s: %s", path.name, scrub(" ".join(command)))
                 outcome = supervise(command, process_env, timeout, grace, sink)
         exit_code, duration = outcome
         stdout_tail, stderr_tail = _tail_text(sink.stdout_tail), _tail_text(sink.stderr_tail)

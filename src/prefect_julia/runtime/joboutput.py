@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -59,8 +59,10 @@ class OutputSink:
         batch_seconds: float = DEFAULT_BATCH_SECONDS,
         batch_bytes: int = DEFAULT_BATCH_BYTES,
         cap: int = DEFAULT_CAP_BYTES,
+        scrub: Callable[[str], str] | None = None,
     ) -> None:
         self.log = log
+        self.scrub = scrub  # hides known secret values before a line is stored, kept in a tail or forwarded
         self.full_output = full_output
         self.batch_seconds = batch_seconds
         self.batch_bytes = batch_bytes
@@ -127,6 +129,8 @@ class OutputSink:
         """One output line: a plain line, or (``record``) a rendered log record at ``level``."""
         if not text.strip():
             return
+        if self.scrub is not None:
+            text = self.scrub(text)
         with self._lock:
             self.lines += 1
             self.bytes += len(text) + 1

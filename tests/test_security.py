@@ -1,0 +1,306 @@
+"""Closed servers and secrets that stay put: auth, CSRF, CORS, file modes, the Julia allow-list and scrubbing."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import stat
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import KitRepo, make_kit_repo
+from prefect_julia.core.prefect_http import ApiClient, ApiRefused
+from prefect_julia.core.secrets import is_secret_name, secret_values
+from prefect_julia.kit import security, servers
+from prefect_julia.kit.environments import resolve_environment
+from prefect_julia.runtime.bridge import JuliaFailed, run_julia
+from prefect_julia.runtime.secrets import Scrubber, allowed_env
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("DEMO_API_TOKEN", True),
+        ("PREFECT_API_KEY", True),
+        ("PREFECT_API_AUTH_STRING", True),
+        ("db_password", True),
+        ("SMTP_PASSWD", True),
+        ("MYSQL_PWD", True),
+        ("GCP_CREDENTIALS", True),
+        ("SSH_PRIVATE", True),
+        ("AWS_SECRET_ACCESS_KEY", True),
+        ("PREFECT_JULIA_PORT", False),
+        ("PREFECT_JULIA_AUTH", False),
+        ("PWD", False),
+        ("PATH", False),
+    ],
+)
+def test_one_secret_name_rule(name: str, secret: bool) -> None:
+    assert is_secret_name(name) is secret
+
+
+def test_secret_values_include_url_passwords_and_the_auth_password() -> None:
+    values = secret_values(
+        {
+            "DATABASE_URL": "postgresql://app:s3cr3t-pw@db:5432/x",
+            "PREFECT_API_AUTH_STRING": "prefect:abcdef123",
+            "PATH": "/usr/bin",
+            "SHORT_KEY": "abc",
+        }
+    )
+    assert values == {"s3cr3t-pw", "prefect:abcdef123", "abcdef123"}
+
+
+def test_scrubber_hides_plain_json_escaped_and_basic_auth_forms() -> None:
+    scrub = Scrubber(['pa"ss-word', "user:hunter22", "ab"])
+    assert scrub('say pa"ss-word') == "say ********"
+    assert scrub(json.dumps({"message": 'pa"ss-word'})) == '{"message": "********"}'
+    assert "hunter22" not in scrub("Authorization: Basic dXNlcjpodW50ZXIyMg==")
+    assert scrub("ab stays: too short to be told from ordinary text").startswith("ab stays")
+
+
+def test_julia_env_is_an_allow_list() -> None:
+    env = allowed_env(
+        {
+            "PATH": "/bin",
+            "JULIA_DEPOT_PATH": "/d",
+            "LC_ALL": "C",
+            "DEMO_API_TOKEN": "x" * 10,
+            "AWS_SECRET_ACCESS_KEY": "y" * 10,
+            "RANDOM_SETTING": "z",
+            "PREFECT_API_AUTH_STRING": "prefect:pw",
+            "PREFECT_JULIA_PASS_ENV": "RANDOM_SETTING, ",
+        }
+    )
+    assert set(env) == {"PATH", "JULIA_DEPOT_PATH", "LC_ALL", "RANDOM_SETTING", "PREFECT_API_AUTH_STRING"}
+
+
+def test_julia_job_gets_no_undeclared_secret_and_its_output_is_scrubbed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real julia: the undeclared secret is absent from its ENV; a declared one passes, and is scrubbed."""
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    (tmp_path / "Project.toml").write_text('name = "Leak"\n')
+    (jobs / "leak.jl").write_text(
+        'println("undeclared: ", haskey(ENV, "UNDECLARED_TOKEN"))\n'
+        'println("declared: ", ENV["PASSED_TOKEN"])\n'
+        '@warn "warned $(ENV["PASSED_TOKEN"])"\n'
+        'error("died with $(ENV["PASSED_TOKEN"])")\n'
+    )
+    passed, undeclared = secrets.token_hex(8), secrets.token_hex(8)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "UNDECLARED_TOKEN": undeclared,
+        "PASSED_TOKEN": passed,
+        "PREFECT_JULIA_PASS_ENV": "PASSED_TOKEN",
+    }
+    with caplog.at_level(logging.DEBUG, logger="prefect_julia.julia"), pytest.raises(JuliaFailed) as raised:
+        run_julia("leak", env=env, project=tmp_path, timeout=120)
+    records = [record.getMessage() for record in caplog.records]
+    text = "\n".join(records) + str(raised.value)
+    assert "undeclared: false" in text
+    assert "declared: ********" in text and "died with ********" in str(raised.value)
+    assert passed not in text and undeclared not in text
+
+
+def test_world_readable_local_env_is_tightened_and_world_writable_refused(kit_repo: KitRepo) -> None:
+    local = kit_repo.root / "envs" / "dev.local.env"
+    os.chmod(local, 0o644)
+    shown = kit_repo.invoke("env", "dev")
+    assert shown.returncode == 0 and "envs/dev.local.env was readable by other users" in shown.stderr
+    assert _mode(local) == 0o600
+    os.chmod(local, 0o666)
+    refused = kit_repo.invoke("env", "dev")
+    assert refused.returncode == 2, refused.stderr
+    assert "envs/dev.local.env may be changed by other users" in refused.stderr and "fix: " in refused.stderr
+    assert "Traceback" not in refused.stderr and _mode(local) == 0o666
+
+
+def test_malformed_local_line_names_the_setting_never_the_value(kit_repo: KitRepo) -> None:
+    local = kit_repo.root / "envs" / "dev.local.env"
+    local.write_text("OK=1\nDB_PASSWORD='unclosed-s3cret-value\n")
+    os.chmod(local, 0o600)
+    done = kit_repo.invoke("env", "dev")
+    assert done.returncode == 2
+    assert "dev.local.env:2" in done.stderr and "DB_PASSWORD" in done.stderr
+    assert "unclosed-s3cret-value" not in done.stderr + done.stdout
+
+
+def test_non_loopback_host_without_auth_is_refused_before_anything_starts(kit_repo: KitRepo) -> None:
+    done = kit_repo.invoke("server-up", "dev", PREFECT_JULIA_HOST="0.0.0.0")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "PREFECT_JULIA_HOST=0.0.0.0" in done.stderr and "fix: Set PREFECT_JULIA_AUTH=on" in done.stderr
+    assert "Traceback" not in done.stderr
+    env = resolve_environment("dev", kit_repo.root, kit_repo.environ(PREFECT_JULIA_HOST="0.0.0.0"))
+    assert not env.files.server_pid.exists()
+
+
+def test_auth_string_is_generated_once_into_a_private_local_file(tmp_path: Path) -> None:
+    repo = make_kit_repo(tmp_path / "repo", branch="main")
+    prod = resolve_environment("prod", repo.root, repo.environ())
+    assert security.auth_enabled(prod) and not security.auth_enabled(resolve_environment("dev", repo.root, {}))
+    with pytest.raises(Exception, match="auth on but no PREFECT_API_AUTH_STRING"):
+        security.check_server_settings(prod)
+    first = security.ensure_auth_string(prod, repo.environ())
+    local = repo.root / "envs" / "prod.local.env"
+    assert _mode(local) == 0o600
+    value = first.get("PREFECT_API_AUTH_STRING")
+    assert value and value.startswith("prefect:") and len(value) > 30
+    assert security.ensure_auth_string(first, repo.environ()).get("PREFECT_API_AUTH_STRING") == value
+    assert local.read_text().count("PREFECT_API_AUTH_STRING=") == 1
+    shown = repo.invoke("env", "prod")
+    assert value not in shown.stdout and "PREFECT_API_AUTH_STRING" in shown.stdout
+
+
+LEAK_JOB = """\
+using PrefectInterfaces
+token = secretvalue(PrefectBlock("secret/demo-api-token"))
+println("blocks listed: ", length(ls()))
+println("stdout says ", token)
+@info "info says $(token)"
+println("undeclared visible: ", haskey(ENV, "LEAK_TEST_PASSWORD"))
+println("declared visible: ", haskey(ENV, "LEAK_DECLARED"))
+error("dying with $(token)")
+"""
+
+LEAK_FLOW = """\
+from prefect import flow
+
+from prefect_julia.runtime.bridge import julia_job
+
+
+@flow(name="leak")
+def leak() -> None:
+    julia_job("leak", {}, timeout=300)
+"""
+
+
+def _raw(url: str, method: str = "GET", headers: dict[str, str] | None = None) -> tuple[int, dict[str, str]]:
+    request = urllib.request.Request(url, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers)
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers)
+
+
+@pytest.mark.server
+def test_prod_server_is_closed_and_secrets_stay_out_of_every_output(tmp_path: Path) -> None:
+    """One prod server with auth: probes, blocks, deploy, worker, run, plain CLI, Julia; then bad credentials."""
+    repo = make_kit_repo(tmp_path / "repo with space", branch="main", project=True)
+    token, undeclared = secrets.token_hex(16), secrets.token_hex(16)
+    local = repo.root / "envs" / "prod.local.env"
+    local.write_text(
+        f"PREFECT_JULIA_PORT={repo.ports['prod']}\nDEMO_API_TOKEN={token}\nLEAK_DECLARED=yes\n"
+        "PREFECT_JULIA_PASS_ENV=LEAK_DECLARED\n"
+    )
+    (repo.root / "julia" / "jobs" / "leak.jl").write_text(LEAK_JOB)
+    (repo.root / "flows" / "leak.py").write_text(LEAK_FLOW)
+    (repo.root / "flows" / "deployments.toml").write_text(
+        '[[deployments]]\nname = "leak"\nentrypoint = "flows/leak.py:leak"\n'
+    )
+    extra = {"LEAK_TEST_PASSWORD": undeclared}
+    try:
+        up = repo.invoke("server-up", "prod", timeout=300, **extra)
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "UI login" in up.stdout
+        prod = resolve_environment("prod", repo.root, repo.environ())
+        auth = prod.get("PREFECT_API_AUTH_STRING")
+        assert auth and auth not in up.stdout + up.stderr
+        assert _mode(local) == 0o600 and _mode(prod.home) == 0o700 and _mode(prod.files.server_log) == 0o600
+
+        for step in (("blocks", "prod"), ("deploy", "prod"), ("worker-up", "prod")):
+            done = repo.invoke(*step, timeout=300, **extra)
+            assert done.returncode == 0, f"{step}: {done.stdout}{done.stderr}"
+        assert _mode(prod.files.worker_log) == 0o600
+
+        # From another process without credentials: nothing but the health probe.
+        secret_url = f"{prod.api_url}/block_types/slug/secret/block_documents/name/demo-api-token?include_secrets=true"
+        assert _raw(secret_url)[0] == 401
+        assert servers.is_healthy(prod.api_url)
+        with pytest.raises(ApiRefused):
+            ApiClient(prod.api_url).request("POST", "/block_documents/filter", {"limit": 1})
+        # A web page elsewhere gets no CORS grant; the server's own UI does.
+        preflight = {"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
+        status, headers = _raw(f"{prod.api_url}/block_documents/filter", "OPTIONS", preflight)
+        assert status >= 400 and headers.get("access-control-allow-origin") in (None, "")
+        own = {"Origin": prod.ui_url, "Access-Control-Request-Method": "POST"}
+        assert (
+            _raw(f"{prod.api_url}/block_documents/filter", "OPTIONS", own)[1].get("access-control-allow-origin")
+            == prod.ui_url
+        )
+        # With credentials, a change without a CSRF token is refused; the client that fetches one gets through.
+        basic = ApiClient(prod.api_url, auth_string=auth).headers()
+        request = urllib.request.Request(
+            f"{prod.api_url}/block_documents/filter", data=b"{}", headers=basic | {"Content-Type": "application/json"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as no_csrf:
+            urllib.request.urlopen(request, timeout=10)
+        assert no_csrf.value.code == 403
+        assert ApiClient(prod.api_url, auth_string=auth).request("POST", "/block_documents/filter", {"limit": 5})
+
+        # The plain prefect CLI, through `env --shell` and through the synced profile.
+        shell = f'eval "$({sys.executable} -m invoke env --shell prod)" && {sys.executable} -m prefect block ls'
+        cli = subprocess.run(
+            ["bash", "-c", shell], cwd=repo.root, env=repo.environ(), capture_output=True, text=True, timeout=120
+        )
+        assert cli.returncode == 0 and "demo-api-token" in cli.stdout, cli.stdout + cli.stderr
+        profile = subprocess.run(
+            [sys.executable, "-m", "prefect", "--profile", "prod", "variable", "ls"],
+            cwd=repo.root,
+            env=repo.environ(PREFECT_PROFILES_PATH=str(repo.root / "profiles" / "profiles.toml")),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert profile.returncode == 0 and "demo_min_rows" in profile.stdout, profile.stdout + profile.stderr
+
+        run = repo.invoke("run", "leak", "--env", "prod", "--timeout", "300", timeout=400, **extra)
+        assert run.returncode == 1, run.stdout + run.stderr
+        found = re.search(r"flow-run/([0-9a-f-]{36})", run.stdout + run.stderr)
+        assert found, run.stdout + run.stderr
+        client = ApiClient(prod.api_url, auth_string=auth, timeout=30)
+        flow_run = client.request("GET", f"/flow_runs/{found.group(1)}")
+        logs = client.request("POST", "/logs/filter", {"limit": 200, "sort": "TIMESTAMP_ASC"})
+        messages = "\n".join(str(entry["message"]) for entry in logs)
+        state_message = str(flow_run["state"]["message"])
+        worker_log = (prod.files.worker_log).read_text(encoding="utf-8", errors="replace")
+        assert "blocks listed: " in messages  # Julia's POST went through auth and CSRF
+        assert "stdout says ********" in messages and "info says ********" in messages
+        assert "dying with ********" in state_message + messages
+        assert "undeclared visible: false" in messages and "declared visible: true" in messages
+        for where, text in {
+            "run logs": messages,
+            "state message": state_message,
+            "invoke run output": run.stdout + run.stderr,
+            "worker.log": worker_log,
+        }.items():
+            assert token not in text, f"the secret leaked into the {where}"
+            assert auth not in text and auth.split(":", 1)[1] not in text, f"the auth string leaked into the {where}"
+
+        # A wrong auth string, and auth on the server but none in the client: exit 2 with the fix, no traceback.
+        wrong = repo.invoke("blocks", "prod", PREFECT_API_AUTH_STRING="prefect:wrong-guess-123")
+        assert wrong.returncode == 2, wrong.stdout + wrong.stderr
+        assert "refused PREFECT_API_AUTH_STRING from process environment" in wrong.stderr
+        assert "fix: " in wrong.stderr and "Traceback" not in wrong.stderr and "wrong-guess-123" not in wrong.stderr
+        local.write_text(local.read_text().replace(f"PREFECT_API_AUTH_STRING={auth}", ""))
+        missing = repo.invoke("worker-status")
+        assert missing.returncode == 2, missing.stdout + missing.stderr
+        assert "requires auth" in missing.stderr and "fix: " in missing.stderr and "Traceback" not in missing.stderr
+    finally:
+        prod = resolve_environment("prod", repo.root, repo.environ())
+        servers.server_down(prod)
