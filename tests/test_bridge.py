@@ -20,6 +20,7 @@ from prefect_julia.runtime.bridge import (
     JuliaLog,
     JuliaNotFound,
     JuliaProgramMissing,
+    JuliaProgramOutside,
     JuliaResultError,
     JuliaTimeout,
     StderrParser,
@@ -157,7 +158,20 @@ def test_program_missing_lists_jobs(tmp_path: Path, program: Program) -> None:
     with pytest.raises(JuliaProgramMissing, match=r"nope\.jl does not exist.*clean_iris"):
         resolve_program("nope", tmp_path)
     with pytest.raises(JuliaProgramMissing):
-        resolve_program(tmp_path / "elsewhere.jl", tmp_path)
+        resolve_program(tmp_path / "elsewhere.jl", tmp_path, anywhere=True)
+
+
+def test_only_jobs_under_the_project_run_unless_the_caller_opts_in(tmp_path: Path) -> None:
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "inside.jl").write_text("1")
+    (tmp_path / "outside.jl").write_text("1")
+    assert resolve_program(tmp_path / "jobs" / "inside.jl", tmp_path) == tmp_path / "jobs" / "inside.jl"
+    for program in (tmp_path / "outside.jl", "../outside.jl", str(tmp_path / "outside.jl")):
+        with pytest.raises(JuliaProgramOutside, match="outside the project's jobs folder"):
+            resolve_program(program, tmp_path)
+    assert resolve_program(tmp_path / "outside.jl", tmp_path, anywhere=True) == tmp_path / "outside.jl"
+    with pytest.raises(JuliaProgramOutside):
+        run_julia(tmp_path / "outside.jl", env={"PATH": os.environ["PATH"]}, project=tmp_path)
 
 
 def test_read_result(tmp_path: Path) -> None:
@@ -318,7 +332,7 @@ class TestInFlows:
 
         @flow(name="julia-levels")
         def levels() -> Any:
-            return julia_job(str(path), {}, timeout=60)
+            return julia_job(str(path), {}, timeout=60, anywhere=True)
 
         state = levels(return_state=True)
         assert state.is_completed()
@@ -361,7 +375,7 @@ class TestInFlows:
 
         @flow(name="julia-fails")
         def fails() -> Any:
-            return julia_job(str(path), {}, timeout=timeout)
+            return julia_job(str(path), {}, timeout=timeout, anywhere=True)
 
         state = fails(return_state=True)
         assert state.is_failed()
@@ -424,7 +438,7 @@ def test_python_and_julia_share_datasets(
     def pipeline() -> tuple[Any, list[dict[str, str]]]:
         rows = [{"species": s, "x": x} for s, x in [("setosa", 1), ("virginica", 2.5), ("setosa", 3)]]
         Dataset("readings").write_csv(rows, ["species", "x"])
-        result = julia_job(str(path), {"source": "readings", "target": "totals"}, timeout=120)
+        result = julia_job(str(path), {"source": "readings", "target": "totals"}, timeout=120, anywhere=True)
         return result, Dataset("totals", dataset_type="reports").read_csv()
 
     result, totals = pipeline()

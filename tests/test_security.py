@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KitRepo, make_kit_repo
+from conftest import REPO_ROOT, KitRepo, make_kit_repo
 from prefect_julia.core.prefect_http import ApiClient, ApiRefused
 from prefect_julia.core.secrets import is_secret_name, secret_values
 from prefect_julia.kit import security, servers
 from prefect_julia.kit.environments import resolve_environment
-from prefect_julia.runtime.bridge import JuliaFailed, run_julia
+from prefect_julia.runtime.bridge import JuliaFailed, find_julia, run_julia
 from prefect_julia.runtime.secrets import Scrubber, allowed_env
 
 
@@ -87,6 +87,7 @@ def test_julia_env_is_an_allow_list() -> None:
     assert set(env) == {"PATH", "JULIA_DEPOT_PATH", "LC_ALL", "RANDOM_SETTING", "PREFECT_API_AUTH_STRING"}
 
 
+@pytest.mark.julia
 def test_julia_job_gets_no_undeclared_secret_and_its_output_is_scrubbed(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -188,6 +189,19 @@ def leak() -> None:
     julia_job("leak", {}, timeout=300)
 """
 
+LEAK_DEPLOYMENT = """\
+name: leak
+prefect-version: 3.8.8
+pull:
+  - prefect.deployments.steps.set_working_directory:
+      directory: "{{ $PREFECT_JULIA_CODE_DIR }}"
+deployments:
+  - name: leak
+    entrypoint: flows/leak.py:leak
+    work_pool:
+      name: "{{ $PREFECT_JULIA_WORK_POOL }}"
+"""
+
 
 def _raw(url: str, method: str = "GET", headers: dict[str, str] | None = None) -> tuple[int, dict[str, str]]:
     request = urllib.request.Request(url, method=method, headers=headers or {})
@@ -199,6 +213,7 @@ def _raw(url: str, method: str = "GET", headers: dict[str, str] | None = None) -
 
 
 @pytest.mark.server
+@pytest.mark.julia
 def test_prod_server_is_closed_and_secrets_stay_out_of_every_output(tmp_path: Path) -> None:
     """One prod server with auth: probes, blocks, deploy, worker, run, plain CLI, Julia; then bad credentials."""
     repo = make_kit_repo(tmp_path / "repo with space", branch="main", project=True)
@@ -206,13 +221,11 @@ def test_prod_server_is_closed_and_secrets_stay_out_of_every_output(tmp_path: Pa
     local = repo.root / "envs" / "prod.local.env"
     local.write_text(
         f"PREFECT_JULIA_PORT={repo.ports['prod']}\nDEMO_API_TOKEN={token}\nLEAK_DECLARED=yes\n"
-        "PREFECT_JULIA_PASS_ENV=LEAK_DECLARED\n"
+        "PREFECT_JULIA_PASS_ENV=LEAK_DECLARED\nPREFECT_JULIA_CODE_SOURCE=tree\n"
     )
     (repo.root / "julia" / "jobs" / "leak.jl").write_text(LEAK_JOB)
     (repo.root / "flows" / "leak.py").write_text(LEAK_FLOW)
-    (repo.root / "flows" / "deployments.toml").write_text(
-        '[[deployments]]\nname = "leak"\nentrypoint = "flows/leak.py:leak"\n'
-    )
+    (repo.root / "prefect.yaml").write_text(LEAK_DEPLOYMENT)
     extra = {"LEAK_TEST_PASSWORD": undeclared}
     try:
         up = repo.invoke("server-up", "prod", timeout=300, **extra)
@@ -304,3 +317,23 @@ def test_prod_server_is_closed_and_secrets_stay_out_of_every_output(tmp_path: Pa
     finally:
         prod = resolve_environment("prod", repo.root, repo.environ())
         servers.server_down(prod)
+
+
+@pytest.mark.julia
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_data_files_follow_the_umask_in_python_and_julia(tmp_path: Path, mask: int) -> None:
+    from prefect_julia.core.files import write_atomic
+
+    julia = find_julia(os.environ)
+    previous = os.umask(mask)
+    try:
+        write_atomic(tmp_path / "py.csv", b"a\n")
+        subprocess.run(
+            [julia, f"--project={REPO_ROOT / 'julia'}", "--startup-file=no", "-e",
+             "using PrefectInterfaces; PrefectInterfaces.atomicwrite(ARGS[1], \"a\\n\")", str(tmp_path / "jl.csv")],
+            check=True, timeout=300, env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")},
+        )  # fmt: skip
+    finally:
+        os.umask(previous)
+    assert _mode(tmp_path / "py.csv") == 0o666 & ~mask
+    assert _mode(tmp_path / "jl.csv") == 0o666 & ~mask

@@ -60,8 +60,26 @@ def sweep_stale_temps(path: Path) -> list[Path]:
     return removed
 
 
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` via a temporary file and a rename: readers see the old file or the new one."""
+def umask() -> int:
+    """The process's file-creation mask (read without changing it where Linux shows it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` via a temporary file and a rename: readers see the old file or the new one.
+
+    The file gets ``mode``, or by default what a plain ``open`` would give it (0666 less the umask).
+    """
+    if mode is None:
+        mode = 0o666 & ~umask()
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale_temps(path)
     fd, tmp = tempfile.mkstemp(prefix=f"{temp_prefix(path)}{os.getpid()}-", dir=path.parent)

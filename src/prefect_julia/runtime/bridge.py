@@ -63,6 +63,7 @@ __all__ = [
     "JuliaLog",
     "JuliaNotFound",
     "JuliaProgramMissing",
+    "JuliaProgramOutside",
     "JuliaResult",
     "JuliaResultError",
     "JuliaTimeout",
@@ -97,6 +98,10 @@ class JuliaNotFound(ConfigError):
 
 class JuliaProgramMissing(ConfigError):
     """The Julia program to run does not exist."""
+
+
+class JuliaProgramOutside(ConfigError):
+    """The Julia program lies outside the project's ``jobs`` folder and the caller did not allow that."""
 
 
 class JuliaFailed(CommandFailed):
@@ -257,13 +262,22 @@ def find_julia(env: Mapping[str, str]) -> str:
     return found
 
 
-def resolve_program(program: str | Path, project: Path) -> Path:
-    """``program`` as a file: a path as given, or a job name under ``<project>/jobs`` (``.jl`` optional)."""
+def resolve_program(program: str | Path, project: Path, *, anywhere: bool = False) -> Path:
+    """``program`` as a file: a path as given, or a job name under ``<project>/jobs`` (``.jl`` optional).
+
+    Only programs under ``<project>/jobs`` run, unless the caller passes ``anywhere=True``.
+    """
     given = Path(program)
     if isinstance(program, Path) or given.is_absolute() or len(given.parts) > 1:
         path = given.resolve()
     else:
         path = project / "jobs" / (program if program.endswith(".jl") else f"{program}.jl")
+    jobs_dir = (project / "jobs").resolve()
+    if not anywhere and not path.resolve().is_relative_to(jobs_dir):
+        raise JuliaProgramOutside(
+            f"Julia program {path} is outside the project's jobs folder {jobs_dir}; it was not run.",
+            hint="Move it under julia/jobs/, or pass anywhere=True to run_julia/julia_job to run it from elsewhere.",
+        )
     if path.is_file():
         return path
     jobs = sorted(p.stem for p in (project / "jobs").glob("*.jl")) if (project / "jobs").is_dir() else []
@@ -437,10 +451,12 @@ def run_julia(
     project: Path | None = None,
     grace: float = KILL_GRACE,
     session: str | None = None,
+    anywhere: bool = False,
 ) -> JuliaResult:
     """Run a Julia program to completion and return its :class:`JuliaResult`.
 
-    ``program`` is a job name under ``<project>/jobs`` or a path to a ``.jl`` file; ``parameters`` become
+    ``program`` is a job name under ``<project>/jobs`` or a path to a ``.jl`` file there (elsewhere only with
+    ``anywhere=True``: :class:`JuliaProgramOutside` otherwise); ``parameters`` become
     ``--key=value`` arguments; ``env`` is the base environment (default ``os.environ``); ``project``
     defaults to the repository's ``julia/``; ``timeout`` to ``PREFECT_JULIA_JULIA_TIMEOUT`` (else 3600 s);
     ``session`` is ``fresh`` or ``warm`` (default: ``PREFECT_JULIA_SESSION``). Raises :class:`JuliaNotFound`,
@@ -451,7 +467,7 @@ def run_julia(
     mode = session_mode({JULIA_SESSION.name: session} if session else base)
     project = (project or default_project(base)).resolve()
     julia = find_julia(base)
-    path = resolve_program(program, project)
+    path = resolve_program(program, project, anywhere=anywhere)
     command = build_command(julia, project, path, parameters or {})
     log = run_logger()
     with tempfile.TemporaryDirectory(prefix="prefect-julia-") as scratch:
@@ -578,13 +594,15 @@ def julia_job(
     retries: int = 0,
     retry_delay: float = 0.0,
     retry_timeouts: bool = False,
+    anywhere: bool = False,
 ) -> Any:
     """Run a Julia job from ``julia/jobs`` in a Prefect task and return its result document.
 
     A failing, hanging or malformed job raises, so the task run (and the flow run) is Failed. With
     ``retries=N`` a job that exits non-zero runs again, up to N more times, ``retry_delay`` seconds apart;
     a job past its timeout is retried only with ``retry_timeouts=True``. Every attempt is logged in the same
-    task run; the last failure is what the run reports. Off by default.
+    task run; the last failure is what the run reports. Off by default. A program outside ``julia/jobs``
+    runs only with ``anywhere=True``.
     """
     _check_retries(retries, retry_delay)
     attempts = retries + 1
@@ -593,7 +611,7 @@ def julia_job(
         if attempts > 1:
             log.info("Julia program %s: attempt %d of %d", program, attempt, attempts)
         try:
-            return run_julia(program, parameters or {}, timeout=timeout).result
+            return run_julia(program, parameters or {}, timeout=timeout, anywhere=anywhere).result
         except (JuliaFailed, JuliaTimeout) as error:
             timed_out = isinstance(error, JuliaTimeout)
             if attempt == attempts or (timed_out and not retry_timeouts):
