@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -35,3 +36,11 @@ def test_arguments_stay_whole_and_are_never_run_in_a_path_with_a_space(tmp_path:
     spaced = run("run", "daily", "--env", "dev", "--param", "note hello world")
     assert spaced.returncode == 2, spaced.stdout + spaced.stderr
     assert "--param 'note hello world' is not key=value" in spaced.stderr
+
+
+def test_every_recipe_passes_arguments_as_positional_parameters() -> None:
+    """No recipe pastes an argument into its shell line: only quoted values, and "$@"."""
+    text = (Path(__file__).resolve().parents[1] / "justfile").read_text()
+    assert "set positional-arguments := true" in text
+    pasted = [line for line in text.splitlines() if line.startswith("    ") and re.search(r"\{\{(?!quote\()", line)]
+    assert not pasted, pasted

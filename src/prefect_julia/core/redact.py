@@ -1,7 +1,7 @@
 """Secrets out of text that leaves the process: error messages, stderr tails, notifications.
 
-``scrub`` replaces the values of secret-like variables of the environment (a name holding SECRET, TOKEN, WEBHOOK,
-PASSWORD, KEY or AUTH, as the secret scanner reads them) and credentials written in well-known shapes:
+``scrub`` replaces the values of secret-like variables of the environment (the one name rule of
+``core.secrets``, as the secret scanner reads them) and credentials written in well-known shapes:
 passwords in URLs, ``Authorization``/``Bearer`` values, Prefect API keys and ``name=value`` pairs whose
 name is secret-like.
 """
@@ -12,10 +12,11 @@ import os
 import re
 from collections.abc import Mapping
 
+from prefect_julia.core.secrets import is_secret_name
+
 __all__ = ["MASK", "scrub", "secret_values"]
 
 MASK = "********"
-SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|KEY|AUTH|CREDENTIAL|WEBHOOK", re.IGNORECASE)
 MIN_SECRET_LENGTH = 6  # shorter values ("1", "true", "dev") are settings, not secrets
 _SHAPES = (
     re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"),  # scheme://user:password@host
@@ -33,7 +34,7 @@ def secret_values(environ: Mapping[str, str]) -> list[str]:
     found = {
         value.strip()
         for name, value in environ.items()
-        if SECRET_NAME.search(name) and value and len(value.strip()) >= MIN_SECRET_LENGTH
+        if is_secret_name(name) and value and len(value.strip()) >= MIN_SECRET_LENGTH
     }
     return sorted(found, key=len, reverse=True)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 #: A name holding one of these words (any case) names a secret.
-SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PWD", "CREDENTIAL", "AUTH", "PRIVATE")
+SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PWD", "CREDENTIAL", "AUTH", "PRIVATE", "WEBHOOK")
 SECRET_NAME = re.compile("|".join(SECRET_WORDS), re.IGNORECASE)
 #: Names the rule would catch that hold no secret (paths and switches).
 NOT_SECRET = frozenset({"PWD", "OLDPWD", "PREFECT_JULIA_AUTH"})
