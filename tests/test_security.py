@@ -202,6 +202,16 @@ deployments:
       name: "{{ $PREFECT_JULIA_WORK_POOL }}"
 """
 
+LEAK_BLOCKS = """\
+[[blocks]]
+type = "secret"
+name = "demo-api-token"
+secret_from = "DEMO_API_TOKEN"
+
+[variables]
+demo_min_rows = 10
+"""
+
 
 def _raw(url: str, method: str = "GET", headers: dict[str, str] | None = None) -> tuple[int, dict[str, str]]:
     request = urllib.request.Request(url, method=method, headers=headers or {})
@@ -226,6 +236,8 @@ def test_prod_server_is_closed_and_secrets_stay_out_of_every_output(tmp_path: Pa
     (repo.root / "julia" / "jobs" / "leak.jl").write_text(LEAK_JOB)
     (repo.root / "flows" / "leak.py").write_text(LEAK_FLOW)
     (repo.root / "prefect.yaml").write_text(LEAK_DEPLOYMENT)
+    (repo.root / "envs" / "prod.blocks.toml").write_text(LEAK_BLOCKS)
+    (repo.root / "envs" / "prod.automations.toml").unlink(missing_ok=True)
     extra = {"LEAK_TEST_PASSWORD": undeclared}
     try:
         up = repo.invoke("server-up", "prod", timeout=300, **extra)
@@ -269,13 +281,18 @@ def test_prod_server_is_closed_and_secrets_stay_out_of_every_output(tmp_path: Pa
         # The plain prefect CLI, through `env --shell` and through the synced profile.
         shell = f'eval "$({sys.executable} -m invoke env --shell prod)" && {sys.executable} -m prefect block ls'
         cli = subprocess.run(
-            ["bash", "-c", shell], cwd=repo.root, env=repo.environ(), capture_output=True, text=True, timeout=120
+            ["bash", "-c", shell],
+            cwd=repo.root,
+            env=repo.environ(COLUMNS="250"),
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert cli.returncode == 0 and "demo-api-token" in cli.stdout, cli.stdout + cli.stderr
         profile = subprocess.run(
             [sys.executable, "-m", "prefect", "--profile", "prod", "variable", "ls"],
             cwd=repo.root,
-            env=repo.environ(PREFECT_PROFILES_PATH=str(repo.root / "profiles" / "profiles.toml")),
+            env=repo.environ(PREFECT_PROFILES_PATH=str(repo.root / "profiles" / "profiles.toml"), COLUMNS="250"),
             capture_output=True,
             text=True,
             timeout=120,

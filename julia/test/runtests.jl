@@ -285,16 +285,34 @@ function unit_tests()
     end
 
     @testset "HTTP: retries on 5xx and connection errors, none on 4xx" begin
-        srv = fakeserver([(503, "{\"detail\":\"busy\"}"), (502, "{}"), (200, "{\"ok\":true}")])
+        # First the CSRF token request (422: the server has no CSRF protection, so no token is sent).
+        srv = fakeserver([(422, "{}"), (503, "{\"detail\":\"busy\"}"), (502, "{}"), (200, "{\"ok\":true}")])
         try
             api = PrefectAPI(srv.url; retries=3, backoff=0.01, env=Dict{String,String}())
             @test apijson(api, "POST", "/things/filter"; body=Dict("limit" => 1)) == Dict("ok" => true)
-            @test length(srv.requests) == 3
-            r = srv.requests[1]
+            @test length(srv.requests) == 4
+            @test startswith(srv.requests[1].line, "GET /api/csrf-token?client=")
+            r = srv.requests[2]
+            @test !any(h -> startswith(lowercase(h), "prefect-csrf"), r.headers)
             @test r.line == "POST /api/things/filter HTTP/1.1"
             @test parsejson(r.body) == Dict("limit" => 1)
             @test any(h -> lowercase(h) == "content-type: application/json", r.headers)
             @test !any(h -> startswith(lowercase(h), "authorization"), r.headers)
+        finally
+            srv.close()
+        end
+        # With CSRF protection: the token goes with every POST; a refused (expired) token is renewed once.
+        srv = fakeserver([(200, "{\"token\":\"tok1\"}"), (403, "{}"), (200, "{\"token\":\"tok2\"}"), (200, "{\"ok\":true}")])
+        try
+            api = PrefectAPI(srv.url; retries=0, env=Dict("PREFECT_API_AUTH_STRING" => "admin:pass"))
+            @test apijson(api, "POST", "/things/filter"; body=Dict("limit" => 1)) == Dict("ok" => true)
+            @test [split(q.line)[1] for q in srv.requests] == ["GET", "POST", "GET", "POST"]
+            @test all(q -> any(h -> lowercase(h) == "authorization: basic ywrtaw46cgfzcw==", q.headers), srv.requests)
+            @test any(h -> lowercase(h) == "prefect-csrf-token: tok1", srv.requests[2].headers)
+            @test any(h -> lowercase(h) == "prefect-csrf-token: tok2", srv.requests[4].headers)
+            client = PI.csrf_client()
+            @test occursin("client=" * client, srv.requests[1].line)
+            @test any(h -> lowercase(h) == "prefect-csrf-client: " * client, srv.requests[4].headers)
         finally
             srv.close()
         end
