@@ -231,7 +231,7 @@ def test_prod_server_is_closed_and_secrets_stay_out_of_every_output(tmp_path: Pa
     local = repo.root / "envs" / "prod.local.env"
     local.write_text(
         f"PREFECT_JULIA_PORT={repo.ports['prod']}\nDEMO_API_TOKEN={token}\nLEAK_DECLARED=yes\n"
-        "PREFECT_JULIA_PASS_ENV=LEAK_DECLARED\nPREFECT_JULIA_CODE_SOURCE=tree\n"
+        "PREFECT_JULIA_PASS_ENV=LEAK_DECLARED\nPREFECT_JULIA_CODE_SOURCE=tree\nPREFECT_JULIA_HEALTH_TIMEOUT=300\n"
     )
     (repo.root / "julia" / "jobs" / "leak.jl").write_text(LEAK_JOB)
     (repo.root / "flows" / "leak.py").write_text(LEAK_FLOW)
