@@ -27,6 +27,11 @@ COPIED = [
     ".github/workflows/gate.yml",
     ".github/workflows/deploy.yml",
     "src/prefect_julia/gates/secretscan.py",
+    "src/prefect_julia/gates/baseline_scan.py",
+    "src/prefect_julia/__init__.py",
+    "src/prefect_julia/core/__init__.py",
+    "src/prefect_julia/core/secrets.py",
+    ".secrets.baseline",
 ]
 SECRET_VALUE = "s3cret-warehouse-pass"
 # Built at run time so that this file itself passes the hooks.
@@ -112,7 +117,8 @@ def test_clean_sample_files_pass_every_hook(sample: tuple[Path, dict[str, str]])
         "YAML syntax",
         "TOML syntax",
         "no private keys",
-        "no Prefect API keys or local secrets",
+        "no credentials or local secrets",
+        "detect-secrets (against .secrets.baseline)",
         "workflow schema",
         "workflow audit (zizmor)",
     ):

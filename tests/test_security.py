@@ -121,11 +121,11 @@ def test_julia_job_gets_no_undeclared_secret_and_its_output_is_scrubbed(
 def test_world_readable_local_env_is_tightened_and_world_writable_refused(kit_repo: KitRepo) -> None:
     local = kit_repo.root / "envs" / "dev.local.env"
     os.chmod(local, 0o644)
-    shown = kit_repo.invoke("env", "dev")
+    shown = kit_repo.invoke("env", "--env", "dev")
     assert shown.returncode == 0 and "envs/dev.local.env was readable by other users" in shown.stderr
     assert _mode(local) == 0o600
     os.chmod(local, 0o666)
-    refused = kit_repo.invoke("env", "dev")
+    refused = kit_repo.invoke("env", "--env", "dev")
     assert refused.returncode == 2, refused.stderr
     assert "envs/dev.local.env may be changed by other users" in refused.stderr and "fix: " in refused.stderr
     assert "Traceback" not in refused.stderr and _mode(local) == 0o666
@@ -135,14 +135,14 @@ def test_malformed_local_line_names_the_setting_never_the_value(kit_repo: KitRep
     local = kit_repo.root / "envs" / "dev.local.env"
     local.write_text("OK=1\nDB_PASSWORD='unclosed-s3cret-value\n")
     os.chmod(local, 0o600)
-    done = kit_repo.invoke("env", "dev")
+    done = kit_repo.invoke("env", "--env", "dev")
     assert done.returncode == 2
     assert "dev.local.env:2" in done.stderr and "DB_PASSWORD" in done.stderr
     assert "unclosed-s3cret-value" not in done.stderr + done.stdout
 
 
 def test_non_loopback_host_without_auth_is_refused_before_anything_starts(kit_repo: KitRepo) -> None:
-    done = kit_repo.invoke("server-up", "dev", PREFECT_JULIA_HOST="0.0.0.0")
+    done = kit_repo.invoke("server-up", "--env", "dev", PREFECT_JULIA_HOST="0.0.0.0")
     assert done.returncode == 2, done.stdout + done.stderr
     assert "PREFECT_JULIA_HOST=0.0.0.0" in done.stderr and "fix: Set PREFECT_JULIA_AUTH=on" in done.stderr
     assert "Traceback" not in done.stderr
@@ -163,7 +163,7 @@ def test_auth_string_is_generated_once_into_a_private_local_file(tmp_path: Path)
     assert value and value.startswith("prefect:") and len(value) > 30
     assert security.ensure_auth_string(first, repo.environ()).get("PREFECT_API_AUTH_STRING") == value
     assert local.read_text().count("PREFECT_API_AUTH_STRING=") == 1
-    shown = repo.invoke("env", "prod")
+    shown = repo.invoke("env", "--env", "prod")
     assert value not in shown.stdout and "PREFECT_API_AUTH_STRING" in shown.stdout
 
 
@@ -240,7 +240,7 @@ def test_prod_server_is_closed_and_secrets_stay_out_of_every_output(tmp_path: Pa
     (repo.root / "envs" / "prod.automations.toml").unlink(missing_ok=True)
     extra = {"LEAK_TEST_PASSWORD": undeclared}
     try:
-        up = repo.invoke("server-up", "prod", timeout=300, **extra)
+        up = repo.invoke("server-up", "--env", "prod", timeout=300, **extra)
         assert up.returncode == 0, up.stdout + up.stderr
         assert "UI login" in up.stdout
         prod = resolve_environment("prod", repo.root, repo.environ())
@@ -248,7 +248,7 @@ def test_prod_server_is_closed_and_secrets_stay_out_of_every_output(tmp_path: Pa
         assert auth and auth not in up.stdout + up.stderr
         assert _mode(local) == 0o600 and _mode(prod.home) == 0o700 and _mode(prod.files.server_log) == 0o600
 
-        for step in (("blocks", "prod"), ("deploy", "prod"), ("worker-up", "prod")):
+        for step in (("blocks", "--env", "prod"), ("deploy", "--env", "prod"), ("worker-up", "--env", "prod")):
             done = repo.invoke(*step, timeout=300, **extra)
             assert done.returncode == 0, f"{step}: {done.stdout}{done.stderr}"
         assert _mode(prod.files.worker_log) == 0o600
@@ -279,7 +279,7 @@ def test_prod_server_is_closed_and_secrets_stay_out_of_every_output(tmp_path: Pa
         assert ApiClient(prod.api_url, auth_string=auth).request("POST", "/block_documents/filter", {"limit": 5})
 
         # The plain prefect CLI, through `env --shell` and through the synced profile.
-        shell = f'eval "$({sys.executable} -m invoke env --shell prod)" && {sys.executable} -m prefect block ls'
+        shell = f'eval "$({sys.executable} -m invoke env --shell --env prod)" && {sys.executable} -m prefect block ls'
         cli = subprocess.run(
             ["bash", "-c", shell],
             cwd=repo.root,
@@ -323,7 +323,7 @@ def test_prod_server_is_closed_and_secrets_stay_out_of_every_output(tmp_path: Pa
             assert auth not in text and auth.split(":", 1)[1] not in text, f"the auth string leaked into the {where}"
 
         # A wrong auth string, and auth on the server but none in the client: exit 2 with the fix, no traceback.
-        wrong = repo.invoke("blocks", "prod", PREFECT_API_AUTH_STRING="prefect:wrong-guess-123")
+        wrong = repo.invoke("blocks", "--env", "prod", PREFECT_API_AUTH_STRING="prefect:wrong-guess-123")
         assert wrong.returncode == 2, wrong.stdout + wrong.stderr
         assert "refused PREFECT_API_AUTH_STRING from process environment" in wrong.stderr
         assert "fix: " in wrong.stderr and "Traceback" not in wrong.stderr and "wrong-guess-123" not in wrong.stderr
