@@ -168,10 +168,11 @@ def resolved_values(decl: Declarations, env: Environment) -> tuple[dict[str, dic
     ]
     if missing:
         names = ", ".join(f"{spec.ref} (from {setting})" for spec, setting in missing)
-        first = missing[0][1]
+        settings = list(dict.fromkeys(setting for _, setting in missing))
+        lines = ", ".join(f"{setting}=..." for setting in settings)
         raise ConfigError(
             f"Secret value not set for: {names}. Nothing was changed on the server.",
-            hint=f"Add {first}=... to envs/{env.name}.local.env (git-ignored) or export {first}.",
+            hint=f"Add {lines} to envs/{env.name}.local.env (git-ignored), or export them.",
         )
     blocks: dict[str, dict[str, Any]] = {}
     for spec in decl.blocks:
