@@ -163,7 +163,7 @@ def _ops_repo(tmp_path: Path, server: RunningServer, receiver: Receiver) -> KitR
     with (repo.root / "envs" / "dev.local.env").open("a") as local:
         local.write(
             f"PREFECT_API_URL={server.api_url}\nPREFECT_JULIA_WORK_POOL=ops-{uuid.uuid4().hex[:8]}\n"
-            f"DEMO_API_TOKEN={TOKEN}\nONCALL_WEBHOOK_URL={receiver.url}/generic\n"
+            f"DEMO_API_TOKEN={TOKEN}\nPREFECT_JULIA_PASS_ENV=DEMO_API_TOKEN\nONCALL_WEBHOOK_URL={receiver.url}/generic\n"
             f"ONCALL_SLACK_URL={receiver.url}/slack\nNOBODY_WEBHOOK_URL=http://127.0.0.1:{free_port()}/closed\n"
         )
     return repo

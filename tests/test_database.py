@@ -23,6 +23,7 @@ import pytest
 
 from conftest import KitRepo, RunningServer, make_kit_repo
 from prefect_julia.core.errors import DatabaseError
+from prefect_julia.core.prefect_http import ApiClient
 from prefect_julia.core.processes import read_pid_file
 from prefect_julia.kit import database
 from prefect_julia.kit.environments import resolve_environment
@@ -40,6 +41,8 @@ def pg_repo() -> Iterator[KitRepo]:
     repo = make_kit_repo(folder / "repo")
     with (repo.root / "envs" / "prod.local.env").open("a") as local:
         local.write("PREFECT_JULIA_DATABASE=postgresql\n")
+        # This module's raw REST calls are about the database; a prod server with basic auth is tests/test_security.py's.
+        local.write("PREFECT_JULIA_AUTH=off\n")
     try:
         yield repo
     finally:
@@ -52,12 +55,9 @@ def _api(repo: KitRepo, env: str = "prod") -> str:
 
 
 def _post(url: str, body: dict[str, Any]) -> Any:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        data = response.read()
-    return json.loads(data) if data else {}
+    """POST through the kit's REST client, which does Prefect's CSRF dance (servers have CSRF protection on)."""
+    base, _, path = url.partition("/api")
+    return ApiClient(f"{base}/api", timeout=30).request("POST", path, body) or {}
 
 
 def _save_secret(api_url: str, name: str) -> None:

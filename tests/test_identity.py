@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from pathlib import Path
 
 from conftest import KitRepo, make_kit_repo
 from prefect_julia.core.errors import ServerError
+from prefect_julia.core.prefect_http import ApiClient
 from prefect_julia.kit import identity
 from prefect_julia.kit.environments import resolve_environment
 
@@ -16,11 +15,8 @@ DECLARATION = "deployments:\n  - name: b-only\n    entrypoint: flows/ident.py:id
 
 
 def _deployment_names(api_url: str) -> list[str]:
-    request = urllib.request.Request(
-        f"{api_url}/deployments/filter", data=b"{}", headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return [d["name"] for d in json.load(response)]
+    """The server's deployments, asked through the kit's REST client (it sends Prefect's CSRF token)."""
+    return [d["name"] for d in ApiClient(api_url, timeout=10).request("POST", "/deployments/filter", {})]
 
 
 def test_a_server_of_another_checkout_is_refused_and_shown_as_taken(tmp_path: Path) -> None:

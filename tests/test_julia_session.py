@@ -51,7 +51,9 @@ def run(session_dir: Path, tmp_path: Path) -> Callable[..., Any]:
     def call(mode: str, program: Path, params: dict[str, object] | None = None, timeout: float = 60, **env: str) -> Any:
         environ = {k: v for k, v in os.environ.items() if k != "PREFECT_HOME"}
         environ.update(PREFECT_JULIA_SESSION_DIR=str(session_dir), **env)
-        return run_julia(program, params or {}, env=environ, project=PROJECT, timeout=timeout, session=mode)
+        return run_julia(
+            program, params or {}, env=environ, project=PROJECT, timeout=timeout, session=mode, anywhere=True
+        )
 
     return call
 
@@ -108,7 +110,14 @@ def test_same_results_and_logs(
 ) -> None:
     path = program("job", JOB)
     with caplog.at_level(logging.DEBUG, logger="prefect_julia.julia"):
-        outcome = run(mode, path, {"n": 1}, MY_FLAG="on", PREFECT_API_URL="http://127.0.0.1:9/api")
+        outcome = run(
+            mode,
+            path,
+            {"n": 1},
+            MY_FLAG="on",
+            PREFECT_JULIA_PASS_ENV="MY_FLAG",
+            PREFECT_API_URL="http://127.0.0.1:9/api",
+        )
     assert outcome.result == {
         "total": 42,
         "args": ["--n=1"],
@@ -231,7 +240,9 @@ def test_bad_session_setting(program: Program) -> None:
     from prefect_julia.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="neither 'fresh' nor 'warm'"):
-        run_julia(program("x", ""), env={**os.environ, "PREFECT_JULIA_SESSION": "tepid"}, project=PROJECT)
+        run_julia(
+            program("x", ""), env={**os.environ, "PREFECT_JULIA_SESSION": "tepid"}, project=PROJECT, anywhere=True
+        )
 
 
 # --- no Julia outlives its flow run ----------------------------------------------------------------------------
@@ -247,7 +258,7 @@ RUNNER = """
 import os, sys
 from pathlib import Path
 from prefect_julia.runtime.bridge import run_julia
-run_julia(Path(sys.argv[1]), {"sleep": 60}, project=Path(sys.argv[2]), session=sys.argv[3], timeout=120)
+run_julia(Path(sys.argv[1]), {"sleep": 60}, project=Path(sys.argv[2]), session=sys.argv[3], timeout=120, anywhere=True)
 """
 
 
@@ -266,7 +277,8 @@ def read_pids(path: Path, seconds: float = 120) -> tuple[int, int]:
 def test_no_julia_survives_a_killed_flow_run(mode: str, program: Program, session_dir: Path, tmp_path: Path) -> None:
     pids_file = tmp_path / "pids"
     path = program("child", CHILD)
-    env = {**os.environ, "PIDS_FILE": str(pids_file), "PREFECT_JULIA_SESSION_DIR": str(session_dir)}
+    env = {**os.environ, "PIDS_FILE": str(pids_file), "PREFECT_JULIA_PASS_ENV": "PIDS_FILE"}
+    env["PREFECT_JULIA_SESSION_DIR"] = str(session_dir)
     env.pop("PREFECT_HOME", None)
     runner = subprocess.Popen([sys.executable, "-c", RUNNER, str(path), str(PROJECT), mode], env=env)
     julia = child = 0
@@ -287,7 +299,7 @@ def test_no_julia_survives_a_killed_flow_run(mode: str, program: Program, sessio
 
 def test_children_that_left_the_group_are_swept(run: Callable[..., Any], program: Program, tmp_path: Path) -> None:
     pids_file = tmp_path / "pids"
-    run("fresh", program("child", CHILD), {"sleep": 2}, PIDS_FILE=str(pids_file))
+    run("fresh", program("child", CHILD), {"sleep": 2}, PIDS_FILE=str(pids_file), PREFECT_JULIA_PASS_ENV="PIDS_FILE")
     _julia, child = read_pids(pids_file, 1)
     assert wait_gone(child, 5), f"the setsid child {child} outlived its job"
 
@@ -327,7 +339,9 @@ def test_worker_status_lists_and_worker_down_stops_sessions(kit_repo: Any, progr
 
     env = kit_repo.environment("dev")
     environ = env.process_env(os.environ)
-    pid = run_julia(program("pid", PID), env=environ, project=PROJECT, session="warm", timeout=120).result["pid"]
+    pid = run_julia(
+        program("pid", PID), env=environ, project=PROJECT, session="warm", timeout=120, anywhere=True
+    ).result["pid"]
     assert sessions.running(env) == [pid]
     assert sessions.folder(env) == env.home / "julia-sessions"
     status = kit_repo.invoke("worker-status", timeout=120)

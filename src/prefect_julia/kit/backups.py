@@ -34,7 +34,7 @@ def restore(env: Environment, source: Path, environ: Mapping[str, str]) -> Resto
     database.check_restorable(env, source)
     was_running = servers.is_healthy(env.local_api_url)
     if was_running:
-        in_flight = database.runs_in_flight(env.local_api_url)
+        in_flight = database.runs_in_flight(env)
         if in_flight is None:
             raise DatabaseError(
                 f"Cannot ask the {env.name} server which flow runs are in flight; nothing was restored.",

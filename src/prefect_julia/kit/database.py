@@ -623,18 +623,17 @@ def backup(env: Environment, target: Path) -> Path:
     return target
 
 
-def runs_in_flight(api_url: str) -> int | None:
-    """How many flow runs are pending, running or cancelling; None when the server does not answer."""
-    import urllib.request
+def runs_in_flight(env: Environment) -> int | None:
+    """How many flow runs are pending, running or cancelling; None when the server does not answer.
 
-    body = json.dumps({"flow_runs": {"state": {"type": {"any_": list(IN_FLIGHT)}}}}).encode()
-    request = urllib.request.Request(
-        f"{api_url}/flow_runs/count", data=body, headers={"Content-Type": "application/json"}, method="POST"
-    )
+    Asked with the environment's credential and Prefect's CSRF token (``security.api_client``).
+    """
+    from prefect_julia.kit.security import api_client
+
+    body = {"flow_runs": {"state": {"type": {"any_": list(IN_FLIGHT)}}}}
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return int(json.load(response))
-    except (OSError, ValueError):
+        return int(api_client(env, timeout=10.0).request("POST", "/flow_runs/count", body))
+    except (OSError, ValueError, TypeError):
         return None
 
 

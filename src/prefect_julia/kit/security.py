@@ -124,9 +124,17 @@ def worker_env(env: Environment, environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def private_home(env: Environment) -> None:
-    """Create the environment's PREFECT_HOME with mode 0700 (and tighten an existing one)."""
+    """Create the environment's PREFECT_HOME with mode 0700 (and tighten an existing one).
+
+    One exception: as root with a kit-managed PostgreSQL, the cluster runs as the ``postgres`` user, which
+    must pass through the home to reach its own folder, so others get search (``x``) only: 0711. They
+    still cannot list the home, and every file in it is 0600.
+    """
+    from prefect_julia.kit import database
+
     env.home.mkdir(parents=True, exist_ok=True)
-    os.chmod(env.home, 0o700)
+    passes_through = os.geteuid() == 0 and database.is_managed(env)
+    os.chmod(env.home, 0o711 if passes_through else 0o700)
 
 
 def private_file(path: Path) -> None:
