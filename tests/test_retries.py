@@ -51,7 +51,12 @@ def test_a_job_failing_once_then_passing_leaves_a_completed_run_with_both_attemp
     @flow(name="julia-flaky")
     def flaky(retries: int = 0) -> Any:
         return julia_job(
-            str(program), {"marker": str(tmp_path / "marker")}, timeout=120, retries=retries, retry_delay=0.5
+            str(program),
+            {"marker": str(tmp_path / "marker")},
+            timeout=120,
+            retries=retries,
+            retry_delay=0.5,
+            anywhere=True,
         )
 
     failed = flaky(return_state=True)  # off by default: the first failure fails the run
@@ -83,7 +88,7 @@ def test_a_timeout_is_retried_only_when_asked(on_server: Any, tmp_path: Path, re
 
     @flow(name="julia-hangs")
     def hangs() -> Any:
-        return julia_job(str(program), {}, timeout=3, retries=1, retry_timeouts=retry_timeouts)
+        return julia_job(str(program), {}, timeout=3, retries=1, retry_timeouts=retry_timeouts, anywhere=True)
 
     state = hangs(return_state=True)
     assert state.is_failed() and "timeout" in (state.message or "")

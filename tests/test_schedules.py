@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import KitRepo, make_kit_repo
+from prefect_julia.core.prefect_http import ApiClient
 from prefect_julia.kit import serverlog
 
 FLOW = """
@@ -32,9 +33,9 @@ deployments:
 
 
 def _post(url: str, body: dict[str, Any]) -> Any:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)
+    """POST through the kit's REST client, which sends Prefect's CSRF token (kit servers have CSRF on)."""
+    base, _, path = url.partition("/api")
+    return ApiClient(f"{base}/api", timeout=10).request("POST", path, body)
 
 
 def _runs(api_url: str, deployment_id: str) -> list[dict[str, Any]]:
