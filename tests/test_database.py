@@ -46,7 +46,7 @@ def pg_repo() -> Iterator[KitRepo]:
     try:
         yield repo
     finally:
-        repo.invoke("server-down", "--env", "prod")
+        repo.invoke("server-down", "--env", "prod", "--cancel")  # a failed test may leave a run in flight
         shutil.rmtree(folder, ignore_errors=True)
 
 
