@@ -32,6 +32,16 @@ PROJECT_FILES = (
 )
 
 
+def wait_gone(pid: int, seconds: float = 10.0) -> bool:
+    """True once ``pid`` has exited (``processes.running`` is False) within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not processes.running(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

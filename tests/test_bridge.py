@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from harness import wait_gone
 from prefect_julia.core.errors import CommandFailed, ConfigError, PrefectJuliaError
-from prefect_julia.core.processes import running
 from prefect_julia.runtime.bridge import (
     JuliaFailed,
     JuliaLog,
@@ -196,15 +196,6 @@ println("done")
 """
 
 
-def _wait_gone(pid: int, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not running(pid):
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @pytest.mark.julia
 class TestRealJulia:
     def test_result_parameters_and_env(self, tmp_path: Path, program: Program) -> None:
@@ -267,7 +258,7 @@ class TestRealJulia:
         assert time.monotonic() - started < 10
         assert "timeout of 2 s" in str(info.value)
         assert "waiting forever" in info.value.stderr_tail
-        assert _wait_gone(int(pidfile.read_text()))
+        assert wait_gone(int(pidfile.read_text()), 5)
 
     def test_timeout_setting_is_honoured(self, tmp_path: Path, program: Program) -> None:
         program("sleepy", "sleep(60)")
@@ -288,7 +279,7 @@ class TestRealJulia:
         )
         pidfile = tmp_path / "child.pid"
         run_julia("leaky", {"pidfile": pidfile}, project=tmp_path, timeout=60, grace=1)
-        assert _wait_gone(int(pidfile.read_text()))
+        assert wait_gone(int(pidfile.read_text()), 5)
 
     def test_levels_outside_a_run(self, tmp_path: Path, program: Program, caplog: pytest.LogCaptureFixture) -> None:
         program("levels", '@info "i1"\n@warn "w1"\n@error "e1"\nprintln("out1")')

@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from harness import REPO_ROOT
+from harness import REPO_ROOT, wait_gone
+from prefect_julia.core.processes import running
 from prefect_julia.runtime import julia_session
 from prefect_julia.runtime.bridge import JuliaFailed, JuliaResultError, JuliaTimeout, run_julia
 from prefect_julia.runtime.joboutput import OutputSink
@@ -70,23 +71,6 @@ def program(tmp_path: Path) -> Program:
 
 def session_pids(folder: Path) -> list[int]:
     return sorted(info.pid for info in julia_session.sessions(folder))
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
-
-
-def wait_gone(pid: int, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 # --- the same results, logs and failures ---------------------------------------------------------------------
@@ -187,7 +171,7 @@ def test_timeout_replaces_the_session(run: Callable[..., Any], program: Program,
         run("warm", program("stuck", 'println(stderr, "stuck"); sleep(60)'), timeout=2)
     assert wait_gone(before)
     after = run("warm", program("pid", PID)).result["pid"]
-    assert after != before and alive(after)
+    assert after != before and running(after)
 
 
 def test_crash_fails_only_its_job(run: Callable[..., Any], program: Program) -> None:
@@ -292,7 +276,7 @@ def test_no_julia_survives_a_killed_flow_run(mode: str, program: Program, sessio
         runner.kill()
         runner.wait()
         for pid in (julia, child):
-            if pid and alive(pid):
+            if pid and running(pid):
                 os.kill(pid, signal.SIGKILL)
     assert julia not in session_pids(session_dir)
 
