@@ -145,13 +145,13 @@ def concurrent_runs(repo: KitRepo, count: int, timeout: float = 1800) -> dict[st
     """Submit ``count`` runs of ``quick`` at once through the kit's client; wait for every one to end."""
     from prefect_julia.kit import runs
     from prefect_julia.kit.prefect_api import client_for
+    from prefect_julia.kit.security import api_client
 
     env = repo.environment("dev")
+    deployment_id = api_client(env).request("GET", "/deployments/name/quick/quick")["id"]
 
     def submit(i: int) -> str:
-        with client_for(env) as client:
-            deployment = client.read_deployment_by_name("quick/quick")
-            return str(runs.submit(client, deployment.id, {"count": i}).id)
+        return str(runs.submit(api_client(env, timeout=30), deployment_id, {"count": i})["id"])
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=count) as pool:

@@ -223,7 +223,7 @@ def test_two_concurrent_jobs_never_share_a_process(run: Callable[..., Any], prog
 def test_bad_session_setting(program: Program) -> None:
     from prefect_julia.core.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="neither 'fresh' nor 'warm'"):
+    with pytest.raises(ConfigError, match="is not one of: fresh, warm"):
         run_julia(
             program("x", ""), env={**os.environ, "PREFECT_JULIA_SESSION": "tepid"}, project=PROJECT, anywhere=True
         )

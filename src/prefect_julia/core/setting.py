@@ -12,11 +12,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from prefect_julia.core.errors import ConfigError
+from prefect_julia.core.errors import ConfigError, PrefectJuliaError
 
 #: A default that depends on the environment's name and on the settings resolved before it.
 Derive = Callable[[str, Mapping[str, str]], str | None]
-Kind = Literal["text", "port", "seconds", "path"]
+Kind = Literal["text", "port", "seconds", "path", "choice"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,8 @@ class Setting:
     kind: Kind = "text"
     secret: bool = False
     derive: Derive | None = None
+    #: The values a ``choice`` setting may take (compared without case or blanks).
+    choices: tuple[str, ...] = ()
 
     def default_for(self, env: str, values: Mapping[str, str]) -> str | None:
         """The default in environment ``env``, given the values resolved so far."""
@@ -44,6 +46,18 @@ class Setting:
         if raw is None:
             raise ConfigError(f"The setting {self.name} is not set.", hint=f"Set {self.name} to a number of seconds.")
         return parse_seconds(self.name, raw, where)
+
+    def choose(self, raw: str | None, where: str = "", *, error: type[PrefectJuliaError] = ConfigError) -> str:
+        """``raw`` (unset or blank: the default) as one of ``choices``; ``error`` naming the setting, where the
+        value came from, and every choice, if it is none of them."""
+        value = (raw or "").strip().lower() or (self.default or "")
+        if value not in self.choices:
+            source = f" (from {where})" if where else ""
+            raise error(
+                f"{self.name}={raw!r}{source} is not one of: {', '.join(self.choices)}.",
+                hint=f"Set {self.name} to {' or '.join(self.choices)}: {self.help}.",
+            )
+        return value
 
 
 def parse_seconds(name: str, raw: str, where: str = "") -> float:
@@ -97,6 +111,8 @@ JULIA_SESSION = Setting(
     "PREFECT_JULIA_SESSION",
     "fresh: a new julia per job; warm: jobs run in kept julia processes (packages stay loaded and compiled)",
     default="fresh",
+    kind="choice",
+    choices=("fresh", "warm"),
 )
 JULIA_SESSION_POOL = Setting(
     "PREFECT_JULIA_SESSION_POOL", "warm julia sessions kept at most (jobs that run at once)", default="2"

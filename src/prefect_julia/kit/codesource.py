@@ -22,10 +22,10 @@ from typing import Any
 from prefect_julia.core import gitrepo
 from prefect_julia.core.errors import ConfigError
 from prefect_julia.kit.environments import Environment, load_branch_mapping
+from prefect_julia.kit.settings import CODE_SOURCE
 
 #: The placeholder (and exported variable) naming the folder a run executes.
 CODE_DIR_SETTING = "PREFECT_JULIA_CODE_DIR"
-SOURCES = ("tree", "worktree", "git")
 #: Records the commit of the worktree the deployments point at, inside ``<home>/code``.
 DEPLOYED_FILE = "DEPLOYED"
 #: Worktrees kept besides the deployed one, for runs that started before the last deploy.
@@ -53,13 +53,7 @@ def working_tree(root: Path) -> Code:
 
 
 def source_kind(env: Environment) -> str:
-    kind = env.get("PREFECT_JULIA_CODE_SOURCE") or "tree"
-    if kind not in SOURCES:
-        raise ConfigError(
-            f"PREFECT_JULIA_CODE_SOURCE={kind!r} of {env.name} is not a code source.",
-            hint=f"Use one of: {', '.join(SOURCES)} (envs/{env.name}.env).",
-        )
-    return kind
+    return env.choice(CODE_SOURCE)
 
 
 def deployed_commit(env: Environment) -> str | None:

@@ -35,9 +35,8 @@ from prefect_julia.core.errors import DatabaseError
 from prefect_julia.core.files import tail
 from prefect_julia.core.processes import describe_pid, port_is_free, port_owner
 from prefect_julia.kit.environments import Environment
-from prefect_julia.kit.settings import set_local_setting
+from prefect_julia.kit.settings import DATABASE, set_local_setting
 
-KINDS = ("sqlite", "postgresql")
 DB_NAME = "prefect"
 DB_USER = "prefect"
 #: The unprivileged user a cluster runs as when the kit runs as root.
@@ -55,13 +54,7 @@ def mask_url(url: str) -> str:
 
 
 def kind(env: Environment) -> str:
-    value = (env.get("PREFECT_JULIA_DATABASE") or "sqlite").strip().lower()
-    if value not in KINDS:
-        raise DatabaseError(
-            f"PREFECT_JULIA_DATABASE={value!r} in the {env.name} environment is not a database the kit knows.",
-            hint=f"Set PREFECT_JULIA_DATABASE=sqlite or postgresql in envs/{env.name}.env.",
-        )
-    return value
+    return env.choice(DATABASE, error=DatabaseError)
 
 
 def external_url(env: Environment) -> str | None:

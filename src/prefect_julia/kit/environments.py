@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefect_julia.core import gitrepo
-from prefect_julia.core.errors import CommandFailed, ConfigError
-from prefect_julia.core.setting import JULIA_PROJECT, parse_port, parse_seconds
+from prefect_julia.core.errors import CommandFailed, ConfigError, PrefectJuliaError
+from prefect_julia.core.setting import JULIA_PROJECT, Setting, parse_port, parse_seconds
 from prefect_julia.kit.home import Home
 from prefect_julia.kit.settings import (
     DECLARED,
@@ -124,6 +124,10 @@ class Environment:
     def _source(self, name: str) -> str:
         value = self.values.get(name)
         return value.source.describe(self.name) if value else ""
+
+    def choice(self, setting: Setting, *, error: type[PrefectJuliaError] = ConfigError) -> str:
+        """A ``choice`` setting's value, checked against its choices."""
+        return setting.choose(self.get(setting.name), self._source(setting.name), error=error)
 
     def seconds(self, name: str) -> float:
         """A ``seconds`` setting as a number."""

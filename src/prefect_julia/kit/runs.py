@@ -7,26 +7,35 @@ that goes away while a run is followed is a ``ServerError`` (exit code 3).
 
 from __future__ import annotations
 
+import http.client
 import logging
 import time
+import urllib.error
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date
-from typing import TYPE_CHECKING, Any
+from datetime import date, datetime
+from typing import Any
 
 from prefect_julia.core.errors import ConfigError, PrefectJuliaError, ServerError
-from prefect_julia.kit import run_params
+from prefect_julia.core.prefect_http import ApiClient, ApiRefused
+from prefect_julia.kit import identity, run_params
 from prefect_julia.kit.environments import Environment
-
-if TYPE_CHECKING:
-    from prefect.client.orchestration import SyncPrefectClient
+from prefect_julia.kit.security import api_client, refused
+from prefect_julia.kit.settings import LOG_BATCH_SECONDS
 
 #: ``--timeout`` when none is given: seconds ``invoke run`` follows a run.
 DEFAULT_TIMEOUT = 900.0
-POLL_SECONDS = 0.3
-FINAL_LOG_WAIT = 2.0  # a run ships its last log lines shortly after its final state
+POLL_SECONDS = 0.2
+#: After the final state, the run's last log lines are awaited: until the engine's closing line arrives
+#: ("Finished in state ..."), or no line came for one log shipment interval of the run (plus QUIET_MARGIN), or
+#: at most FINAL_LOG_WAIT (a run that crashed before its engine started has no closing line).
+FINAL_LOG_WAIT = 3.0
+QUIET_MARGIN = 0.3
+FINISHED_LINE = "Finished in state "
 SUBMIT_ATTEMPTS = 6
+FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
+LOG_PAGE = 200
 
 
 class RunFailed(PrefectJuliaError):
@@ -55,61 +64,53 @@ class RunOutcome:
     url: str
 
 
-def deployment_names(env: Environment) -> list[str]:
-    """Every ``flow/deployment`` name on ``env``'s server."""
-    from prefect_julia.kit.prefect_api import client_for
-
-    with client_for(env) as client:
-        return _names(client)
+def _flow_names(api: ApiClient, flow_ids: Iterable[str]) -> dict[str, str]:
+    ids = sorted(set(flow_ids))
+    flows = api.request("POST", "/flows/filter", {"flows": {"id": {"any_": ids}}}) if ids else []
+    return {f["id"]: f["name"] for f in flows}
 
 
-def _names(client: SyncPrefectClient) -> list[str]:
-    deployments = client.read_deployments()
-    flows = {f.id: f.name for f in client.read_flows()}
-    return sorted(f"{flows.get(d.flow_id, '?')}/{d.name}" for d in deployments)
-
-
-def _resolve(client: SyncPrefectClient, env: Environment, name: str) -> str:
-    if not name:
-        raise ConfigError("Name the deployment to run.", hint="invoke run DEPLOYMENT (see `invoke deploy` for names).")
-    known = _names(client)
-    matches = [full for full in known if full == name or full.split("/", 1)[1] == name]
-    if len(matches) != 1:
-        listing = ", ".join(known) or "none: run `invoke deploy --env " + env.name + "` first"
-        reason = "is ambiguous" if matches else "is not deployed"
-        raise ConfigError(f"Deployment {name!r} {reason} on the {env.name} server.", hint=f"Known: {listing}.")
-    return matches[0]
-
-
-def resolve_name(env: Environment, name: str) -> str:
-    """``flow/deployment`` for ``name``, which may be just the deployment's name."""
-    from prefect_julia.kit.prefect_api import client_for
-
-    with client_for(env) as client:
-        return _resolve(client, env, name)
+def _resolve(api: ApiClient, env: Environment, name: str) -> tuple[str, dict[str, Any]]:
+    """``flow/deployment`` and the deployment for ``name``, which may be just the deployment's name."""
+    wanted = name.split("/", 1)[1] if "/" in name else name
+    found = api.request("POST", "/deployments/filter", {"deployments": {"name": {"any_": [wanted]}}})
+    flows = _flow_names(api, (d["flow_id"] for d in found))
+    named = {f"{flows.get(d['flow_id'], '?')}/{d['name']}": d for d in found}
+    matches = [full for full in named if full == name or "/" not in name]
+    if len(matches) == 1:
+        return matches[0], named[matches[0]]
+    every = api.request("POST", "/deployments/filter", {})
+    flows = _flow_names(api, (d["flow_id"] for d in every))
+    known = sorted(f"{flows.get(d['flow_id'], '?')}/{d['name']}" for d in every)
+    listing = ", ".join(known) or "none: run `invoke deploy --env " + env.name + "` first"
+    reason = "is ambiguous" if matches else "is not deployed"
+    raise ConfigError(f"Deployment {name!r} {reason} on the {env.name} server.", hint=f"Known: {listing}.")
 
 
 def _is_busy(error: BaseException) -> bool:
-    """True for failures worth retrying a submission on: 503 (a busy sqlite) and connection hiccups."""
-    response = getattr(error, "response", None)
-    status = getattr(response, "status_code", None)
-    return status in (502, 503, 504) or type(error).__name__ in ("ConnectError", "ReadTimeout", "RemoteProtocolError")
+    """True for failures worth retrying a submission on: 502-504 (a busy sqlite) and connection hiccups."""
+    if isinstance(error, urllib.error.HTTPError):
+        return error.code in (502, 503, 504)
+    return isinstance(error, (OSError, http.client.HTTPException))
 
 
 def submit(
-    client: SyncPrefectClient,
-    deployment_id: Any,
+    api: ApiClient,
+    deployment_id: str,
     parameters: dict[str, Any],
     *,
     attempts: int = SUBMIT_ATTEMPTS,
     sleep: Callable[[float], None] = time.sleep,
-) -> Any:
+) -> dict[str, Any]:
     """Create a run of the deployment; retried while the server is busy. One idempotency key for every
     attempt, so a retried request whose first try did reach the server creates no second run."""
-    key = str(uuid.uuid4())
+    body = {"parameters": parameters, "idempotency_key": str(uuid.uuid4())}
     for attempt in range(attempts):
         try:
-            return client.create_flow_run_from_deployment(deployment_id, parameters=parameters, idempotency_key=key)
+            created: dict[str, Any] = api.request("POST", f"/deployments/{deployment_id}/create_flow_run", body)
+            return created
+        except ApiRefused:
+            raise
         except Exception as error:
             if not _is_busy(error) or attempt == attempts - 1:
                 raise
@@ -117,40 +118,42 @@ def submit(
     raise AssertionError("unreachable")
 
 
-def _log_line(log: Any) -> str:
-    stamp = log.timestamp.strftime("%H:%M:%S") if log.timestamp else "--:--:--"
-    return f"{stamp} {logging.getLevelName(log.level):<7} {log.message}"
+def _log_line(log: dict[str, Any]) -> str:
+    try:
+        stamp = datetime.fromisoformat(str(log.get("timestamp"))).strftime("%H:%M:%S")
+    except ValueError:
+        stamp = "--:--:--"
+    return f"{stamp} {logging.getLevelName(int(log.get('level') or 0)):<7} {log.get('message', '')}"
 
 
 class LogFollower:
     """The run's log records, each printed once, in order, as the server gets them."""
 
-    def __init__(self, client: SyncPrefectClient, flow_run_id: Any, write: Callable[[str], None]) -> None:
-        self.client = client
+    def __init__(self, api: ApiClient, flow_run_id: str, write: Callable[[str], None]) -> None:
+        self.api = api
         self.flow_run_id = flow_run_id
         self.write = write
-        self.seen: set[Any] = set()
-        self.after: Any = None
+        self.seen: set[str] = set()
+        self.after: str | None = None
+        self.finished = False  # the engine's closing line has arrived
 
     def poll(self) -> int:
-        from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId, LogFilterTimestamp
-        from prefect.client.schemas.sorting import LogSort
-
         shown = 0
         while True:
-            log_filter = LogFilter(
-                flow_run_id=LogFilterFlowRunId(any_=[self.flow_run_id]),
-                timestamp=LogFilterTimestamp(after_=self.after) if self.after is not None else None,
-            )
-            logs = self.client.read_logs(log_filter=log_filter, sort=LogSort.TIMESTAMP_ASC, limit=200)
-            fresh = [log for log in logs if log.id not in self.seen]
+            logs_filter: dict[str, Any] = {"flow_run_id": {"any_": [self.flow_run_id]}}
+            if self.after is not None:
+                logs_filter["timestamp"] = {"after_": self.after}
+            body = {"logs": logs_filter, "sort": "TIMESTAMP_ASC", "limit": LOG_PAGE}
+            logs: list[dict[str, Any]] = self.api.request("POST", "/logs/filter", body)
+            fresh = [log for log in logs if log["id"] not in self.seen]
             for log in fresh:
-                self.seen.add(log.id)
+                self.seen.add(log["id"])
                 self.write(_log_line(log))
+                self.finished = self.finished or str(log.get("message", "")).startswith(FINISHED_LINE)
             shown += len(fresh)
             if logs:
-                self.after = logs[-1].timestamp
-            if len(logs) < 200 or not fresh:
+                self.after = logs[-1]["timestamp"]
+            if len(logs) < LOG_PAGE or not fresh:
                 return shown
 
 
@@ -168,59 +171,75 @@ def run(
     """Run deployment ``name`` on ``env`` and follow it to its final state; raise ``RunFailed`` unless Completed.
 
     ``parameters`` are ``--param`` texts, converted by the deployment's schema before anything is submitted.
-    ``write_log`` gets each log line of the run as it arrives; ``on_state`` each new state name.
+    ``write_log`` gets each log line of the run as it arrives; ``on_state`` each new state name. Talks to the
+    server over plain REST (no Prefect import: the client starts in a fraction of a second).
     """
-    from prefect_julia.kit.prefect_api import client_for
-
     if not name:
         raise ConfigError("Name the deployment to run.", hint="invoke run DEPLOYMENT (see `invoke deploy` for names).")
-    with client_for(env) as client:
-        full = _resolve(client, env, name)
-        deployment = client.read_deployment_by_name(full)
+    identity.check(env)
+    api = api_client(env, timeout=30.0)
+    submitted: dict[str, Any] | None = None
+    try:
+        full, deployment = _resolve(api, env, name)
         converted = run_params.convert(
             parameters,
-            schema=deployment.parameter_openapi_schema,
-            defaults=deployment.parameters or {},
+            schema=deployment.get("parameter_openapi_schema"),
+            defaults=deployment.get("parameters") or {},
             deployment=full,
-            tags=deployment.tags or [],
+            tags=deployment.get("tags") or [],
             today=today,
         )
-        flow_run = submit(client, deployment.id, converted)
-        url = f"{env.ui_url}/runs/flow-run/{flow_run.id}"
+        submitted = submit(api, deployment["id"], converted)
+        url = f"{env.ui_url}/runs/flow-run/{submitted['id']}"
         if on_submitted is not None:
-            on_submitted(RunOutcome(str(flow_run.id), flow_run.name, "Scheduled", "", url))
-        try:
-            return _follow(client, env, full, flow_run, url, timeout, on_state, write_log)
-        except PrefectJuliaError:
-            raise
-        except Exception as error:
-            if type(error).__name__ in ("ConnectError", "ReadError", "RemoteProtocolError", "ReadTimeout"):
-                raise ServerError(
-                    f"The {env.name} server went away while following flow run {flow_run.name} of {full}.",
-                    hint=f"Check it with `invoke server-status`; once it is back (`invoke server-up --env {env.name}`), "
-                    f"see the run at {url}.",
-                ) from None
-            raise
+            on_submitted(RunOutcome(str(submitted["id"]), submitted["name"], "Scheduled", "", url))
+        return _follow(api, env, full, submitted, url, timeout, on_state, write_log)
+    except ApiRefused as error:
+        raise refused(env, error) from None
+    except PrefectJuliaError:
+        raise
+    except urllib.error.HTTPError as error:
+        raise ServerError(
+            f"The {env.name} server answered HTTP {error.code} ({error.reason}) while running {name!r}.",
+            hint=f"See `invoke server-logs --env {env.name}`; retry once it is healthy (`invoke server-status`).",
+        ) from None
+    except (OSError, http.client.HTTPException):
+        if submitted is None:
+            raise ServerError(
+                f"The {env.name} Prefect server at {env.api_url} is not reachable.",
+                hint=f"Start it with `invoke server-up --env {env.name}` (or `just server-up {env.name}`), then retry.",
+            ) from None
+        raise ServerError(
+            f"The {env.name} server went away while following flow run {submitted['name']} of {name}.",
+            hint=f"Check it with `invoke server-status`; once it is back (`invoke server-up --env {env.name}`), "
+            f"see the run at {env.ui_url}/runs/flow-run/{submitted['id']}.",
+        ) from None
+
+
+def _state(flow_run: dict[str, Any]) -> tuple[str, str, str]:
+    """(type, name, message) of a flow run's state."""
+    state = flow_run.get("state") or {}
+    return str(state.get("type") or ""), str(state.get("name") or "Unknown"), str(state.get("message") or "")
 
 
 def _follow(
-    client: SyncPrefectClient,
+    api: ApiClient,
     env: Environment,
     full: str,
-    flow_run: Any,
+    flow_run: dict[str, Any],
     url: str,
     timeout: float | None,
     on_state: Callable[[str], None] | None,
     write_log: Callable[[str], None] | None,
 ) -> RunOutcome:
-    logs = LogFollower(client, flow_run.id, write_log) if write_log is not None else None
+    run_id = str(flow_run["id"])
+    logs = LogFollower(api, run_id, write_log) if write_log is not None else None
     deadline = None if not timeout else time.monotonic() + timeout
     last_state = ""
     while True:
-        current = client.read_flow_run(flow_run.id)
-        state = current.state
-        state_name = (state.name or "Unknown") if state else "Unknown"
-        final = state is not None and state.is_final()
+        current = api.request("GET", f"/flow_runs/{run_id}")
+        state_type, state_name, message = _state(current)
+        final = state_type in FINAL_STATES
         if logs is not None:
             logs.poll()
         if final:
@@ -231,27 +250,23 @@ def _follow(
                 on_state(state_name)
         if deadline is not None and time.monotonic() > deadline:
             raise RunTimedOut(
-                f"Flow run {current.name} of {full} is still {state_name} after {timeout:.0f} s; it goes on.\n"
+                f"Flow run {current['name']} of {full} is still {state_name} after {timeout:.0f} s; it goes on.\n"
                 f"  see {url}",
-                hint=_follow_hint(env, str(flow_run.id), state_name),
+                hint=_follow_hint(env, run_id, state_name),
             )
         time.sleep(POLL_SECONDS)
-    if logs is not None:  # the last lines may reach the server just after the final state
-        quiet_until = time.monotonic() + FINAL_LOG_WAIT
-        while time.monotonic() < quiet_until:
+    if logs is not None:  # the run's last lines reach the server just after its final state
+        quiet = env.seconds(LOG_BATCH_SECONDS.name) + QUIET_MARGIN
+        now = time.monotonic()
+        give_up, quiet_until = now + FINAL_LOG_WAIT, now + quiet
+        while not logs.finished and time.monotonic() < min(give_up, quiet_until):
             time.sleep(POLL_SECONDS)
             if logs.poll():
-                quiet_until = time.monotonic() + FINAL_LOG_WAIT / 2
+                quiet_until = time.monotonic() + quiet
     if on_state is not None:  # the final state, after the run's last log lines
         on_state(state_name)
-    outcome = RunOutcome(
-        flow_run_id=str(flow_run.id),
-        name=current.name,
-        state=state_name,
-        message=(state.message or "") if state else "",
-        url=url,
-    )
-    if state is None or not state.is_completed():
+    outcome = RunOutcome(flow_run_id=run_id, name=str(current["name"]), state=state_name, message=message, url=url)
+    if state_type != "COMPLETED":
         raise RunFailed(
             f"Flow run {outcome.name} of {full} ended {outcome.state}: {outcome.message}\n  see {outcome.url}",
             hint=f"Read the run's logs above or in the UI, or `invoke server-logs --env {env.name}` and the worker log.",

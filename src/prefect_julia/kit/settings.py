@@ -55,6 +55,36 @@ def api_url(server: str) -> str:
     return f"{server}/api"
 
 
+CODE_SOURCE = Setting(
+    "PREFECT_JULIA_CODE_SOURCE",
+    "where runs get their code: tree (the checkout), worktree (the deployed commit), git (a clone of it)",
+    kind="choice",
+    choices=("tree", "worktree", "git"),
+    derive=lambda env, _v: "worktree" if env == "prod" else "tree",
+)
+FLOW_START = Setting(
+    "PREFECT_JULIA_FLOW_START",
+    "how the worker starts a flow run: fork (from a warm Python with Prefect loaded; dev) or spawn (a new "
+    "Python per run, Prefect's own way; prod)",
+    kind="choice",
+    choices=("fork", "spawn"),
+    derive=lambda env, _v: "fork" if env == "dev" else "spawn",
+)
+LOG_BATCH_SECONDS = Setting(
+    "PREFECT_LOGGING_TO_API_BATCH_INTERVAL",
+    "seconds between a flow run's shipments of its log lines to the server (dev: 0.25, so `invoke run` shows "
+    "them live)",
+    kind="seconds",
+    derive=lambda env, _v: "0.25" if env == "dev" else "2",
+)
+DATABASE = Setting(
+    "PREFECT_JULIA_DATABASE",
+    "database of the environment's server: sqlite or postgresql",
+    default="sqlite",
+    kind="choice",
+    choices=("sqlite", "postgresql"),
+)
+
 #: Every setting the kit reads, in resolution order (a derived default may use the values declared before it).
 SETTINGS: tuple[Setting, ...] = (
     Setting("PREFECT_JULIA_HOST", "address the local server binds", default="127.0.0.1"),
@@ -105,20 +135,18 @@ SETTINGS: tuple[Setting, ...] = (
         derive=lambda env, _v: f"data/{env}",
     ),
     *RUNTIME_SETTINGS,
-    Setting(
-        "PREFECT_JULIA_CODE_SOURCE",
-        "where runs get their code: tree (the checkout), worktree (the deployed commit), git (a clone of it)",
-        derive=lambda env, _v: "worktree" if env == "prod" else "tree",
-    ),
+    CODE_SOURCE,
     Setting("PREFECT_JULIA_GIT_URL", "repository a git code source clones (default: the origin remote)"),
     Setting("PREFECT_JULIA_GIT_ACCESS_BLOCK", "name of the Secret block with the token to clone a private repository"),
     Setting("PREFECT_JULIA_WORKER_LIMIT", "most flow runs the worker runs at once (0: no limit)", default="8"),
     Setting(
         "PREFECT_WORKER_QUERY_SECONDS",
-        "seconds between the worker's polls for runs (dev: 1, so `invoke run` starts at once)",
+        "seconds between the worker's polls for runs (dev: 0.25, so `invoke run` starts at once)",
         kind="seconds",
-        derive=lambda env, _v: "1" if env == "dev" else "5",
+        derive=lambda env, _v: "0.25" if env == "dev" else "5",
     ),
+    FLOW_START,
+    LOG_BATCH_SECONDS,
     Setting(
         "PREFECT_WORKER_PREFETCH_SECONDS",
         "seconds ahead the worker submits scheduled runs",
@@ -133,7 +161,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("PREFECT_CLIENT_MAX_RETRIES", "retries of a request the server answered 503 (busy)", default="8"),
     DEBUG,
-    Setting("PREFECT_JULIA_DATABASE", "database of the environment's server: sqlite or postgresql", default="sqlite"),
+    DATABASE,
     Setting(
         "PREFECT_API_DATABASE_CONNECTION_URL",
         "an external database URL; when set, the kit manages no database (secret)",

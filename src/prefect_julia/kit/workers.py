@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import socket
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,11 +21,12 @@ from prefect_julia.core.processes import (
     stop_tree,
     write_pid_file,
 )
-from prefect_julia.kit import identity, sessions
+from prefect_julia.kit import identity, sessions, worker_process
 from prefect_julia.kit.environments import Environment
 from prefect_julia.kit.inflight import InFlightRun, mark_lost
 from prefect_julia.kit.security import api_client, private_file, refused, worker_env
 from prefect_julia.kit.servers import is_healthy
+from prefect_julia.kit.settings import FLOW_START
 
 
 def worker_name(env: Environment) -> str:
@@ -107,10 +107,10 @@ def worker_up(
         )
         if lost and on_lost is not None:
             on_lost(lost)
-        command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process",
-                   "--name", worker_name(env)]  # fmt: skip
+        worker_args = ["--pool", pool, "--type", "process", "--name", worker_name(env)]
         if limit:
-            command += ["--limit", str(limit)]
+            worker_args += ["--limit", str(limit)]
+        command = worker_process.command(env.choice(FLOW_START), worker_args)
         private_file(env.files.worker_log)
         process = spawn_detached(command, env=worker_env(env, environ), log_file=env.files.worker_log, cwd=env.root)
         write_pid_file(env.files.worker_pid, process.pid, command)

@@ -433,13 +433,7 @@ def log_cap(env: Mapping[str, str]) -> int:
 
 def session_mode(env: Mapping[str, str]) -> str:
     """``PREFECT_JULIA_SESSION``: ``fresh`` (a new julia per job, the default) or ``warm``."""
-    mode = (JULIA_SESSION.lookup(env) or "fresh").lower()
-    if mode not in ("fresh", "warm"):
-        raise ConfigError(
-            f"PREFECT_JULIA_SESSION={mode!r} is neither 'fresh' nor 'warm'.",
-            hint="Set PREFECT_JULIA_SESSION=fresh (a new julia per job) or warm (a kept, reused julia).",
-        )
-    return mode
+    return JULIA_SESSION.choose(env.get(JULIA_SESSION.name))
 
 
 def run_julia(
