@@ -4,7 +4,9 @@
 
 In a temporary copy of the kit with the project (its own dev server on a free port, `invoke server-up`,
 `invoke deploy`, `invoke worker-up`):
-  - a trivial deployment, `invoke run quick` on the warm server, to Completed (median; target <= 3 s);
+  - a trivial deployment, `invoke run quick` on the warm server, to Completed (median; target <= 3 s), with
+    dev's warm flow start (PREFECT_JULIA_FLOW_START=fork) and with Prefect's own (spawn); beside it the raw
+    tool: `prefect deployment run quick/quick --watch` against a plain spawning worker;
   - N deployment runs submitted at once (50 by default): runs per minute from submission to the last final
     state, how many Crashed, how many lost (never final, or never created); target 0 and 0;
   - a Julia job printing 10 MB: run directly (`julia ... loud.jl`) and as a flow run (`invoke run loud`);
@@ -61,11 +63,32 @@ def timed(action: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
-def invoke(repo: KitRepo, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    done = repo.invoke(*args, timeout=timeout)
+def invoke(repo: KitRepo, *args: str, timeout: float = 900, **extra: str) -> subprocess.CompletedProcess[str]:
+    done = repo.invoke(*args, timeout=timeout, **extra)
     if done.returncode != 0:
         raise RuntimeError(f"`invoke {' '.join(args)}` exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
     return done
+
+
+def trivial_spawned(repo: KitRepo, count: int) -> tuple[list[float], list[float]]:
+    """`invoke run quick` and raw `prefect deployment run --watch`, each ``count`` times, with a worker that
+    starts every flow run as a new process (Prefect's way); the dev worker is started again as before after."""
+    invoke(repo, "worker-down", "--env", "dev")
+    invoke(repo, "worker-up", "--env", "dev", PREFECT_JULIA_FLOW_START="spawn")
+    try:
+        invoke(repo, "run", "quick")  # warm-up
+        spawned = [timed(lambda: invoke(repo, "run", "quick")) for _ in range(count)]
+        env = repo.environment("dev").process_env(repo.environ())
+        raw_cmd = [sys.executable, "-m", "prefect", "deployment", "run", "quick/quick", "--watch",
+                   "--watch-interval", "1"]  # fmt: skip
+        raw = [
+            timed(lambda: subprocess.run(raw_cmd, cwd=repo.root, env=env, capture_output=True, check=True))
+            for _ in range(count)
+        ]
+    finally:
+        invoke(repo, "worker-down", "--env", "dev")
+        invoke(repo, "worker-up", "--env", "dev")
+    return spawned, raw
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -87,6 +110,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             invoke(repo, "worker-up", "--env", "dev")
             invoke(repo, "run", "quick")  # warm-up: first flow-run process, compiled caches
             trivial = [timed(lambda: invoke(repo, "run", "quick")) for _ in range(args.trivial)]
+            spawned, raw = trivial_spawned(repo, args.trivial)
             print(f"running {args.concurrent} deployment runs at once ...", flush=True)
             burst = concurrent_runs(repo, args.concurrent)
             julia = os.environ.get("PREFECT_JULIA_BIN") or "julia"
@@ -100,6 +124,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             repo.invoke("server-down", "--env", "dev", "--cancel", timeout=300)
     print(f"trivial deployment `invoke run quick` to Completed, warm server (median of {args.trivial})")
     print(f"  {statistics.median(trivial):6.2f} s   (target <= 3 s; each: {', '.join(f'{t:.1f}' for t in trivial)})")
+    median_raw = statistics.median(raw)
+    print(f"  spawn    {statistics.median(spawned):6.2f} s   (each: {', '.join(f'{t:.1f}' for t in spawned)})")
+    print(f"  raw `prefect deployment run quick/quick --watch`, spawning worker: {median_raw:.2f} s")
+    print(f"  ratio invoke run (fork) / raw = {statistics.median(trivial) / median_raw:.2f}")
     print(f"{burst['count']} deployment runs submitted at once (sqlite dev server)")
     print(f"  {burst['per_minute']:6.1f} runs/min   ({burst['seconds']:.0f} s to the last final state)")
     print(f"  completed {burst['completed']}, crashed {burst['crashed']}, lost {burst['lost']}   (target: 0 and 0)")

@@ -40,7 +40,8 @@ from prefect import flow
 @flow(name="fs-report", log_prints=True)
 def report(out: str = "") -> str:
     Path(os.environ["FS_OUT"]).write_text(json.dumps({
-        "pid": os.getpid(), "ppid": os.getppid(), "cwd": os.getcwd(), "marker": os.environ.get("FS_MARKER"),
+        "pid": os.getpid(), "ppid": os.getppid(), "pgid": os.getpgid(0), "cwd": os.getcwd(),
+        "marker": os.environ.get("FS_MARKER"),
         "argv": sys.argv,
     }))
     print("fs-report says hello")
@@ -83,8 +84,7 @@ def fork_server(tmp_path: Path, prefect_server: RunningServer) -> Iterator[ForkS
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        )  # in this session, as the worker's is in the worker's: a forked run can join its client's group
     deadline = time.monotonic() + 60
     while not socket_path.exists():
         assert process.poll() is None, log.read_text()
@@ -149,6 +149,7 @@ def test_forked_run_takes_the_clients_folder_environment_and_streams(
     assert process.returncode == 0, output
     report = _report(out)
     assert report["ppid"] == fork_server.process.pid  # forked by the server, not started cold
+    assert report["pgid"] == process.pid  # in its client's process group: stopping that group stops the run
     assert f"client {process.pid} runs in pid {report['pid']}" in fork_server.lines()
     assert report["cwd"] == str(tmp_path) and report["marker"] == "a 'quoted' $(value)"
     assert "fs-report says hello" in output  # the run's console output reached the client's stdout
@@ -195,7 +196,7 @@ def test_sigkill_of_the_client_stops_the_run(
 ) -> None:
     process, _run_id, out = _client(prefect_server, tmp_path, "sleep", fork_server.socket)
     child = _wait_for(out, process)["pid"]
-    assert processes.running(child)
+    assert processes.running(child) and child in [p.pid for p in processes.tree(process.pid)]
     process.kill()
     process.communicate(timeout=30)
     assert wait_gone(child, 20), "the forked run outlived its SIGKILLed client"

@@ -16,18 +16,11 @@ import psutil
 import pytest
 
 from live_kit import LiveKit, read_run, start_run, wait_state
+from prefect_julia.core import processes
 from prefect_julia.core.processes import is_alive, read_pid_file
 from prefect_julia.kit import servers
 
 pytestmark = [pytest.mark.server, pytest.mark.julia]
-
-
-def _tree(pid: int) -> list[psutil.Process]:
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
 
 
 def _alive(process: psutil.Process) -> bool:
@@ -44,7 +37,7 @@ def _running_with_julia(kit: LiveKit, run_id: str, timeout: float = 300) -> list
     while time.monotonic() < deadline:
         run = read_run(kit.env, run_id)
         pid = int(run.infrastructure_pid) if run.infrastructure_pid else None
-        members = _tree(pid) if pid else []
+        members = processes.tree(pid) if pid else []
         if any("julia" in " ".join(m.cmdline()) for m in members[1:] if _alive(m)):
             return members
         time.sleep(0.5)
@@ -113,7 +106,7 @@ def test_server_up_after_a_server_crash_marks_lost_runs_crashed(live_kit: LiveKi
     server = read_pid_file(live_kit.env.files.server_pid)
     worker = read_pid_file(live_kit.env.files.worker_pid)
     assert server is not None and worker is not None
-    doomed = [*_tree(server.pid), *_tree(worker.pid), *members]  # a power cut: all at once
+    doomed = [*processes.tree(server.pid), *processes.tree(worker.pid), *members]  # a power cut: all at once
     for process in doomed:
         with contextlib.suppress(ProcessLookupError):
             os.kill(process.pid, signal.SIGKILL)

@@ -45,6 +45,7 @@ __all__ = [
     "spawn_detached",
     "stop_recorded",
     "stop_tree",
+    "tree",
     "write_pid_file",
 ]
 
@@ -162,14 +163,31 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
-def _tree(pid: int) -> list[psutil.Process]:
+def _group_members(pgid: int) -> list[psutil.Process]:
+    """The other processes of process group ``pgid``."""
+    members = []
+    for process in psutil.process_iter():
+        if process.pid == pgid:
+            continue
+        with contextlib.suppress(OSError):
+            if os.getpgid(process.pid) == pgid:
+                members.append(process)
+    return members
+
+
+def tree(pid: int) -> list[psutil.Process]:
+    """``pid`` first, then the other members of the process group it leads (a flow run forked by the fork
+    server joins its client's group), then every descendant of those."""
     process = _process(pid)
     if process is None:
         return []
-    try:
-        return [process, *process.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return [process]
+    found: dict[int, psutil.Process] = {pid: process}
+    for root in [process, *_group_members(pid)]:
+        found.setdefault(root.pid, root)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for child in root.children(recursive=True):
+                found.setdefault(child.pid, child)
+    return list(found.values())
 
 
 def _signal(pid: int, processes: Sequence[psutil.Process], sig: signal.Signals) -> None:
@@ -181,18 +199,18 @@ def _signal(pid: int, processes: Sequence[psutil.Process], sig: signal.Signals) 
 
 
 def stop_tree(pid: int, *, grace: float = 10.0) -> bool:
-    """SIGTERM the process ``pid`` started by :func:`spawn`, its group and its descendants; SIGKILL what is
-    left after ``grace`` seconds. Returns True when it had to kill."""
-    tree = _tree(pid)
-    _signal(pid, tree, signal.SIGTERM)
+    """SIGTERM the process ``pid`` started by :func:`spawn`, its group and their descendants (:func:`tree`);
+    SIGKILL what is left after ``grace`` seconds. Returns True when it had to kill."""
+    members = tree(pid)
+    _signal(pid, members, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        psutil.wait_procs(tree, timeout=0.05)  # also collects our own children
-        if not any(running(p.pid) for p in tree) and not group_alive(pid):
+        psutil.wait_procs(members, timeout=0.05)  # also collects our own children
+        if not any(running(p.pid) for p in members) and not group_alive(pid):
             return False
         time.sleep(0.05)
-    _signal(pid, [p for p in tree if running(p.pid)], signal.SIGKILL)
-    psutil.wait_procs(tree, timeout=5)
+    _signal(pid, [p for p in members if running(p.pid)], signal.SIGKILL)
+    psutil.wait_procs(members, timeout=5)
     return True
 
 
@@ -316,7 +334,7 @@ class Descendants:
         while pending:
             children = _children(pending.pop())
             if children is None:  # no children files here: ask psutil for the whole tree
-                for process in _tree(self.root)[1:]:
+                for process in tree(self.root)[1:]:
                     self.seen.setdefault(process.pid, process)
                 return
             for child in children:

@@ -150,7 +150,7 @@ def default_steps() -> list[Step]:
         ),
         Step("types", "mypy (strict) on the package", command=[python, "-m", "mypy"]),
         Step("layers", "imports respect the package's layers", check=check_layers),
-        Step("tests", "pytest suite, Julia suite included", command=[python, "-m", "pytest", "-q"]),
+        Step("tests", "pytest suite, Julia suite included", command=[python, "-m", "pytest", "-q", "--durations=15"]),
         Step(
             "declarations", "deployments, limits, blocks and notifications declared validly", check=check_declarations
         ),

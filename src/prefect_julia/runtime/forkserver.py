@@ -123,6 +123,8 @@ class _Lines:
 
 def client_main(argv: Sequence[str]) -> int:
     """Run a flow run in a child of the fork server, relaying signals; exec the engine when there is none."""
+    with contextlib.suppress(OSError):  # lead a process group: the forked run joins it, so stopping the
+        os.setpgid(0, 0)  # group of this pid (as the kit's stop_tree does) reaches the run too
     path = os.environ.get(SOCKET_ENV, "")
     sock = _connect(path) if path else None
     if sock is None:
@@ -250,7 +252,10 @@ def _run_child(conn: socket.socket, request: dict[str, Any], fds: list[int], clo
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        os.setsid()
+        try:  # the client's process group (both are in the worker's session), else a session of its own
+            os.setpgid(0, int(request["client"]))
+        except (OSError, KeyError, TypeError, ValueError):
+            os.setsid()
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)
