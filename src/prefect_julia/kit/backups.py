@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prefect_julia.core.errors import DatabaseError
-from prefect_julia.kit import database, servers
+from prefect_julia.kit import database, inflight, servers
 from prefect_julia.kit.environments import Environment
 
 
@@ -34,7 +34,7 @@ def restore(env: Environment, source: Path, environ: Mapping[str, str]) -> Resto
     database.check_restorable(env, source)
     was_running = servers.is_healthy(env.local_api_url)
     if was_running:
-        in_flight = database.runs_in_flight(env)
+        in_flight = inflight.count(env)
         if in_flight is None:
             raise DatabaseError(
                 f"Cannot ask the {env.name} server which flow runs are in flight; nothing was restored.",
@@ -42,7 +42,8 @@ def restore(env: Environment, source: Path, environ: Mapping[str, str]) -> Resto
             )
         if in_flight:
             raise DatabaseError(
-                f"{in_flight} flow run(s) of {env.name} are pending, running or cancelling; nothing was restored.",
+                f"{in_flight} flow run(s) of {env.name} are in flight (pending, running, paused or cancelling); "
+                "nothing was restored.",
                 hint="Wait for them to finish (or cancel them in the UI), then retry.",
             )
     safety = database.default_backup_path(env)

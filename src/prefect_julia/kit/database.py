@@ -45,7 +45,6 @@ CLUSTER_USER = "postgres"
 MAX_SOCKET_PATH = 107
 #: Prefect's own names for an external database URL (the second is its newer alias).
 URL_SETTINGS = ("PREFECT_API_DATABASE_CONNECTION_URL", "PREFECT_SERVER_DATABASE_CONNECTION_URL")
-IN_FLIGHT = ("PENDING", "RUNNING", "CANCELLING")
 
 
 def mask_url(url: str) -> str:
@@ -614,20 +613,6 @@ def backup(env: Environment, target: Path) -> Path:
     finally:
         partial.unlink(missing_ok=True)
     return target
-
-
-def runs_in_flight(env: Environment) -> int | None:
-    """How many flow runs are pending, running or cancelling; None when the server does not answer.
-
-    Asked with the environment's credential and Prefect's CSRF token (``security.api_client``).
-    """
-    from prefect_julia.kit.security import api_client
-
-    body = {"flow_runs": {"state": {"type": {"any_": list(IN_FLIGHT)}}}}
-    try:
-        return int(api_client(env, timeout=10.0).request("POST", "/flow_runs/count", body))
-    except (OSError, ValueError, TypeError):
-        return None
 
 
 def check_restorable(env: Environment, source: Path) -> None:

@@ -98,6 +98,18 @@ def in_flight(env: Environment, *, pool: str | None = None) -> list[InFlightRun]
         return _read(client, pool)
 
 
+def count(env: Environment) -> int | None:
+    """How many flow runs of ``env`` are in flight (any pool); None when the server does not answer. Plain REST
+    with the environment's credential and CSRF token, so it costs no Prefect import."""
+    from prefect_julia.kit.security import api_client
+
+    body = {"flow_runs": {"state": {"type": {"any_": list(IN_FLIGHT)}}}}
+    try:
+        return int(api_client(env, timeout=10.0).request("POST", "/flow_runs/count", body))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
 def refuse(env: Environment, runs: Sequence[InFlightRun], what: str, task: str) -> RunsInFlight:
     """The error a stop raises when ``runs`` are in flight."""
     from prefect_julia.core.console import table

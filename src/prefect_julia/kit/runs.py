@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import random
 import time
 import urllib.error
 import uuid
@@ -33,7 +34,10 @@ POLL_SECONDS = 0.2
 FINAL_LOG_WAIT = 3.0
 QUIET_MARGIN = 0.3
 FINISHED_LINE = "Finished in state "
-SUBMIT_ATTEMPTS = 6
+#: Tries of a submission while the server is busy (503, timeouts), waiting 0.5, 1, 2, 4, 8, then 10 s (with
+#: jitter) between them: about 1.5 minutes in all, as long as Prefect's own client would keep trying.
+SUBMIT_ATTEMPTS = 12
+SUBMIT_MAX_WAIT = 10.0
 FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 LOG_PAGE = 200
 
@@ -114,7 +118,7 @@ def submit(
         except Exception as error:
             if not _is_busy(error) or attempt == attempts - 1:
                 raise
-            sleep(min(8.0, 0.5 * 2**attempt))
+            sleep(min(SUBMIT_MAX_WAIT, 0.5 * 2**attempt) * random.uniform(0.8, 1.2))
     raise AssertionError("unreachable")
 
 

@@ -141,9 +141,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PREFECT_JULIA_WORKER_LIMIT", "most flow runs the worker runs at once (0: no limit)", default="8"),
     Setting(
         "PREFECT_WORKER_QUERY_SECONDS",
-        "seconds between the worker's polls for runs (dev: 0.25, so `invoke run` starts at once)",
+        "seconds between the worker's polls for runs (dev: 0.5, so `invoke run` starts at once)",
         kind="seconds",
-        derive=lambda env, _v: "0.25" if env == "dev" else "5",
+        derive=lambda env, _v: "0.5" if env == "dev" else "5",
     ),
     FLOW_START,
     LOG_BATCH_SECONDS,

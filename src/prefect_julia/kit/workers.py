@@ -81,6 +81,7 @@ def worker_up(
     """
     pool = env.require("PREFECT_JULIA_WORK_POOL")
     limit = worker_limit(env)
+    flow_start = env.choice(FLOW_START)
     if not is_healthy(env.api_url):
         remote = env.api_url != env.local_api_url
         raise ServerError(
@@ -110,7 +111,7 @@ def worker_up(
         worker_args = ["--pool", pool, "--type", "process", "--name", worker_name(env)]
         if limit:
             worker_args += ["--limit", str(limit)]
-        command = worker_process.command(env.choice(FLOW_START), worker_args)
+        command = worker_process.command(flow_start, worker_args)
         private_file(env.files.worker_log)
         process = spawn_detached(command, env=worker_env(env, environ), log_file=env.files.worker_log, cwd=env.root)
         write_pid_file(env.files.worker_pid, process.pid, command)
