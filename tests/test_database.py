@@ -115,7 +115,7 @@ def test_postgres_lifecycle_backup_restore_and_faults(pg_repo: KitRepo) -> None:
     flow = _post(f"{api}/flows/", {"name": "in-flight"})
     run = _post(f"{api}/flow_runs/", {"flow_id": flow["id"], "state": {"type": "RUNNING", "name": "Running"}})
     refused = pg_repo.invoke("db-restore", str(backup_file), "--env", "prod")
-    assert refused.returncode == 6 and "1 flow run(s) of prod are pending, running" in refused.stderr, refused.stderr
+    assert refused.returncode == 6 and "1 flow run(s) of prod are in flight" in refused.stderr, refused.stderr
     assert _block_exists(api, "after-backup")  # nothing was restored
     _post(
         f"{api}/flow_runs/{run['id']}/set_state", {"state": {"type": "COMPLETED", "name": "Completed"}, "force": True}

@@ -74,14 +74,16 @@ class ApiClient:
 
     def _csrf_headers(self) -> dict[str, str]:
         if not self._csrf_checked:
-            self._csrf_checked = True
             query = urllib.parse.urlencode({"client": self.client_id})
             try:
                 self._csrf = str(self._send("GET", f"/csrf-token?{query}")["token"])
             except urllib.error.HTTPError as error:
                 if error.code in (401, 403):
                     raise self._refused(error.code) from None
+                if error.code != 422:  # a busy or failing server: ask again with the next request
+                    raise
                 self._csrf = None  # 422: the server has no CSRF protection
+            self._csrf_checked = True
         return {"Prefect-Csrf-Token": self._csrf, "Prefect-Csrf-Client": self.client_id} if self._csrf else {}
 
     def _refused(self, status: int) -> ApiRefused:

@@ -155,8 +155,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "PREFECT_SERVER_DATABASE_TIMEOUT",
-        "seconds the server waits on a busy sqlite database",
-        default="60",
+        "seconds the server waits on a busy sqlite database; under a burst of runs the server's own background "
+        "tasks can wait on each other this long, so keep it short: a request that gives up is answered 503 and "
+        "retried by its client",
+        default="15",
         kind="seconds",
     ),
     Setting("PREFECT_CLIENT_MAX_RETRIES", "retries of a request the server answered 503 (busy)", default="8"),

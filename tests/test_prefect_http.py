@@ -1,0 +1,101 @@
+"""The kit's plain REST client (``core/prefect_http.py``) when the CSRF token cannot be had at once.
+
+A busy sqlite server answers 503 now and then; if that happens to the CSRF token request, the client must
+not conclude "this server has no CSRF protection" and send its POSTs without a token (they would be refused
+with 403 for good). A real Prefect server cannot be made to answer 503 on demand, so this test stands a small
+local HTTP server in its place: 503 on the first token request, then a token; it records what each POST carried.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from prefect_julia.core.prefect_http import ApiClient
+
+
+class FlakyCsrfServer(ThreadingHTTPServer):
+    def __init__(self, token_failures: int, csrf: bool = True) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.token_failures = token_failures
+        self.csrf = csrf
+        self.posts: list[dict[str, str | None]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/api"
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: FlakyCsrfServer
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _answer(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if not self.path.startswith("/api/csrf-token"):
+            self._answer(404, {})
+        elif not self.server.csrf:
+            self._answer(422, {"detail": "CSRF protection is disabled."})
+        elif self.server.token_failures > 0:
+            self.server.token_failures -= 1
+            self._answer(503, {"detail": "database is locked"})
+        else:
+            self._answer(200, {"token": "t0k3n"})
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        token = self.headers.get("Prefect-Csrf-Token")
+        self.server.posts.append({"path": self.path, "token": token})
+        if self.server.csrf and token != "t0k3n":
+            self._answer(403, {"detail": "Invalid CSRF token"})
+        else:
+            self._answer(200, {"ok": True})
+
+
+@pytest.fixture
+def serve() -> Iterator[Any]:
+    started: list[FlakyCsrfServer] = []
+
+    def start(token_failures: int, csrf: bool = True) -> FlakyCsrfServer:
+        server = FlakyCsrfServer(token_failures, csrf)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_busy_token_request_is_retried_not_taken_for_no_csrf(serve: Any) -> None:
+    server = serve(token_failures=1)
+    client = ApiClient(server.url)
+    with pytest.raises(urllib.error.HTTPError) as busy:
+        client.request("POST", "/flows/filter", {})
+    assert busy.value.code == 503 and server.posts == []  # nothing was sent without a token
+    assert client.request("POST", "/flows/filter", {}) == {"ok": True}  # the next try fetches the token
+    assert server.posts == [{"path": "/api/flows/filter", "token": "t0k3n"}]
+
+
+def test_a_server_without_csrf_gets_no_token(serve: Any) -> None:
+    server = serve(token_failures=0, csrf=False)
+    client = ApiClient(server.url)
+    assert client.request("POST", "/flows/filter", {}) == {"ok": True}
+    assert client.request("POST", "/flows/filter", {}) == {"ok": True}
+    assert server.posts == [{"path": "/api/flows/filter", "token": None}] * 2
