@@ -333,3 +333,29 @@ def test_worker_status_lists_and_worker_down_stops_sessions(kit_repo: Any, progr
     down = kit_repo.invoke("worker-down", "--env", "dev", timeout=120)
     assert down.returncode == 0, down.stdout + down.stderr
     assert wait_gone(pid) and sessions.running(env) == []
+
+
+def test_a_session_folder_too_deep_for_a_socket_still_serves(program: Program, tmp_path: Path) -> None:
+    """A checkout deep enough that ``<folder>/slot-0.sock`` passes the Unix socket limit (about 107 bytes): the
+    session listens on a short stand-in in a private folder of this user, and jobs still reach it."""
+    from prefect_julia.core.files import MAX_SOCKET_PATH, socket_path
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60) / "sessions"
+    wanted = deep / "slot-0.sock"
+    assert len(str(wanted)) > MAX_SOCKET_PATH
+    stand_in = socket_path(wanted)
+    assert len(str(stand_in)) <= MAX_SOCKET_PATH and stand_in == socket_path(wanted)
+    assert os.stat(stand_in.parent).st_mode & 0o077 == 0
+    environ = {k: v for k, v in os.environ.items() if k != "PREFECT_HOME"}
+    environ["PREFECT_JULIA_SESSION_DIR"] = str(deep)
+    try:
+        first = run_julia(
+            program("deep", PID), env=environ, project=PROJECT, session="warm", timeout=120, anywhere=True
+        )
+        again = run_julia(
+            program("deep", PID), env=environ, project=PROJECT, session="warm", timeout=120, anywhere=True
+        )
+        assert first.result["pid"] == again.result["pid"] == session_pids(deep)[0]  # one session, reached twice
+        assert [info.socket for info in julia_session.sessions(deep)] == [str(stand_in)]
+    finally:
+        julia_session.stop_sessions(deep, grace=2)

@@ -46,7 +46,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         if not self.path.startswith("/api/csrf-token"):
             self._answer(404, {})
         elif not self.server.csrf:
@@ -57,7 +57,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._answer(200, {"token": "t0k3n"})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         token = self.headers.get("Prefect-Csrf-Token")
         self.server.posts.append({"path": self.path, "token": token})

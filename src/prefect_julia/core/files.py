@@ -9,9 +9,13 @@ no longer runs, so a half-written file never outlives the next write.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import stat
 import tempfile
 from pathlib import Path
+
+from prefect_julia.core.errors import ConfigError
 
 TEMP_MARK = ".tmp-"
 
@@ -99,6 +103,28 @@ def write_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+#: Longest Unix socket path used as is (Linux allows 107 bytes, macOS 103).
+MAX_SOCKET_PATH = 100
+
+
+def socket_path(wanted: Path) -> Path:
+    """``wanted``, or, when it is too long for a Unix socket (a deep checkout), a short stand-in named by its
+    hash, always the same for the same ``wanted``, in a folder of this user's that only this user may enter.
+    """
+    if len(os.fsencode(str(wanted))) <= MAX_SOCKET_PATH:
+        return wanted
+    folder = Path(tempfile.gettempdir()) / f"prefect-julia-{os.getuid()}"
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o700)
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise ConfigError(
+            f"{folder} (for Unix sockets of paths too long to use) is not a private folder of this user.",
+            hint=f"Remove it (`rm -r {folder}`) and retry; the kit creates it with mode 0700.",
+        )
+    return folder / f"{hashlib.sha256(os.fsencode(str(wanted))).hexdigest()[:32]}.sock"
 
 
 def tail(path: Path, lines: int = 40) -> str:

@@ -39,6 +39,9 @@ __all__ = [
 
 STEP_NAMES = ("hooks", "types", "layers", "tests", "declarations")
 _TAIL_LINES = 25
+#: pytest processes of the gate's tests step (pytest-xdist, one test module per process at a time): most tests
+#: wait on servers, workers and julia, so two share two cores well; more than four would only add servers.
+TEST_WORKERS = max(2, min(4, os.cpu_count() or 2))
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,11 @@ def default_steps() -> list[Step]:
         ),
         Step("types", "mypy (strict) on the package", command=[python, "-m", "mypy"]),
         Step("layers", "imports respect the package's layers", check=check_layers),
-        Step("tests", "pytest suite, Julia suite included", command=[python, "-m", "pytest", "-q", "--durations=15"]),
+        Step(
+            "tests",
+            "pytest suite, Julia suite included",
+            command=[python, "-m", "pytest", "-q", "--durations=15", "-n", str(TEST_WORKERS), "--dist", "loadfile"],
+        ),
         Step(
             "declarations", "deployments, limits, blocks and notifications declared validly", check=check_declarations
         ),

@@ -36,7 +36,7 @@ from typing import IO
 import psutil
 
 from prefect_julia.core.errors import ConfigError
-from prefect_julia.core.files import write_atomic
+from prefect_julia.core.files import socket_path, write_atomic
 from prefect_julia.core.processes import PidRecord, is_alive, read_pid_file, stop_recorded, write_pid_file
 from prefect_julia.core.setting import JULIA_SESSION_DIR, JULIA_SESSION_POOL
 from prefect_julia.runtime.joboutput import OutputSink
@@ -184,7 +184,7 @@ def _claim(folder: Path, size: int) -> Iterator[int | None]:
 
 
 def _start(folder: Path, slot: int, julia: str, project: Path, fingerprint: str, env: Mapping[str, str]) -> SessionInfo:
-    sock_path = folder / f"slot-{slot}.sock"
+    sock_path = socket_path(folder / f"slot-{slot}.sock")  # a short stand-in when the folder lies deep
     sock_path.unlink(missing_ok=True)
     log = folder / f"slot-{slot}.log"
     code = (
