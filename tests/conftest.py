@@ -18,6 +18,20 @@ from prefect_julia.runtime.bridge import find_julia
 __all__ = ["REPO_ROOT", "KitRepo", "RunningServer", "S3Server", "free_port", "make_kit_repo"]  # imported by the tests
 
 
+#: The modules that take longest (each a minute or more here), collected first, so that the gate's parallel
+#: run (pytest-xdist, a module per process) starts them early instead of ending on one of them.
+SLOW_FIRST = ("test_prod_code", "test_security", "test_automations", "test_pipeline", "test_schedules",
+              "test_servers", "test_database", "test_precommit", "test_julia_suite", "test_run_client")  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        module = item.module.__name__ if item.module is not None else ""
+        return SLOW_FIRST.index(module) if module in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: tests keep their order within a module
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """A test marked ``julia`` needs a julia: skipped with the reason locally, a failure when CI=true."""
     if item.get_closest_marker("julia") is None:
