@@ -401,6 +401,12 @@ def run(
         params,
         timeout=timeout if timeout > 0 else None,
         on_submitted=lambda o: print(f"flow run {o.name} submitted: {o.url}", flush=True),
+        on_busy=lambda error: print(
+            f"note: the {resolved.name} server is busy ({error}); retrying the submission for up to "
+            f"{runs.SUBMIT_PATIENCE / 60:.0f} minutes.",
+            file=sys.stderr,
+            flush=True,
+        ),
         on_state=lambda state: print(f"state: {state}", flush=True),
         write_log=lambda line: print(line, flush=True),
     )

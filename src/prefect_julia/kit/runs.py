@@ -34,9 +34,10 @@ POLL_SECONDS = 0.2
 FINAL_LOG_WAIT = 3.0
 QUIET_MARGIN = 0.3
 FINISHED_LINE = "Finished in state "
-#: Tries of a submission while the server is busy (503, timeouts), waiting 0.5, 1, 2, 4, 8, then 10 s (with
-#: jitter) between them: about 1.5 minutes in all, as long as Prefect's own client would keep trying.
-SUBMIT_ATTEMPTS = 12
+#: How long a submission is retried while the server is busy (503, timeouts, dropped connections): a sqlite
+#: server under a burst of runs answers 503 for a while, then drains. Waits of 0.5, 1, 2, 4, 8, then 10 s
+#: (with jitter) between tries.
+SUBMIT_PATIENCE = 300.0
 SUBMIT_MAX_WAIT = 10.0
 FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 LOG_PAGE = 200
@@ -103,23 +104,30 @@ def submit(
     deployment_id: str,
     parameters: dict[str, Any],
     *,
-    attempts: int = SUBMIT_ATTEMPTS,
+    patience: float = SUBMIT_PATIENCE,
     sleep: Callable[[float], None] = time.sleep,
+    on_busy: Callable[[BaseException], None] | None = None,
 ) -> dict[str, Any]:
-    """Create a run of the deployment; retried while the server is busy. One idempotency key for every
-    attempt, so a retried request whose first try did reach the server creates no second run."""
+    """Create a run of the deployment; retried while the server is busy, for up to ``patience`` seconds
+    (``on_busy`` hears of the first refusal). One idempotency key for every try, so a retried request whose
+    first try did reach the server creates no second run."""
     body = {"parameters": parameters, "idempotency_key": str(uuid.uuid4())}
-    for attempt in range(attempts):
+    give_up = time.monotonic() + patience
+    attempt = 0
+    while True:
         try:
             created: dict[str, Any] = api.request("POST", f"/deployments/{deployment_id}/create_flow_run", body)
             return created
         except ApiRefused:
             raise
         except Exception as error:
-            if not _is_busy(error) or attempt == attempts - 1:
+            wait = min(SUBMIT_MAX_WAIT, 0.5 * 2**attempt) * random.uniform(0.8, 1.2)
+            if not _is_busy(error) or time.monotonic() + wait > give_up:
                 raise
-            sleep(min(SUBMIT_MAX_WAIT, 0.5 * 2**attempt) * random.uniform(0.8, 1.2))
-    raise AssertionError("unreachable")
+            if attempt == 0 and on_busy is not None:
+                on_busy(error)
+            attempt += 1
+            sleep(wait)
 
 
 def _log_line(log: dict[str, Any]) -> str:
@@ -170,12 +178,14 @@ def run(
     on_state: Callable[[str], None] | None = None,
     write_log: Callable[[str], None] | None = None,
     on_submitted: Callable[[RunOutcome], None] | None = None,
+    on_busy: Callable[[BaseException], None] | None = None,
     today: date | None = None,
 ) -> RunOutcome:
     """Run deployment ``name`` on ``env`` and follow it to its final state; raise ``RunFailed`` unless Completed.
 
     ``parameters`` are ``--param`` texts, converted by the deployment's schema before anything is submitted.
-    ``write_log`` gets each log line of the run as it arrives; ``on_state`` each new state name. Talks to the
+    ``write_log`` gets each log line of the run as it arrives; ``on_state`` each new state name; ``on_busy`` the
+    first refusal of a busy server (the submission is retried). Talks to the
     server over plain REST (no Prefect import: the client starts in a fraction of a second).
     """
     if not name:
@@ -193,7 +203,7 @@ def run(
             tags=deployment.get("tags") or [],
             today=today,
         )
-        submitted = submit(api, deployment["id"], converted)
+        submitted = submit(api, deployment["id"], converted, on_busy=on_busy)
         url = f"{env.ui_url}/runs/flow-run/{submitted['id']}"
         if on_submitted is not None:
             on_submitted(RunOutcome(str(submitted["id"]), submitted["name"], "Scheduled", "", url))
