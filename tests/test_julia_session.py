@@ -357,5 +357,7 @@ def test_a_session_folder_too_deep_for_a_socket_still_serves(program: Program, t
         )
         assert first.result["pid"] == again.result["pid"] == session_pids(deep)[0]  # one session, reached twice
         assert [info.socket for info in julia_session.sessions(deep)] == [str(stand_in)]
+        assert stand_in.exists()
     finally:
         julia_session.stop_sessions(deep, grace=2)
+    assert not stand_in.exists()  # stopping the session removes its stand-in socket too

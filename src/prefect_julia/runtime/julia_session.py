@@ -148,8 +148,10 @@ def sessions(folder: Path) -> list[SessionInfo]:
 
 
 def _kill(info: SessionInfo, grace: float) -> None:
-    """Stop the session's process tree (only if the pid file still describes that process)."""
+    """Stop the session's process tree (only if the pid file still describes that process), and remove its
+    socket (a stand-in outside the folder, for a deep folder, is not swept with the folder)."""
     stop_recorded(info.record, grace=grace)
+    Path(info.socket).unlink(missing_ok=True)
 
 
 def stop_sessions(folder: Path, *, grace: float = 5.0) -> list[int]:
