@@ -69,24 +69,24 @@ class RunOutcome:
     url: str
 
 
-def _flow_names(api: ApiClient, flow_ids: Iterable[str]) -> dict[str, str]:
-    ids = sorted(set(flow_ids))
+def _by_full_name(api: ApiClient, deployments: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``deployments`` by their ``flow/deployment`` names (one request for their flows' names)."""
+    ids = sorted({d["flow_id"] for d in deployments})
     flows = api.request("POST", "/flows/filter", {"flows": {"id": {"any_": ids}}}) if ids else []
-    return {f["id"]: f["name"] for f in flows}
+    names = {f["id"]: f["name"] for f in flows}
+    return {f"{names.get(d['flow_id'], '?')}/{d['name']}": d for d in deployments}
 
 
 def _resolve(api: ApiClient, env: Environment, name: str) -> tuple[str, dict[str, Any]]:
     """``flow/deployment`` and the deployment for ``name``, which may be just the deployment's name."""
     wanted = name.split("/", 1)[1] if "/" in name else name
-    found = api.request("POST", "/deployments/filter", {"deployments": {"name": {"any_": [wanted]}}})
-    flows = _flow_names(api, (d["flow_id"] for d in found))
-    named = {f"{flows.get(d['flow_id'], '?')}/{d['name']}": d for d in found}
+    named = _by_full_name(
+        api, api.request("POST", "/deployments/filter", {"deployments": {"name": {"any_": [wanted]}}})
+    )
     matches = [full for full in named if full == name or "/" not in name]
     if len(matches) == 1:
         return matches[0], named[matches[0]]
-    every = api.request("POST", "/deployments/filter", {})
-    flows = _flow_names(api, (d["flow_id"] for d in every))
-    known = sorted(f"{flows.get(d['flow_id'], '?')}/{d['name']}" for d in every)
+    known = sorted(_by_full_name(api, api.request("POST", "/deployments/filter", {})))
     listing = ", ".join(known) or "none: run `invoke deploy --env " + env.name + "` first"
     reason = "is ambiguous" if matches else "is not deployed"
     raise ConfigError(f"Deployment {name!r} {reason} on the {env.name} server.", hint=f"Known: {listing}.")
