@@ -2,8 +2,10 @@
 
 A busy sqlite server answers 503 now and then; if that happens to the CSRF token request, the client must
 not conclude "this server has no CSRF protection" and send its POSTs without a token (they would be refused
-with 403 for good). A real Prefect server cannot be made to answer 503 on demand, so this test stands a small
-local HTTP server in its place: 503 on the first token request, then a token; it records what each POST carried.
+with 403 for good). Nor may a token that a busy server replaced (a slow earlier token request committed late)
+end the client's work: a 403 from the CSRF check gets one new token and one more try. A real Prefect server
+cannot be made to answer 503 or lose a token on demand, so this test stands a small local HTTP server in its
+place: 503 on the first token requests, tokens per client id, and it records what each POST carried.
 """
 
 from __future__ import annotations
@@ -17,14 +19,17 @@ from typing import Any
 
 import pytest
 
-from prefect_julia.core.prefect_http import ApiClient
+from prefect_julia.core.prefect_http import ApiClient, ApiRefused
 
 
 class FlakyCsrfServer(ThreadingHTTPServer):
-    def __init__(self, token_failures: int, csrf: bool = True) -> None:
+    def __init__(self, token_failures: int, csrf: bool = True, lost_tokens: int = 0) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
         self.token_failures = token_failures
         self.csrf = csrf
+        self.lost_tokens = lost_tokens  # how many issued tokens the "server" forgets before their first use
+        self.tokens: dict[str, str] = {}  # client id -> its current token
+        self.issued: list[str] = []  # the client id of each token handed out
         self.posts: list[dict[str, str | None]] = []
 
     @property
@@ -55,14 +60,21 @@ class Handler(BaseHTTPRequestHandler):
             self.server.token_failures -= 1
             self._answer(503, {"detail": "database is locked"})
         else:
-            self._answer(200, {"token": "t0k3n"})
+            client = self.path.partition("client=")[2]
+            token = f"t0k3n-{len(self.server.issued)}"
+            self.server.tokens[client] = token
+            self.server.issued.append(client)
+            self._answer(200, {"token": token})
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        token = self.headers.get("Prefect-Csrf-Token")
+        token, client = self.headers.get("Prefect-Csrf-Token"), self.headers.get("Prefect-Csrf-Client") or ""
         self.server.posts.append({"path": self.path, "token": token})
-        if self.server.csrf and token != "t0k3n":
-            self._answer(403, {"detail": "Invalid CSRF token"})
+        if self.server.csrf and self.server.lost_tokens > 0:
+            self.server.lost_tokens -= 1
+            self.server.tokens.pop(client, None)
+        if self.server.csrf and (token is None or self.server.tokens.get(client) != token):
+            self._answer(403, {"detail": "Invalid CSRF token or client identifier."})
         else:
             self._answer(200, {"ok": True})
 
@@ -71,8 +83,8 @@ class Handler(BaseHTTPRequestHandler):
 def serve() -> Iterator[Any]:
     started: list[FlakyCsrfServer] = []
 
-    def start(token_failures: int, csrf: bool = True) -> FlakyCsrfServer:
-        server = FlakyCsrfServer(token_failures, csrf)
+    def start(token_failures: int, csrf: bool = True, lost_tokens: int = 0) -> FlakyCsrfServer:
+        server = FlakyCsrfServer(token_failures, csrf, lost_tokens)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         started.append(server)
         return server
@@ -90,7 +102,25 @@ def test_a_busy_token_request_is_retried_not_taken_for_no_csrf(serve: Any) -> No
         client.request("POST", "/flows/filter", {})
     assert busy.value.code == 503 and server.posts == []  # nothing was sent without a token
     assert client.request("POST", "/flows/filter", {}) == {"ok": True}  # the next try fetches the token
-    assert server.posts == [{"path": "/api/flows/filter", "token": "t0k3n"}]
+    assert server.posts == [{"path": "/api/flows/filter", "token": "t0k3n-0"}]
+
+
+def test_a_lost_token_is_fetched_again_under_a_new_client_id(serve: Any) -> None:
+    server = serve(token_failures=0, lost_tokens=1)
+    client = ApiClient(server.url)
+    assert client.request("POST", "/flows/filter", {}) == {"ok": True}
+    assert [post["token"] for post in server.posts] == ["t0k3n-0", "t0k3n-1"]
+    assert len(set(server.issued)) == 2  # the second token was asked for under a new client id
+    assert client.request("POST", "/flows/filter", {}) == {"ok": True}  # and it is kept for later requests
+    assert len(server.issued) == 2
+
+
+def test_a_token_refused_twice_is_reported_as_refused(serve: Any) -> None:
+    server = serve(token_failures=0, lost_tokens=2)
+    client = ApiClient(server.url)
+    with pytest.raises(ApiRefused) as refused:
+        client.request("POST", "/flows/filter", {})
+    assert refused.value.status == 403 and len(server.posts) == 2
 
 
 def test_a_server_without_csrf_gets_no_token(serve: Any) -> None:

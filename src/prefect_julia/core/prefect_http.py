@@ -74,6 +74,9 @@ class ApiClient:
 
     def _csrf_headers(self) -> dict[str, str]:
         if not self._csrf_checked:
+            # A fresh client id per token request: a slow, earlier request for the same id that a busy server
+            # commits late would otherwise replace the token this client holds.
+            self.client_id = str(uuid.uuid4())
             query = urllib.parse.urlencode({"client": self.client_id})
             try:
                 self._csrf = str(self._send("GET", f"/csrf-token?{query}")["token"])
@@ -97,13 +100,27 @@ class ApiClient:
     def request(self, method: str, path: str, body: Any = None) -> Any:
         """The parsed JSON answer; :class:`ApiRefused` on 401/403, ``urllib`` errors otherwise."""
         method = method.upper()
-        extra = self._csrf_headers() if method in CHANGING else {}
-        try:
-            return self._send(method, path, body, extra)
-        except urllib.error.HTTPError as error:
-            if error.code in (401, 403):
-                raise self._refused(error.code) from None
-            raise
+        for attempt in (1, 2):
+            extra = self._csrf_headers() if method in CHANGING else {}
+            try:
+                return self._send(method, path, body, extra)
+            except urllib.error.HTTPError as error:
+                if error.code == 403 and attempt == 1 and _csrf_refusal(error):
+                    self._csrf_checked = False  # the token went stale or was replaced: fetch a new one, once
+                    continue
+                if error.code in (401, 403):
+                    raise self._refused(error.code) from None
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _csrf_refusal(error: urllib.error.HTTPError) -> bool:
+    """True when a 403 is the CSRF middleware's ("Invalid CSRF token ...", "Missing CSRF token.")."""
+    try:
+        detail = json.loads(error.read() or b"{}").get("detail", "")
+    except (ValueError, AttributeError, OSError):
+        return False
+    return isinstance(detail, str) and "csrf" in detail.lower()
 
 
 __all__ = ["ApiClient", "ApiRefused"]
