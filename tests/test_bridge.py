@@ -16,6 +16,7 @@ import pytest
 from harness import wait_gone
 from prefect_julia.core.errors import CommandFailed, ConfigError, PrefectJuliaError
 from prefect_julia.runtime.bridge import (
+    ExitWatch,
     JuliaFailed,
     JuliaLog,
     JuliaNotFound,
@@ -95,6 +96,23 @@ def test_render_adds_location_from_warning_up() -> None:
 
 
 # --- command, environment, program, result ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "polling"])
+def test_exit_watch_tells_running_from_exited(monkeypatch: pytest.MonkeyPatch, pidfd: bool) -> None:
+    import subprocess
+
+    if not pidfd:
+        monkeypatch.delattr(os, "pidfd_open", raising=False)  # as on a kernel or OS without pid descriptors
+    proc = subprocess.Popen(["sh", "-c", "sleep 0.3; exit 7"])
+    watch = ExitWatch(proc)
+    try:
+        assert (watch.fd is not None) == pidfd
+        assert not watch.within(0.05) and proc.returncode is None
+        assert watch.within(10) and proc.returncode == 7
+    finally:
+        watch.close()
+        proc.wait()
 
 
 def test_build_command(tmp_path: Path) -> None:

@@ -263,7 +263,11 @@ function writejson end
 
 `value` as a compact JSON string; see [`writejson`](@ref).
 """
-json(value) = sprint(writejson, value)
+function json(@nospecialize(value))
+    io = IOBuffer()
+    writejson(io, value)
+    return String(take!(io))
+end
 
 writejson(io::IO, ::Nothing) = print(io, "null")
 writejson(io::IO, ::Missing) = print(io, "null")
@@ -312,6 +316,7 @@ function writejson(io::IO, s::AbstractString)
 end
 
 function writejson(io::IO, d::AbstractDict)
+    @nospecialize
     write(io, '{')
     first = true
     for (k, v) in d
@@ -338,6 +343,7 @@ function writejson(io::IO, nt::NamedTuple)
 end
 
 function writejson(io::IO, a::Union{AbstractVector,Tuple,AbstractSet})
+    @nospecialize
     write(io, '[')
     first = true
     for v in a

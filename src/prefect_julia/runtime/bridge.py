@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import re
+import select
 import shutil
 import subprocess
 import tempfile
@@ -54,8 +55,9 @@ from prefect_julia.core.setting import (
     JULIA_SESSION,
     JULIA_TIMEOUT,
 )
+from prefect_julia.runtime import heartbeats
 from prefect_julia.runtime.joboutput import OutputSink, output_folder, unique_output_path
-from prefect_julia.runtime.secrets import allowed_env, scrubber_for
+from prefect_julia.runtime.secrets import PendingScrubber, allowed_env
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -86,6 +88,7 @@ PASSED_THROUGH = (DATA_BLOCK_LOCAL.name, DATA_BLOCK_REMOTE.name, DATASTORE_DEFAU
 LOG_PREFIX = "::prefect-log::"
 
 _MODULE_LOGGER = logging.getLogger("prefect_julia.julia")
+heartbeats.install()  # a flow run that uses the bridge ends when its body does (see runtime/heartbeats.py)
 _PARAM_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")  # as PrefectInterfaces.parseargs reads them
 
 
@@ -408,6 +411,41 @@ def kill_tree(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE) -> None:
     proc.wait()
 
 
+class ExitWatch:
+    """Waits for a child process to exit, told by the kernel the moment it does.
+
+    Linux gives a pid file descriptor that turns readable on exit; ``Popen.wait(timeout=...)`` would instead
+    poll in growing sleeps of up to 50 ms, which every job pays at its end. Elsewhere it falls back to that.
+    """
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.fd: int | None = None
+        try:
+            self.fd = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):  # not Linux 5.3+, or the process is already gone
+            self.fd = None
+
+    def within(self, seconds: float) -> bool:
+        """True (the process reaped) if it exits within ``seconds``; False if it is still running."""
+        if self.fd is not None:
+            readable, _, _ = select.select([self.fd], [], [], seconds)
+            if not readable:
+                return False
+            self.proc.wait()
+            return True
+        try:
+            self.proc.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 def _tail_text(tail: deque[str]) -> str:
     return "\n".join(tail)
 
@@ -468,7 +506,7 @@ def run_julia(
         result_path = Path(scratch) / "result.json"
         api_url = base.get("PREFECT_API_URL") or current_api_url()
         process_env = julia_env(base, result_path, api_url)
-        scrub = scrubber_for(base, api_url)
+        scrub = PendingScrubber(base, api_url)  # the server's secrets are read while julia starts
         output = unique_output_path(output_folder(base), path.stem)
         with OutputSink(log, output, cap=log_cap(base), scrub=scrub) as sink:
             if mode == "warm":
@@ -477,8 +515,11 @@ def run_julia(
                 log.info("Running Julia program %s in a warm session: %s", path.name, scrub(" ".join(command)))
                 outcome = julia_session.run_in_session(command, process_env, timeout, grace, sink, base)
             else:
-                log.info("Running Julia program %s: %s", path.name, scrub(" ".join(command)))
-                outcome = supervise(command, process_env, timeout, grace, sink)
+
+                def started() -> None:
+                    log.info("Running Julia program %s: %s", path.name, scrub(" ".join(command)))
+
+                outcome = supervise(command, process_env, timeout, grace, sink, on_start=started)
         exit_code, duration = outcome
         stdout_tail, stderr_tail = _tail_text(sink.stdout_tail), _tail_text(sink.stderr_tail)
         if exit_code != 0:
@@ -489,15 +530,27 @@ def run_julia(
 
 
 def supervise(
-    command: list[str], env: Mapping[str, str], timeout: float, grace: float, sink: OutputSink
+    command: list[str],
+    env: Mapping[str, str],
+    timeout: float,
+    grace: float,
+    sink: OutputSink,
+    on_start: Callable[[], None] | None = None,
 ) -> tuple[int, float]:
     """Run ``command`` streaming both pipes to ``sink``; kill its tree on timeout (raising JuliaTimeout).
 
-    While it runs, its descendants are recorded (:class:`Descendants`), so none outlives it: not its process
-    group, and not one that left the group with ``setsid``.
+    ``on_start`` is called once the process is started and before any of its output is read. While it runs,
+    its descendants are recorded (:class:`Descendants`), so none outlives it: not its process group, and not
+    one that left the group with ``setsid``.
     """
     started = time.monotonic()
     proc = _start(command, env, None)
+    if on_start is not None:
+        try:
+            on_start()
+        except BaseException:
+            kill_tree(proc, grace)
+            raise
     parser = StderrParser()
     assert proc.stdout is not None and proc.stderr is not None
     # Each reader runs in a copy of this context, so Prefect's run and settings context reach its log calls.
@@ -514,18 +567,18 @@ def supervise(
     deadline = started + timeout
     timed_out = False
     wait = SWEEP_INTERVAL / 5
+    exited = ExitWatch(proc)
     try:
         while True:
-            try:
-                proc.wait(timeout=max(0.0, min(wait, deadline - time.monotonic())))
+            if exited.within(max(0.0, min(wait, deadline - time.monotonic()))):
                 break
-            except subprocess.TimeoutExpired:
-                if time.monotonic() >= deadline:
-                    timed_out = True
-                    break
-                descendants.scan()
-                wait = SWEEP_INTERVAL
+            if time.monotonic() >= deadline:
+                timed_out = True
+                break
+            descendants.scan()
+            wait = SWEEP_INTERVAL
     finally:
+        exited.close()
         # The program is done (or out of time): nothing it started may outlive it.
         if timed_out:
             sink.freeze_tails()  # julia prints a backtrace when it is sent SIGTERM

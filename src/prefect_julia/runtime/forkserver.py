@@ -318,6 +318,9 @@ class ForkServer:
 
         for module in PRELOAD:
             importlib.import_module(module)
+        from prefect_julia.runtime import heartbeats
+
+        heartbeats.install()  # every forked flow run ends when its body does, not on the next whole second
         extra = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
         if extra:  # a fork copies one thread only: locks another one holds would never be released
             raise RuntimeError(f"threads started while loading Prefect: {', '.join(extra)}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -123,6 +124,32 @@ class Scrubber:
         return lambda line: handle(self(line))
 
 
+class PendingScrubber:
+    """A :class:`Scrubber` whose server secrets are read in the background while the job starts.
+
+    The first use waits for them, so no line is forwarded before every known secret can be hidden; a Julia
+    job prints nothing for far longer than the two requests take.
+    """
+
+    def __init__(self, environ: Mapping[str, str], api_url: str | None) -> None:
+        self._environ = dict(environ)
+        self._scrubber: Scrubber | None = None
+        self._thread = threading.Thread(target=self._read, args=(api_url,), daemon=True)
+        self._thread.start()
+
+    def _read(self, api_url: str | None) -> None:
+        self._scrubber = scrubber_for(self._environ, api_url)
+
+    def resolve(self) -> Scrubber:
+        self._thread.join()
+        if self._scrubber is None:  # scrubber_for never raises; this holds only if the thread itself died
+            self._scrubber = Scrubber(secret_values(self._environ))
+        return self._scrubber
+
+    def __call__(self, text: str) -> str:
+        return self.resolve()(text)
+
+
 def scrubber_for(environ: Mapping[str, str], api_url: str | None) -> Scrubber:
     """A scrubber of every secret ``environ`` holds and, when the server answers, its secret blocks and variables."""
     values = secret_values(environ)
@@ -135,4 +162,13 @@ def scrubber_for(environ: Mapping[str, str], api_url: str | None) -> Scrubber:
     return Scrubber(values)
 
 
-__all__ = ["ALLOWED", "MASK", "Scrubber", "allowed_env", "passed_names", "scrubber_for", "server_secrets"]
+__all__ = [
+    "ALLOWED",
+    "MASK",
+    "PendingScrubber",
+    "Scrubber",
+    "allowed_env",
+    "passed_names",
+    "scrubber_for",
+    "server_secrets",
+]
