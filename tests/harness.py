@@ -6,11 +6,14 @@ own ``.prefect/`` state.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,8 +82,50 @@ class RunningServer:
         self.process.wait()
 
 
-def start_server(home: Path, *, timeout: float = 120.0) -> RunningServer:
+#: Whether new server homes start from a copy of an empty, migrated database (see :func:`seed_database`).
+#: The tests turn it on (conftest); the benchmarks keep it off, so a first start is timed as users see it.
+SEED_DATABASES = False
+_template: Path | None = None
+_template_lock = threading.Lock()
+
+
+def _migrated_template() -> Path:
+    """An empty sqlite database with all of Prefect's migrations applied, made once per process."""
+    global _template
+    with _template_lock:
+        if _template is None:
+            folder = Path(tempfile.mkdtemp(prefix="prefect-julia-db-template-"))
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+            done = subprocess.run(
+                [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
+                env=prefect_env("http://127.0.0.1:9/api", folder),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            database = folder / "prefect.db"
+            if done.returncode != 0 or not database.is_file():
+                raise RuntimeError(f"Could not make a migrated template database:\n{done.stdout}{done.stderr}")
+            _template = database
+        return _template
+
+
+def seed_database(home: Path, seed: bool | None = None) -> None:
+    """Copy an empty, migrated sqlite database into ``home`` (a server home with none yet).
+
+    The server then skips its migrations, about 7 s of every start on these machines; it is otherwise the
+    database a first start would make. ``seed`` defaults to :data:`SEED_DATABASES`.
+    """
+    if not (SEED_DATABASES if seed is None else seed) or (home / "prefect.db").exists():
+        return
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_migrated_template(), home / "prefect.db")
+
+
+def start_server(home: Path, *, timeout: float = 120.0, seed: bool | None = None) -> RunningServer:
     """Start a server with PREFECT_HOME ``home``; return once ``GET /api/health`` answers."""
+    seed_database(home, seed)
     port = free_port()
     api_url = settings.api_url(settings.server_url("127.0.0.1", port))
     log = home / "server.log"
@@ -141,8 +186,13 @@ class KitRepo:
         return environments.resolve_environment(name, self.root, self.environ())
 
 
-def make_kit_repo(root: Path, *, branch: str = "feature", git: bool = True, project: bool = False) -> KitRepo:
-    """A kit repository in ``root``; ``project=True`` also copies the flows, the Julia package and blocks."""
+def make_kit_repo(
+    root: Path, *, branch: str = "feature", git: bool = True, project: bool = False, seed: bool | None = None
+) -> KitRepo:
+    """A kit repository in ``root``; ``project=True`` also copies the flows, the Julia package and blocks.
+
+    ``seed`` (default :data:`SEED_DATABASES`) gives both environments' homes a migrated empty database.
+    """
     for name in KIT_FILES + (PROJECT_FILES if project else ()):
         source, target = REPO_ROOT / name, root / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -153,6 +203,8 @@ def make_kit_repo(root: Path, *, branch: str = "feature", git: bool = True, proj
     ports = {"dev": free_port(), "prod": free_port()}
     for env, port in ports.items():
         (root / "envs" / f"{env}.local.env").write_text(f"PREFECT_JULIA_PORT={port}\n")
+        if SEED_DATABASES if seed is None else seed:
+            seed_database(environments.resolve_environment(env, root, {}).files.path, True)
     if git:
         author = ["-c", "user.name=t", "-c", "user.email=t@example.invalid"]
         subprocess.run(["git", "init", "-q", "-b", branch], cwd=root, check=True)

@@ -11,11 +11,12 @@ import sys
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import psutil
 import pytest
 
-from conftest import KitRepo
+from conftest import KitRepo, make_kit_repo
 from prefect_julia.core.errors import ServerError
 from prefect_julia.core.processes import group_alive, is_alive, port_is_free, read_pid_file, running, write_pid_file
 from prefect_julia.kit import servers
@@ -40,8 +41,9 @@ def _block_exists(api_url: str, name: str) -> bool:
         return False
 
 
-def test_server_lifecycle(kit_repo: KitRepo) -> None:
-    """Concurrent ups, both environments at once, status, down/up persistence, kill -9 recovery."""
+def test_server_lifecycle(tmp_path: Path) -> None:
+    """From empty homes: concurrent ups, both environments at once, status, down/up persistence, kill -9 recovery."""
+    kit_repo = make_kit_repo(tmp_path / "repo", seed=False)  # the servers make and migrate their databases
     dev = resolve_environment("dev", kit_repo.root, {})
     prod = resolve_environment("prod", kit_repo.root, {})
     try:
