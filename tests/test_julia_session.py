@@ -308,6 +308,16 @@ def test_large_output_is_batched_capped_and_kept(
     assert len(lines) == 50_001 and lines[-2].startswith("line 50000 ")
 
 
+def test_a_log_record_is_never_batched_with_plain_lines(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    log = logging.getLogger("test.sink.records")
+    with caplog.at_level(logging.INFO, logger=log.name), OutputSink(log, tmp_path / "out.log") as sink:
+        sink.line("plain 1")
+        sink.line("i1", stderr=True, record=True)  # an @info record of the job
+        sink.line("plain 2")  # printed right after it, read before the batch was sent
+        sink.line("plain 3")
+    assert [r.getMessage() for r in caplog.records] == ["plain 1", "i1", "plain 2\nplain 3"]
+
+
 def test_small_output_leaves_no_file(tmp_path: Path) -> None:
     log = logging.getLogger("test.sink")
     with OutputSink(log, tmp_path / "out.log") as sink:

@@ -139,7 +139,7 @@ class OutputSink:
             if not self.tails_frozen:
                 tail = self.stderr_tail if stderr else self.stdout_tail
                 tail.append(f"{logging.getLevelName(level)}: {text}" if record else text)
-            if level >= logging.WARNING:
+            if record or level >= logging.WARNING:  # a log record of the job stays one record, at its level
                 self._send_pending()
                 self._send(level, text)
                 return
