@@ -7,6 +7,8 @@ own ``.prefect/`` state.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import json
 import os
 import shutil
 import socket
@@ -15,7 +17,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from prefect_julia.core import processes
@@ -111,13 +115,17 @@ def _migrated_template() -> Path:
         return _template
 
 
+def _seeding(seed: bool | None) -> bool:
+    return SEED_DATABASES if seed is None else seed
+
+
 def seed_database(home: Path, seed: bool | None = None) -> None:
     """Copy an empty, migrated sqlite database into ``home`` (a server home with none yet).
 
     The server then skips its migrations, about 7 s of every start on these machines; it is otherwise the
     database a first start would make. ``seed`` defaults to :data:`SEED_DATABASES`.
     """
-    if not (SEED_DATABASES if seed is None else seed) or (home / "prefect.db").exists():
+    if not _seeding(seed) or (home / "prefect.db").exists():
         return
     home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(_migrated_template(), home / "prefect.db")
@@ -203,7 +211,7 @@ def make_kit_repo(
     ports = {"dev": free_port(), "prod": free_port()}
     for env, port in ports.items():
         (root / "envs" / f"{env}.local.env").write_text(f"PREFECT_JULIA_PORT={port}\n")
-        if SEED_DATABASES if seed is None else seed:
+        if _seeding(seed):
             seed_database(environments.resolve_environment(env, root, {}).files.path, True)
     if git:
         author = ["-c", "user.name=t", "-c", "user.email=t@example.invalid"]
@@ -289,3 +297,33 @@ def start_s3_server(log: Path, *, bucket: str = "team-data", timeout: float = 60
     server = S3Server(endpoint, key["AccessKeyId"], key["SecretAccessKey"], bucket, process)
     server.client().create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
     return server
+
+
+class StandInHandler(BaseHTTPRequestHandler):
+    """Base of the small local HTTP servers that stand in for a Prefect server where a real one cannot be made
+    to misbehave on demand (answer 503, lose a CSRF token, answer late): JSON answers, no access log."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def answer(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def read_body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+
+@contextlib.contextmanager
+def serving(server: ThreadingHTTPServer) -> Iterator[str]:
+    """Serve ``server`` in a thread; yields its API URL (``http://127.0.0.1:PORT/api``), shuts it down after."""
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/api"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -10,15 +10,15 @@ place: 503 on the first token requests, tokens per client id, and it records wha
 
 from __future__ import annotations
 
-import json
-import threading
+import contextlib
 import urllib.error
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
+from harness import StandInHandler, serving
 from prefect_julia.core.prefect_http import ApiClient, ApiRefused
 
 
@@ -31,68 +31,50 @@ class FlakyCsrfServer(ThreadingHTTPServer):
         self.tokens: dict[str, str] = {}  # client id -> its current token
         self.issued: list[str] = []  # the client id of each token handed out
         self.posts: list[dict[str, str | None]] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/api"
+        self.url = ""  # set once it is serving
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(StandInHandler):
     server: FlakyCsrfServer
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _answer(self, status: int, body: object) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def do_GET(self) -> None:
         if not self.path.startswith("/api/csrf-token"):
-            self._answer(404, {})
+            self.answer(404, {})
         elif not self.server.csrf:
-            self._answer(422, {"detail": "CSRF protection is disabled."})
+            self.answer(422, {"detail": "CSRF protection is disabled."})
         elif self.server.token_failures > 0:
             self.server.token_failures -= 1
-            self._answer(503, {"detail": "database is locked"})
+            self.answer(503, {"detail": "database is locked"})
         else:
             client = self.path.partition("client=")[2]
             token = f"t0k3n-{len(self.server.issued)}"
             self.server.tokens[client] = token
             self.server.issued.append(client)
-            self._answer(200, {"token": token})
+            self.answer(200, {"token": token})
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.read_body()
         token, client = self.headers.get("Prefect-Csrf-Token"), self.headers.get("Prefect-Csrf-Client") or ""
         self.server.posts.append({"path": self.path, "token": token})
         if self.server.csrf and self.server.lost_tokens > 0:
             self.server.lost_tokens -= 1
             self.server.tokens.pop(client, None)
         if self.server.csrf and (token is None or self.server.tokens.get(client) != token):
-            self._answer(403, {"detail": "Invalid CSRF token or client identifier."})
+            self.answer(403, {"detail": "Invalid CSRF token or client identifier."})
         else:
-            self._answer(200, {"ok": True})
+            self.answer(200, {"ok": True})
 
 
 @pytest.fixture
 def serve() -> Iterator[Any]:
-    started: list[FlakyCsrfServer] = []
+    with contextlib.ExitStack() as servers:
 
-    def start(token_failures: int, csrf: bool = True, lost_tokens: int = 0) -> FlakyCsrfServer:
-        server = FlakyCsrfServer(token_failures, csrf, lost_tokens)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        started.append(server)
-        return server
+        def start(token_failures: int, csrf: bool = True, lost_tokens: int = 0) -> FlakyCsrfServer:
+            server = FlakyCsrfServer(token_failures, csrf, lost_tokens)
+            server.url = servers.enter_context(serving(server))
+            return server
 
-    yield start
-    for server in started:
-        server.shutdown()
-        server.server_close()
+        yield start
 
 
 def test_a_busy_token_request_is_retried_not_taken_for_no_csrf(serve: Any) -> None:

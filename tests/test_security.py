@@ -10,16 +10,16 @@ import secrets
 import stat
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from conftest import REPO_ROOT, KitRepo, make_kit_repo
+from harness import StandInHandler, serving
 from prefect_julia.core.prefect_http import ApiClient, ApiRefused
 from prefect_julia.core.secrets import is_secret_name, secret_values
 from prefect_julia.kit import security, servers
@@ -74,45 +74,27 @@ def test_scrubber_hides_plain_json_escaped_and_basic_auth_forms() -> None:
     assert scrub("ab stays: too short to be told from ordinary text").startswith("ab stays")
 
 
-class _SlowSecrets(BaseHTTPRequestHandler):
+class _SlowSecrets(StandInHandler):
     """A stand-in server whose secret block arrives late (a real one cannot be slowed on demand)."""
 
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def _answer(self, status: int, body: object) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
     def do_GET(self) -> None:
-        self._answer(422, {"detail": "CSRF protection is disabled."})
+        self.answer(422, {"detail": "CSRF protection is disabled."})
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.read_body()
         if self.path.startswith("/api/block_documents/filter"):
             time.sleep(0.5)
-            self._answer(200, [{"block_type": {"slug": "secret"}, "data": {"value": "late-s3cr3t-value"}}])
+            self.answer(200, [{"block_type": {"slug": "secret"}, "data": {"value": "late-s3cr3t-value"}}])
         else:
-            self._answer(200, [])
+            self.answer(200, [])
 
 
 def test_a_pending_scrubber_waits_for_the_servers_secrets() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowSecrets)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        scrub = PendingScrubber(
-            {"DEMO_API_TOKEN": "env-s3cr3t-value"}, f"http://127.0.0.1:{server.server_address[1]}/api"
-        )
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), _SlowSecrets)) as api_url:
+        scrub = PendingScrubber({"DEMO_API_TOKEN": "env-s3cr3t-value"}, api_url)
         started = time.monotonic()
         assert scrub("first line: late-s3cr3t-value env-s3cr3t-value") == "first line: ******** ********"
         assert time.monotonic() - started >= 0.3  # it waited for the server's answer instead of going without
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_julia_env_is_an_allow_list() -> None:

@@ -20,6 +20,8 @@ from collections.abc import Callable, Generator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+#: The attribute that marks the kit's loop.
+_MARK = "prefect_julia"
 #: What the loop uses of Prefect's flow run engine.
 _ENGINE_PARTS = ("heartbeat_seconds", "_build_heartbeat_event_template", "_emit_flow_run_heartbeat")
 
@@ -56,7 +58,7 @@ def _prompt_heartbeats(minimum: int) -> Callable[..., AbstractContextManager[Non
             if join_on_exit:
                 thread.join(timeout=2)
 
-    send_heartbeats.prefect_julia = True  # type: ignore[attr-defined]
+    setattr(send_heartbeats, _MARK, True)
     return send_heartbeats
 
 
@@ -64,9 +66,9 @@ def install() -> bool:
     """Use the prompt heartbeat loop in Prefect's flow engine; True if it is (now or already) in place."""
     from prefect import flow_engine
 
-    current = getattr(flow_engine, "_send_heartbeats", None)
-    if getattr(current, "prefect_julia", False):
+    if installed():
         return True
+    current = getattr(flow_engine, "_send_heartbeats", None)
     minimum = getattr(flow_engine, "MINIMUM_HEARTBEAT_INTERVAL", None)
     engine = getattr(flow_engine, "BaseFlowRunEngine", None)
     if current is None or not isinstance(minimum, int) or engine is None:
@@ -81,4 +83,4 @@ def installed() -> bool:
     """True when Prefect's flow engine uses the prompt heartbeat loop."""
     from prefect import flow_engine
 
-    return bool(getattr(getattr(flow_engine, "_send_heartbeats", None), "prefect_julia", False))
+    return bool(getattr(getattr(flow_engine, "_send_heartbeats", None), _MARK, False))
