@@ -17,12 +17,15 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from prefect_julia.core import processes
+from prefect_julia.core.prefect_http import ApiClient
 from prefect_julia.kit import environments, servers, settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +68,26 @@ def prefect_env(api_url: str, home: Path) -> dict[str, str]:
         PREFECT_PROFILES_PATH=str(home / "profiles.toml"),
     )
     return env
+
+
+def api(api_url: str, method: str, path: str, body: object = None, *, patience: float = 120.0) -> Any:
+    """A test's read (or idempotent write) on a throwaway server, through the kit's client (credentials, CSRF).
+
+    A sqlite server under the gate's load can stall a request for tens of seconds: a timed-out read, a dropped
+    connection or a 5xx answer is asked again until ``patience`` seconds have passed; any other answer (a 4xx,
+    a refusal) is raised at once.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return ApiClient(api_url, timeout=30).request(method, path, body)
+        except urllib.error.HTTPError as error:
+            if error.code < 500 or time.monotonic() > deadline:
+                raise
+        except (TimeoutError, urllib.error.URLError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(1)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ import json
 import re
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 
 from conftest import KitRepo, RunningServer, free_port, make_kit_repo
+from harness import api
 from prefect_julia.core.errors import ConfigError
 from prefect_julia.core.redact import MASK, scrub
 from prefect_julia.kit import automations, workers
@@ -170,11 +170,7 @@ def _ops_repo(tmp_path: Path, server: RunningServer, receiver: Receiver) -> KitR
 
 
 def _api(server: RunningServer, path: str, body: dict[str, Any]) -> Any:
-    request = urllib.request.Request(
-        f"{server.api_url}{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.load(response)
+    return api(server.api_url, "POST", path, body)
 
 
 def _wait(predicate: Any, timeout: float, what: str) -> None:

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from conftest import KitRepo, RunningServer, make_kit_repo
+from harness import api
 from prefect_julia.core.errors import DatabaseError
-from prefect_julia.core.prefect_http import ApiClient
 from prefect_julia.core.processes import read_pid_file
 from prefect_julia.kit import database
 from prefect_julia.kit.environments import resolve_environment
@@ -57,7 +57,7 @@ def _api(repo: KitRepo, env: str = "prod") -> str:
 def _post(url: str, body: dict[str, Any]) -> Any:
     """POST through the kit's REST client, which does Prefect's CSRF dance (servers have CSRF protection on)."""
     base, _, path = url.partition("/api")
-    return ApiClient(f"{base}/api", timeout=30).request("POST", path, body) or {}
+    return api(f"{base}/api", "POST", path, body, patience=0) or {}  # creates among them: asked once
 
 
 def _save_secret(api_url: str, name: str) -> None:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 import subprocess
 import sys
-import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 
 from conftest import KitRepo, RunningServer, free_port, make_kit_repo
+from harness import api
 from prefect_julia.core.errors import ConfigError, ServerError
 from prefect_julia.kit import deployments
 from prefect_julia.kit.environments import resolve_environment
@@ -48,14 +47,8 @@ def _decl(name: str, cron: str | None = "0 6 * * *", params: str = "who: world",
     return text + extra
 
 
-def _post(url: str, body: dict) -> list[dict]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)
-
-
 def _deployments(server: RunningServer, flow_name: str) -> dict[str, dict]:
-    found = _post(f"{server.api_url}/deployments/filter", {"flows": {"name": {"any_": [flow_name]}}})
+    found = api(server.api_url, "POST", "/deployments/filter", {"flows": {"name": {"any_": [flow_name]}}})
     return {d["name"]: d for d in found}
 
 
@@ -140,7 +133,9 @@ def test_prefect_deploy_all_reads_the_same_file(tmp_path: Path, prefect_server: 
     repo = _repo(tmp_path, flow_name, _decl("cli"))
     pull = "pull:\n  - prefect.deployments.steps.set_working_directory:\n      directory: '{{ $PREFECT_JULIA_CODE_DIR }}'\n"
     (repo.root / "prefect.yaml").write_text(pull + (repo.root / "prefect.yaml").read_text())
-    _post(f"{prefect_server.api_url}/work_pools/", {"name": pool, "type": "process"})
+    api(
+        prefect_server.api_url, "POST", "/work_pools/", {"name": pool, "type": "process"}, patience=0
+    )  # a create: asked once
     python = shlex.quote(sys.executable)
     script = f'eval "$({python} -m invoke env --shell --env dev)" && {python} -m prefect --no-prompt deploy --all'
     done = subprocess.run(

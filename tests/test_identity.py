@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import KitRepo, make_kit_repo
+from harness import api
 from prefect_julia.core.errors import ServerError
-from prefect_julia.core.prefect_http import ApiClient
 from prefect_julia.kit import identity
 from prefect_julia.kit.environments import resolve_environment
 
@@ -16,7 +16,7 @@ DECLARATION = "deployments:\n  - name: b-only\n    entrypoint: flows/ident.py:id
 
 def _deployment_names(api_url: str) -> list[str]:
     """The server's deployments, asked through the kit's REST client (it sends Prefect's CSRF token)."""
-    return [d["name"] for d in ApiClient(api_url, timeout=10).request("POST", "/deployments/filter", {})]
+    return [d["name"] for d in api(api_url, "POST", "/deployments/filter", {})]
 
 
 def test_a_server_of_another_checkout_is_refused_and_shown_as_taken(tmp_path: Path) -> None:

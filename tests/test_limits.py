@@ -6,10 +6,7 @@ then finish.
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +15,7 @@ from typing import Any
 import pytest
 
 from conftest import KitRepo, RunningServer, make_kit_repo
+from harness import api
 from prefect_julia.core.errors import ConfigError
 from prefect_julia.kit import limits, workers
 
@@ -64,14 +62,7 @@ def _declare(repo: KitRepo, *entries: str) -> None:
 
 
 def _api(server: RunningServer, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    request = urllib.request.Request(
-        f"{server.api_url}{path}",
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method=method,
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.load(response)
+    return api(server.api_url, method, path, body)
 
 
 def _most_at_once(runs: list[dict[str, Any]]) -> int:
@@ -117,10 +108,7 @@ def test_extra_runs_wait_for_a_slot_then_finish(tmp_path: Path, prefect_server: 
             )
 
         def all_final() -> bool:
-            try:
-                return all(r["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED") for r in runs())
-            except (TimeoutError, urllib.error.URLError):  # the shared sqlite server stalled on this read: ask again
-                return False
+            return all(r["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED") for r in runs())
 
         deadline = time.monotonic() + 300
         while not all_final():

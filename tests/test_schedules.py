@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from conftest import KitRepo, make_kit_repo
-from prefect_julia.core.prefect_http import ApiClient
+from harness import api
 from prefect_julia.kit import serverlog
 
 FLOW = """
@@ -32,14 +30,8 @@ deployments:
 """
 
 
-def _post(url: str, body: dict[str, Any]) -> Any:
-    """POST through the kit's REST client, which sends Prefect's CSRF token (kit servers have CSRF on)."""
-    base, _, path = url.partition("/api")
-    return ApiClient(f"{base}/api", timeout=10).request("POST", path, body)
-
-
 def _runs(api_url: str, deployment_id: str) -> list[dict[str, Any]]:
-    return list(_post(f"{api_url}/flow_runs/filter", {"deployments": {"id": {"any_": [deployment_id]}}}))
+    return list(api(api_url, "POST", "/flow_runs/filter", {"deployments": {"id": {"any_": [deployment_id]}}}))
 
 
 def _wait_for(what: str, predicate: Any, timeout: float) -> Any:
@@ -67,8 +59,7 @@ def test_a_due_cron_schedule_gets_a_scheduled_then_a_completed_run(tmp_path: Pat
     try:
         repo.invoke("server-up", "--env", "dev", check=True, timeout=300, **fast)
         repo.invoke("deploy", "--env", "dev", check=True, timeout=300)
-        with urllib.request.urlopen(f"{env.api_url}/deployments/name/tick/every-minute", timeout=10) as response:
-            deployment_id = json.load(response)["id"]
+        deployment_id = api(env.api_url, "GET", "/deployments/name/tick/every-minute")["id"]
 
         scheduled = _wait_for(
             "a Scheduled run",
@@ -105,6 +96,7 @@ SCHEDULER_FAILING = """\
 06:00:01.000 | ERROR   | prefect.server.services.scheduler - Error scheduling deployment 'abc'.
 sqlalchemy.exc.InvalidRequestError: Can't evaluate bulk DML statement
 06:01:01.000 | ERROR   | prefect.server.services.scheduler - Error scheduling deployment 'abc'.
+06:01:01.500 | ERROR   | prefect.server.api.workers - Worker channel setup failed due to a transient server error
 06:01:02.000 | WARNING | prefect.server.services.foreman - a warning is not an error
 """
 

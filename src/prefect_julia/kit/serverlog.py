@@ -3,6 +3,10 @@
 A server can answer ``/api/health`` while one of its background services fails every loop (e.g. the
 scheduler with an incompatible SQLAlchemy: no scheduled run is ever created). ``service_errors`` reads the
 log since the server's last start and counts ERROR/CRITICAL lines per logger, named by service.
+
+Errors of the request handlers (``prefect.server.api.*``) are not counted: each is answered to the client
+that made the request, which retries or reports it (e.g. a worker's channel dropped while sqlite was busy,
+which Prefect itself logs as "a transient server error").
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ LINE = re.compile(r"\|\s*(ERROR|CRITICAL)\s*\|\s*([\w.\-]+) - ")
 START_MARKERS = ("Started server process", "Configure Prefect to communicate with the server")
 #: Bytes read from the end of the log at most (a long-running server's log can be large).
 WINDOW = 1_000_000
+#: Loggers of request handlers: their errors reach the requesting client, so they say nothing of the services.
+REQUEST_LOGGERS = "prefect.server.api."
 
 
 def service_name(logger: str) -> str:
@@ -47,7 +53,7 @@ def service_errors(log_file: Path) -> Counter[str]:
     found: Counter[str] = Counter()
     for line in recent_lines(log_file):
         match = LINE.search(line)
-        if match:
+        if match and not match[2].startswith(REQUEST_LOGGERS):
             found[service_name(match[2])] += 1
     return found
 
