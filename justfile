@@ -83,6 +83,10 @@ run deployment *flags:
 demo env="" *flags:
     e="$1"; shift; {{quote(invoke)}} demo --env="$e" "$@"
 
+# Build the Julia image fresh jobs start with (`just julia-image --check` says whether it matches the code)
+julia-image *flags:
+    {{quote(invoke)}} julia-image "$@"
+
 # Measure server start-up against the raw `prefect server start`
 bench-servers:
     {{quote(invoke)}} bench-servers

@@ -366,6 +366,34 @@ def worker_status(c: Context) -> None:
 
 
 @task(
+    name="julia-image",
+    help={
+        "env": ENV_HELP,
+        "force": "build again even when the image matches the code",
+        "check": "only say whether it does",
+    },
+)
+@guarded
+def julia_image(c: Context, env: str = "", force: bool = False, check: bool = False) -> None:
+    """Build the Julia image fresh jobs start with (the package compiled in: jobs start several times faster)."""
+    from prefect_julia.kit import images
+
+    environ = _env(env).process_env(os.environ)
+    if check:
+        state, path = images.image_state(environ)
+        print(f"Julia image: {state} ({path})")
+        return
+    report = images.build_image(environ, force=force, say=_note)
+    if not report.built:
+        print(f"Julia image is up to date: {report.path} (`--force` builds it again)")
+        return
+    print(f"built the Julia image {report.path} ({human_bytes(report.size)}) in {report.seconds:.0f} s")
+    print("fresh Julia jobs of this code now start with it (PREFECT_JULIA_IMAGE=off turns that off)")
+    for old in report.removed:
+        print(f"removed an older image: {old.name}")
+
+
+@task(
     positional=["deployment"],
     iterable=["param"],
     help={

@@ -53,9 +53,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def _hermetic_prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Point every Prefect client in the test process at a throwaway home, never ~/.prefect."""
     home = tmp_path_factory.mktemp("client-prefect-home")
-    saved = {k: os.environ.get(k) for k in ("PREFECT_HOME", "PREFECT_PROFILES_PATH")}
+    saved = {k: os.environ.get(k) for k in ("PREFECT_HOME", "PREFECT_PROFILES_PATH", "PREFECT_JULIA_IMAGE_DIR")}
     os.environ["PREFECT_HOME"] = str(home)
     os.environ["PREFECT_PROFILES_PATH"] = str(home / "profiles.toml")
+    # Julia images the tests build or find: their own folder, never the user's ~/.cache/prefect-julia/images.
+    os.environ["PREFECT_JULIA_IMAGE_DIR"] = str(tmp_path_factory.mktemp("julia-images"))
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     yield
     for k, v in saved.items():

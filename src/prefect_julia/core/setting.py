@@ -122,6 +122,18 @@ JULIA_SESSION_DIR = Setting(
     "folder of the warm julia sessions (default: $PREFECT_HOME/julia-sessions)",
     kind="path",
 )
+JULIA_IMAGE = Setting(
+    "PREFECT_JULIA_IMAGE",
+    "auto: start Julia jobs with the image `invoke julia-image` built, while it matches the Julia code; off: never",
+    default="auto",
+    kind="choice",
+    choices=("auto", "off"),
+)
+JULIA_IMAGE_DIR = Setting(
+    "PREFECT_JULIA_IMAGE_DIR",
+    "folder of the built Julia images, shared by every checkout (default: ~/.cache/prefect-julia/images)",
+    kind="path",
+)
 JULIA_LOG_CAP_BYTES = Setting(
     "PREFECT_JULIA_LOG_CAP_BYTES",
     "bytes of a Julia job's output sent to the run log (the rest is kept in a file)",
@@ -139,6 +151,8 @@ RUNTIME_SETTINGS: tuple[Setting, ...] = (
     JULIA_SESSION,
     JULIA_SESSION_POOL,
     JULIA_SESSION_DIR,
+    JULIA_IMAGE,
+    JULIA_IMAGE_DIR,
     JULIA_LOG_CAP_BYTES,
     DATA_BLOCK_LOCAL,
     DATA_BLOCK_REMOTE,

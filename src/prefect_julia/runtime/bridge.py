@@ -57,10 +57,12 @@ from prefect_julia.core.setting import (
 )
 from prefect_julia.runtime import heartbeats
 from prefect_julia.runtime.joboutput import OutputSink, output_folder, unique_output_path
+from prefect_julia.runtime.julia_image import current_image
 from prefect_julia.runtime.secrets import PendingScrubber, allowed_env
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "CommandParts",
     "JuliaFailed",
     "JuliaLog",
     "JuliaNotFound",
@@ -301,10 +303,31 @@ def format_parameter(key: str, value: object) -> str:
     return f"--{key}={text}"
 
 
-def build_command(julia: str, project: Path, program: Path, parameters: Mapping[str, object]) -> list[str]:
-    """The command line running ``program`` in ``project`` with ``parameters`` as ``--key=value``."""
+def build_command(
+    julia: str, project: Path, program: Path, parameters: Mapping[str, object], image: Path | None = None
+) -> list[str]:
+    """The command line running ``program`` in ``project`` with ``parameters`` as ``--key=value``; started
+    with the Julia image ``image`` when given (see :mod:`.julia_image`)."""
     args = [format_parameter(k, v) for k, v in parameters.items()]
-    return [julia, f"--project={project}", "--startup-file=no", str(program), *args]
+    start = [julia, f"--sysimage={image}"] if image is not None else [julia]
+    return [*start, f"--project={project}", "--startup-file=no", str(program), *args]
+
+
+@dataclass(frozen=True)
+class CommandParts:
+    """The parts of a command line :func:`build_command` made."""
+
+    julia: str
+    image: Path | None
+    project: Path
+    program: str
+    args: list[str]
+
+    @classmethod
+    def of(cls, command: list[str]) -> CommandParts:
+        image = Path(command[1].removeprefix("--sysimage=")) if command[1].startswith("--sysimage=") else None
+        rest = command[2:] if image is not None else command[1:]
+        return cls(command[0], image, Path(rest[0].removeprefix("--project=")), rest[2], rest[3:])
 
 
 def current_api_url() -> str | None:
@@ -500,7 +523,8 @@ def run_julia(
     project = (project or default_project(base)).resolve()
     julia = find_julia(base)
     path = resolve_program(program, project, anywhere=anywhere)
-    command = build_command(julia, project, path, parameters or {})
+    image = current_image(julia, project, base) if mode == "fresh" else None
+    command = build_command(julia, project, path, parameters or {}, image)
     log = run_logger()
     with tempfile.TemporaryDirectory(prefix="prefect-julia-") as scratch:
         result_path = Path(scratch) / "result.json"
@@ -598,7 +622,7 @@ def supervise(
 
 def timeout_error(command: list[str], timeout: float, sink: OutputSink) -> JuliaTimeout:
     return JuliaTimeout(
-        f"Julia program {Path(command[3]).name} ran past its timeout of {timeout:g} s; its process tree was killed.",
+        f"Julia program {Path(CommandParts.of(command).program).name} ran past its timeout of {timeout:g} s; its process tree was killed.",
         timeout=timeout,
         command=command,
         stderr_tail=_tail_text(sink.stderr_tail),

@@ -276,7 +276,8 @@ def run_in_session(
     """
     from prefect_julia.runtime import bridge
 
-    julia, project, program, args = command[0], Path(command[1].removeprefix("--project=")), command[3], command[4:]
+    parts = bridge.CommandParts.of(command)
+    julia, project, program, args = parts.julia, parts.project, parts.program, parts.args
     folder = session_folder(base)
     started = time.monotonic()
     with _claim(folder, pool_size(base)) as slot:

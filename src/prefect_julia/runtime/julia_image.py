@@ -1,0 +1,116 @@
+"""Julia images: a system image with the Julia package compiled in, so a fresh job skips most compilation.
+
+Julia 1.5 keeps no machine code of a package between runs: every fresh ``julia`` compiles again what a job
+calls, the package's code and Base's code for the job's own types (here the first ``@info`` with a keyword
+and the first ``Dict`` of mixed values cost about 0.3 s each). ``invoke julia-image`` (``kit/images.py``)
+builds a system image with the package loaded and a job-like workload run (``<project>/build/image.jl``),
+and the bridge starts every job with it (``--sysimage``) while it matches:
+
+- its name holds a key, a hash of the package's ``src/``, ``Project.toml``, ``Manifest.toml``, the build
+  script and the julia executable (path, size, modification time): a change to any of them means "no image"
+  until it is built again. A changed job in ``jobs/`` changes nothing: jobs are not in the image;
+- its record (``.json`` beside it) names Julia's own image it was built on; once that file has changed
+  (Julia upgraded in place) the image is not used.
+
+Images are shared by every checkout of the same code (``PREFECT_JULIA_IMAGE_DIR``), so a prod checkout of
+the deployed commit finds the image built for that commit's code. With ``PREFECT_JULIA_IMAGE=off`` jobs
+always start with Julia's own image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect_julia.core.setting import JULIA_IMAGE, JULIA_IMAGE_DIR
+
+#: The build script (and workload), inside the Julia project.
+BUILD_SCRIPT = Path("build") / "image.jl"
+#: What the images are named after.
+PACKAGE = "PrefectInterfaces"
+
+
+def image_dir(env: Mapping[str, str]) -> Path:
+    """``PREFECT_JULIA_IMAGE_DIR``, else ``$XDG_CACHE_HOME/prefect-julia/images`` (``~/.cache`` by default)."""
+    configured = JULIA_IMAGE_DIR.lookup(env)
+    if configured:
+        return Path(configured).expanduser()
+    cache = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".cache")
+    return Path(cache) / "prefect-julia" / "images"
+
+
+def code_files(project: Path) -> list[Path]:
+    """The files an image is built from: the package's source, its Project/Manifest, the build script."""
+    files = sorted((project / "src").rglob("*.jl"))
+    files += [project / "Project.toml", project / "Manifest.toml", project / BUILD_SCRIPT]
+    return [path for path in files if path.is_file()]
+
+
+def image_key(julia: str, project: Path) -> str:
+    """A hash of what the image of ``project`` built with ``julia`` depends on."""
+    digest = hashlib.sha256()
+    executable = Path(julia).resolve()
+    stat = executable.stat()
+    digest.update(f"{executable}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    for path in code_files(project):
+        digest.update(path.relative_to(project).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class Image:
+    """Where the image of one key lives: the shared library and its record."""
+
+    key: str
+    path: Path
+    record: Path
+
+    @classmethod
+    def of(cls, julia: str, project: Path, env: Mapping[str, str]) -> Image:
+        key = image_key(julia, project)
+        folder = image_dir(env)
+        return cls(key, folder / f"{PACKAGE}-{key}.so", folder / f"{PACKAGE}-{key}.json")
+
+    def read_record(self) -> dict[str, object]:
+        """The record written with the image (empty when missing or unreadable)."""
+        try:
+            found = json.loads(self.record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return found if isinstance(found, dict) else {}
+
+    def is_current(self) -> bool:
+        """True when the image exists and Julia's own image it was built on is unchanged."""
+        if not self.path.is_file():
+            return False
+        record = self.read_record()
+        base = record.get("base_image")
+        if not isinstance(base, str):
+            return False
+        return base_stat(Path(base)) == record.get("base_image_stat")
+
+
+def base_stat(path: Path) -> list[int] | None:
+    """(size, modification time in ns) of Julia's own image, as a record keeps it; None if it is gone."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def current_image(julia: str, project: Path, env: Mapping[str, str]) -> Path | None:
+    """The image to start a job of ``project`` with: None when ``PREFECT_JULIA_IMAGE=off`` or none matches."""
+    if JULIA_IMAGE.choose(env.get(JULIA_IMAGE.name)) == "off":
+        return None
+    try:
+        image = Image.of(julia, project, env)
+    except OSError:
+        return None
+    return image.path if image.is_current() else None
+
+
+__all__ = ["BUILD_SCRIPT", "PACKAGE", "Image", "base_stat", "code_files", "current_image", "image_dir", "image_key"]
