@@ -6,7 +6,9 @@ With a throwaway Prefect server (temporary PREFECT_HOME, free port), round by ro
 same machine load, after one untimed warm-up of each, for ``julia/jobs/hello.jl --name=x``:
   - direct subprocess: ``julia --project=julia --startup-file=no julia/jobs/hello.jl --name=x``;
   - ``@flow`` + prefect-shell's ``ShellOperation`` running that command;
-  - ``run_julia`` (no flow), and ``@flow`` + ``julia_job``, with ``PREFECT_JULIA_SESSION=fresh`` and ``warm``.
+  - ``run_julia`` (no flow), and ``@flow`` + ``julia_job``, with ``PREFECT_JULIA_SESSION=fresh`` and ``warm``;
+  - the same fresh, started with the Julia image (``invoke julia-image``; built first when it does not
+    match the code, which is timed and reported).
 Prints the medians, the overhead over direct and the ratios; then, for a warm session, the Nth call over the
 first call (which starts the session); then a job printing 10 MB run directly and as a flow run (with its logs
 delivered to the server).
@@ -100,12 +102,20 @@ def program_ways(julia: str) -> list[Way]:
     def hello_flow(name: str) -> Any:
         return julia_job(PROGRAM, {"name": name})
 
-    def bridge(session: str) -> Callable[[], Any]:
-        return lambda: run_julia(PROGRAM, {"name": NAME}, project=JULIA_PROJECT, session=session)
-
-    def in_flow(session: str) -> Callable[[], Any]:
+    def bridge(session: str, image: str = "off") -> Callable[[], Any]:
         def action() -> None:
-            with environ_set(PREFECT_JULIA_SESSION=session, PREFECT_JULIA_PROJECT=str(JULIA_PROJECT)):
+            with environ_set(PREFECT_JULIA_IMAGE=image):
+                done = run_julia(PROGRAM, {"name": NAME}, project=JULIA_PROJECT, session=session)
+            if image == "auto" and not any(word.startswith("--sysimage=") for word in done.command):
+                raise RuntimeError("the Julia image was not used: " + " ".join(done.command))
+
+        return action
+
+    def in_flow(session: str, image: str = "off") -> Callable[[], Any]:
+        def action() -> None:
+            with environ_set(
+                PREFECT_JULIA_SESSION=session, PREFECT_JULIA_PROJECT=str(JULIA_PROJECT), PREFECT_JULIA_IMAGE=image
+            ):
                 hello_flow(NAME)
 
         return action
@@ -115,6 +125,8 @@ def program_ways(julia: str) -> list[Way]:
         ("@flow + ShellOperation", lambda: shell_flow(NAME)),
         ("run_julia fresh", bridge("fresh")),
         ("@flow + julia_job fresh", in_flow("fresh")),
+        ("run_julia fresh + image", bridge("fresh", "auto")),
+        ("@flow + julia_job fresh + image", in_flow("fresh", "auto")),
         ("run_julia warm", bridge("warm")),
         ("@flow + julia_job warm", in_flow("warm")),
     ]
@@ -203,6 +215,21 @@ def demo_runs(tmp: Path, runs: int) -> dict[str, float]:
     return figures
 
 
+def ensure_image() -> float:
+    """Build the Julia image of ``julia/`` unless it matches the code; the seconds the build took (0: none)."""
+    from prefect_julia.kit import images
+
+    environ = {**os.environ, "PREFECT_JULIA_PROJECT": str(JULIA_PROJECT)}
+    state, path = images.image_state({**environ, "PREFECT_JULIA_IMAGE": "auto"})
+    if state == "current":
+        print(f"Julia image: current ({path})", flush=True)
+        return 0.0
+    print("building the Julia image (`invoke julia-image`) ...", flush=True)
+    report = images.build_image(environ, say=lambda line: print(f"  {line}", flush=True))
+    print(f"  built {report.path} in {report.seconds:.0f} s", flush=True)
+    return report.seconds
+
+
 def demo_job_warm(kit: Any, runs: int) -> dict[str, float]:
     """The demo's Julia job (reads and writes CSV through blocks) in a warm session: first and Nth call."""
     from prefect_julia.kit import sessions
@@ -215,9 +242,20 @@ def demo_job_warm(kit: Any, runs: int) -> dict[str, float]:
     def call(session: str) -> Callable[[], Any]:
         return lambda: run_julia("summarize_readings", parameters, env=environ, session=session)
 
-    fresh = statistics.median(timed(call("fresh")) for _ in range(runs))
+    def with_image(image: str) -> Callable[[], Any]:
+        return lambda: run_julia(
+            "summarize_readings", parameters, env={**environ, "PREFECT_JULIA_IMAGE": image}, session="fresh"
+        )
+
+    fresh = statistics.median(timed(with_image("off")) for _ in range(runs))
+    fresh_image = statistics.median(timed(with_image("auto")) for _ in range(runs))
     first, nth = warm_calls(call("warm"), runs, sessions.folder(env))
-    return {"demo_job_fresh_s": fresh, "demo_job_warm_first_s": first, "demo_job_warm_nth_s": nth}
+    return {
+        "demo_job_fresh_s": fresh,
+        "demo_job_fresh_image_s": fresh_image,
+        "demo_job_warm_first_s": first,
+        "demo_job_warm_nth_s": nth,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -232,6 +270,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from prefect_julia.runtime import julia_session
     from prefect_julia.runtime.bridge import run_julia
 
+    build_seconds = ensure_image()
     with tempfile.TemporaryDirectory(prefix="julia-flow-bench-") as tmp_name:
         tmp = Path(tmp_name)
         (tmp / "server").mkdir()
@@ -260,19 +299,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     direct = medians["direct subprocess"]
     print(f"julia/jobs/{PROGRAM}.jl --name={NAME}, medians of {args.runs}", flush=True)
     for label, value in medians.items():
-        line = f"  {label:<28}: {value * 1e3:8.0f} ms"
+        line = f"  {label:<32}: {value * 1e3:8.0f} ms"
         if label != "direct subprocess":
             line += f"   overhead {(value - direct) * 1e3:+7.0f} ms   ratio {value / direct:5.2f}"
         print(line)
     # Paired per round (the ways of one round ran back to back), so a load swing between rounds cancels out.
     rounds = range(args.runs)
-    for session in ("fresh", "warm"):
+    for way in ("fresh", "fresh + image", "warm"):
         ratio = statistics.median(
-            times[f"@flow + julia_job {session}"][r] / times["@flow + ShellOperation"][r] for r in rounds
+            times[f"@flow + julia_job {way}"][r] / times["@flow + ShellOperation"][r] for r in rounds
         )
-        print(f"  julia_job flow {session} / ShellOperation flow, per round: {ratio:5.2f} (target <= 1.0)", flush=True)
-    over = statistics.median(times["run_julia fresh"][r] - times["direct subprocess"][r] for r in rounds)
-    print(f"  run_julia fresh over direct, per round: {over * 1e3:+.0f} ms (target <= 150 ms)", flush=True)
+        print(f"  julia_job flow {way} / ShellOperation flow, per round: {ratio:5.2f} (target <= 1.0)", flush=True)
+    for way in ("fresh", "fresh + image"):
+        over = statistics.median(times[f"run_julia {way}"][r] - times["direct subprocess"][r] for r in rounds)
+        print(f"  run_julia {way} over direct, per round: {over * 1e3:+.0f} ms (target <= 150 ms)", flush=True)
+    if build_seconds:
+        print(f"  (the Julia image was built first, in {build_seconds:.0f} s)")
     print(
         f"warm session, hello.jl: first call {hello[0] * 1e3:.0f} ms, Nth call {hello[1] * 1e3:.0f} ms, "
         f"Nth/first {hello[1] / hello[0]:.3f} (target <= 0.1)"
@@ -283,6 +325,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"(target <= {2 * loud_direct + 3:.1f} s = 2 x direct + 3 s), {loud_records} log records on the server"
     )
     results: dict[str, Any] = {
+        "image_build_s": build_seconds,
         "medians_s": medians,
         "warm_hello_first_s": hello[0],
         "warm_hello_nth_s": hello[1],
@@ -303,8 +346,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"  `invoke run daily` to Completed: {demo['run_daily_s']:8.1f} s (target <= 3 s)")
         first, nth = demo["demo_job_warm_first_s"], demo["demo_job_warm_nth_s"]
         print(
-            f"  demo job summarize_readings.jl: fresh {demo['demo_job_fresh_s'] * 1e3:.0f} ms; warm first "
-            f"{first * 1e3:.0f} ms, Nth {nth * 1e3:.0f} ms, Nth/first {nth / first:.3f}"
+            f"  demo job summarize_readings.jl: fresh {demo['demo_job_fresh_s'] * 1e3:.0f} ms, fresh with the image "
+            f"{demo['demo_job_fresh_image_s'] * 1e3:.0f} ms; warm first {first * 1e3:.0f} ms, Nth {nth * 1e3:.0f} ms, "
+            f"Nth/first {nth / first:.3f}"
         )
     return results
 
