@@ -263,9 +263,12 @@ def blocks(c: Context, env: str = "") -> None:
 @guarded
 def deploy(c: Context, env: str = "") -> None:
     """Apply prefect.yaml and envs/ENV.automations.toml to the environment's server (all checked first)."""
-    from prefect_julia.kit import rollout
+    from prefect_julia.kit import images, rollout
 
-    _print_rollout(rollout.deploy(ROOT, _env(env)))
+    resolved = _env(env)
+    _print_rollout(rollout.deploy(ROOT, resolved))
+    if images.image_state(resolved.process_env(os.environ), quiet=True)[0] == "not built":
+        _note("no Julia image matches julia/ yet: `invoke julia-image` (about 3 min) makes fresh jobs start faster")
 
 
 def _print_rollout(report: object) -> None:

@@ -56,7 +56,9 @@ def _hermetic_prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     saved = {k: os.environ.get(k) for k in ("PREFECT_HOME", "PREFECT_PROFILES_PATH", "PREFECT_JULIA_IMAGE_DIR")}
     os.environ["PREFECT_HOME"] = str(home)
     os.environ["PREFECT_PROFILES_PATH"] = str(home / "profiles.toml")
-    # Julia images the tests build or find: their own folder, never the user's ~/.cache/prefect-julia/images.
+    # Julia images this process's jobs look for: a folder of the test run, not ~/.cache/prefect-julia/images.
+    # (Kit copies run with none of the caller's PREFECT_* settings: their jobs may find an image the user
+    # built for the same code, which changes their speed, not what they do; no test builds one there.)
     os.environ["PREFECT_JULIA_IMAGE_DIR"] = str(tmp_path_factory.mktemp("julia-images"))
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     yield

@@ -181,10 +181,6 @@ def start_server(home: Path, *, timeout: float = 120.0, seed: bool | None = None
     return server
 
 
-#: The caller's settings a kit copy keeps: the test run's own Julia images folder (see conftest).
-PASSED_SETTINGS = ("PREFECT_JULIA_IMAGE_DIR",)
-
-
 @dataclass(frozen=True)
 class KitRepo:
     """A temporary git repository holding the kit's committed front door, with free ports per environment."""
@@ -194,7 +190,7 @@ class KitRepo:
 
     def environ(self, **extra: str) -> dict[str, str]:
         """A process environment without the caller's PREFECT_* settings."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") or k in PASSED_SETTINGS}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
         env.update(extra)
         return env
 

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from prefect_julia.core.errors import CommandFailed, ConfigError
+from prefect_julia.core.errors import CommandFailed, ConfigError, PrefectJuliaError
 from prefect_julia.core.files import tail, write_atomic
 from prefect_julia.runtime.bridge import default_project, find_julia
 from prefect_julia.runtime.julia_image import BUILD_SCRIPT, PACKAGE, Image, base_stat, image_dir
@@ -174,11 +174,17 @@ def prune(folder: Path, keep: Path) -> list[Path]:
     return removed
 
 
-def image_state(environ: Mapping[str, str]) -> tuple[str, Path]:
-    """(``current``, ``not built`` or ``off``; the image's path) for the code ``environ`` names."""
+def image_state(environ: Mapping[str, str], *, quiet: bool = False) -> tuple[str, Path | None]:
+    """(``current``, ``not built`` or ``off``; the image's path) for the code ``environ`` names. With
+    ``quiet``, ``("unknown", None)`` where that cannot be told (no julia) instead of the error."""
     from prefect_julia.core.setting import JULIA_IMAGE
 
-    image = Image.of(find_julia(environ), default_project(environ).resolve(), environ)
+    try:
+        image = Image.of(find_julia(environ), default_project(environ).resolve(), environ)
+    except (PrefectJuliaError, OSError):
+        if quiet:
+            return "unknown", None
+        raise
     if JULIA_IMAGE.choose(environ.get(JULIA_IMAGE.name)) == "off":
         return "off", image.path
     return ("current" if image.is_current() else "not built"), image.path
