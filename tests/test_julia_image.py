@@ -19,7 +19,7 @@ import pytest
 
 from conftest import REPO_ROOT, make_kit_repo
 from prefect_julia.kit import images
-from prefect_julia.runtime import julia_image
+from prefect_julia.runtime import julia_image, julia_session
 from prefect_julia.runtime.bridge import find_julia, run_julia
 
 
@@ -72,6 +72,17 @@ def test_a_fresh_job_starts_with_the_current_image_and_never_a_stale_one(tmp_pat
 
     assert started_with() == str(image.path)
     assert images.image_state(env) == ("current", image.path)
+
+    # A warm session starts with it too (and is replaced by one without it once the image no longer matches).
+    sessions = tmp_path / "sessions"
+    warm = {**env, "PREFECT_JULIA_SESSION_DIR": str(sessions)}
+    try:
+        done = run_julia("hello", {"name": "warm"}, env=warm, project=project, session="warm")
+        assert done.result["greeting"] == "hello, warm"
+        (session,) = julia_session.sessions(sessions)
+        assert f"--sysimage={image.path}" in session.record.command
+    finally:
+        julia_session.stop_sessions(sessions)
     assert started_with(PREFECT_JULIA_IMAGE="off") is None
 
     # Julia's own image changed since the build (Julia upgraded in place): not used.

@@ -523,7 +523,7 @@ def run_julia(
     project = (project or default_project(base)).resolve()
     julia = find_julia(base)
     path = resolve_program(program, project, anywhere=anywhere)
-    image = current_image(julia, project, base) if mode == "fresh" else None
+    image = current_image(julia, project, base)
     command = build_command(julia, project, path, parameters or {}, image)
     log = run_logger()
     with tempfile.TemporaryDirectory(prefix="prefect-julia-") as scratch:

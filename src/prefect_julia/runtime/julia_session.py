@@ -185,14 +185,17 @@ def _claim(folder: Path, size: int) -> Iterator[int | None]:
     yield None
 
 
-def _start(folder: Path, slot: int, julia: str, project: Path, fingerprint: str, env: Mapping[str, str]) -> SessionInfo:
+def _start(
+    folder: Path, slot: int, julia: str, project: Path, fingerprint: str, env: Mapping[str, str], image: Path | None
+) -> SessionInfo:
     sock_path = socket_path(folder / f"slot-{slot}.sock")  # a short stand-in when the folder lies deep
     sock_path.unlink(missing_ok=True)
     log = folder / f"slot-{slot}.log"
     code = (
         f"using PrefectInterfaces; PrefectInterfaces.serve_session({json.dumps(str(sock_path))}; idle={IDLE_SECONDS})"
     )
-    command = [julia, f"--project={project}", "--startup-file=no", "-e", code]
+    start = [julia, f"--sysimage={image}"] if image is not None else [julia]  # the Julia image, when one matches
+    command = [*start, f"--project={project}", "--startup-file=no", "-e", code]
     with log.open("ab") as out:
         process = subprocess.Popen(
             command,
@@ -233,9 +236,12 @@ class SessionFailed(RuntimeError):
     """A session could not be started or reached (the job then runs in a fresh process)."""
 
 
-def _session(folder: Path, slot: int, julia: str, project: Path, env: Mapping[str, str]) -> SessionInfo:
-    """The slot's session, started (or restarted) when it does not run this julia on these project files."""
-    fingerprint = project_fingerprint(project)
+def _session(
+    folder: Path, slot: int, julia: str, project: Path, env: Mapping[str, str], image: Path | None = None
+) -> SessionInfo:
+    """The slot's session, started (or restarted) when it does not run this julia on these project files and
+    with this Julia image (so a session started before an image was built is replaced by one using it)."""
+    fingerprint = project_fingerprint(project) + (f"+{image.name}" if image is not None else "")
     info = _read_state(folder, slot)
     if info is not None:
         same = info.julia == julia and info.project == str(project) and info.fingerprint == fingerprint
@@ -243,7 +249,7 @@ def _session(folder: Path, slot: int, julia: str, project: Path, env: Mapping[st
             return info
         _kill(info, 2.0)
         _forget(folder, slot)
-    return _start(folder, slot, julia, project, fingerprint, env)
+    return _start(folder, slot, julia, project, fingerprint, env, image)
 
 
 def _watchdog(session_pid: int) -> subprocess.Popen[bytes]:
@@ -285,7 +291,7 @@ def run_in_session(
             sink.log.info("Every warm Julia session is busy: running this job in a fresh process.")
             return bridge.supervise(command, env, timeout, grace, sink)
         try:
-            info = _session(folder, slot, julia, project, env)
+            info = _session(folder, slot, julia, project, env, parts.image)
         except SessionFailed as error:
             sink.log.warning("%s Running this job in a fresh process.", error)
             return bridge.supervise(command, env, timeout, grace, sink)
