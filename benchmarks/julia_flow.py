@@ -231,12 +231,15 @@ def ensure_image() -> float:
 
 
 def demo_job_warm(kit: Any, runs: int) -> dict[str, float]:
-    """The demo's Julia job (reads and writes CSV through blocks) in a warm session: first and Nth call."""
+    """The demo's Julia job (reads and writes CSV through blocks): fresh without and with the Julia image, and
+    in a warm session (first and Nth call)."""
     from prefect_julia.kit import sessions
     from prefect_julia.runtime.bridge import run_julia
+    from prefect_julia.runtime.julia_image import image_dir
 
     env = kit.environment("dev")
-    environ = env.process_env(kit.environ())
+    # The images folder ensure_image() built in (the kit copy's environment leaves out the caller's settings).
+    environ = {**env.process_env(kit.environ()), "PREFECT_JULIA_IMAGE_DIR": str(image_dir(os.environ))}
     parameters = {"dataset_name": "sensor_readings", "datastore_type": "local", "output_name": "bench_summary"}
 
     def call(session: str) -> Callable[[], Any]:
@@ -343,7 +346,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print("`invoke demo` end to end", flush=True)
         print(f"  first run (starts server) : {demo['demo_first_s']:8.1f} s")
         print(f"  second run (warm server)  : {demo['demo_warm_s']:8.1f} s")
-        print(f"  `invoke run daily` to Completed: {demo['run_daily_s']:8.1f} s (target <= 3 s)")
+        print(
+            f"  `invoke run daily` to Completed (the demo pipeline, its Julia job fresh): {demo['run_daily_s']:8.1f} s"
+        )
         first, nth = demo["demo_job_warm_first_s"], demo["demo_job_warm_nth_s"]
         print(
             f"  demo job summarize_readings.jl: fresh {demo['demo_job_fresh_s'] * 1e3:.0f} ms, fresh with the image "
