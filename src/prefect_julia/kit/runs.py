@@ -28,8 +28,8 @@ from prefect_julia.kit.settings import LOG_BATCH_SECONDS
 #: ``--timeout`` when none is given: seconds ``invoke run`` follows a run.
 DEFAULT_TIMEOUT = 900.0
 POLL_SECONDS = 0.2
-#: After the final state, the run's last log lines are awaited: until the engine's closing line arrives
-#: ("Finished in state ..."), or no line came for one log shipment interval of the run (plus QUIET_MARGIN), or
+#: After the final state, the run's last log lines are awaited: until the flow engine's closing line arrives
+#: ("Finished in state ...", with no task run), or no line came for one log shipment interval of the run (plus QUIET_MARGIN), or
 #: at most FINAL_LOG_WAIT (a run that crashed before its engine started has no closing line).
 FINAL_LOG_WAIT = 3.0
 QUIET_MARGIN = 0.3
@@ -161,7 +161,9 @@ class LogFollower:
             for log in fresh:
                 self.seen.add(log["id"])
                 self.write(_log_line(log))
-                self.finished = self.finished or str(log.get("message", "")).startswith(FINISHED_LINE)
+                # The flow run's own closing line, not one of its task runs' (they end with the same words).
+                closing = not log.get("task_run_id") and str(log.get("message", "")).startswith(FINISHED_LINE)
+                self.finished = self.finished or closing
             shown += len(fresh)
             if logs:
                 self.after = logs[-1]["timestamp"]
