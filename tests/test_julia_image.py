@@ -62,7 +62,7 @@ def test_a_fresh_job_starts_with_the_current_image_and_never_a_stale_one(tmp_pat
     image.path.parent.mkdir(parents=True)
     stand_in = image.path.parent / "built.so"
     shutil.copy2(facts["base_image"], stand_in)
-    images.install(image, stand_in, facts, project=project, julia=julia)
+    images.install(image, stand_in, facts)
 
     def started_with(**extra: str) -> str | None:
         done = run_julia("hello", {"name": "img"}, env={**env, **extra}, project=project, session="fresh")

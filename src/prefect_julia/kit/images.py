@@ -24,7 +24,7 @@ from pathlib import Path
 from prefect_julia.core.errors import CommandFailed, ConfigError, PrefectJuliaError
 from prefect_julia.core.files import tail, write_atomic
 from prefect_julia.runtime.bridge import default_project, find_julia
-from prefect_julia.runtime.julia_image import BUILD_SCRIPT, PACKAGE, Image, base_stat, image_dir
+from prefect_julia.runtime.julia_image import BUILD_SCRIPT, PACKAGE, Image, base_stat, image_dir, wanted
 
 #: Images kept in the folder after a build (each is about 150 MB): this build's and the ones before it.
 KEEP = 3
@@ -110,17 +110,21 @@ def julia_facts(julia: str, env: Mapping[str, str]) -> dict[str, str]:
     return dict(zip(("julia_version", "base_image", "libjulia"), lines, strict=True))
 
 
+def image_of(environ: Mapping[str, str]) -> Image:
+    """The image of the julia and Julia project ``environ`` names (``PREFECT_JULIA_BIN``, ``PREFECT_JULIA_PROJECT``)."""
+    return Image.of(find_julia(environ), default_project(environ).resolve(), environ)
+
+
 def build_image(environ: Mapping[str, str], *, force: bool = False, say: Callable[[str], None] = print) -> BuildReport:
     """Build the image of the Julia project ``environ`` names (``PREFECT_JULIA_PROJECT``, ``PREFECT_JULIA_BIN``,
     ``PREFECT_JULIA_IMAGE_DIR``), unless one matching the code exists and ``force`` is False."""
-    julia = find_julia(environ)
-    project = default_project(environ).resolve()
+    image = image_of(environ)
+    julia, project = image.julia, image.project
     if not (project / BUILD_SCRIPT).is_file():
         raise ConfigError(
             f"The Julia project {project} has no {BUILD_SCRIPT.as_posix()}, the script an image is built with.",
             hint="Set PREFECT_JULIA_PROJECT to the kit's julia/ folder, or restore julia/build/image.jl from git.",
         )
-    image = Image.of(julia, project, environ)
     if image.is_current() and not force:
         return BuildReport(image.path, False, 0.0, image.path.stat().st_size, [])
     cc = compiler(environ)
@@ -150,16 +154,18 @@ def build_image(environ: Mapping[str, str], *, force: bool = False, say: Callabl
             [julia, f"--sysimage={built}", f"--project={project}", "--startup-file=no", "-e", check],
             env, log, "Starting julia with the new image", hint,
         )  # fmt: skip
-        install(image, built, facts, project=project, julia=julia)
+        install(image, built, facts)
     removed = prune(folder, keep=image.path)
     return BuildReport(image.path, True, time.monotonic() - started, image.path.stat().st_size, removed)
 
 
-def install(image: Image, built: Path, facts: Mapping[str, str], *, project: Path, julia: str) -> None:
+def install(image: Image, built: Path, facts: Mapping[str, str]) -> None:
     """Move the linked image ``built`` (in the images folder) into place with its record."""
     record: dict[str, object] = dict(facts)
     record["base_image_stat"] = base_stat(Path(facts["base_image"]))
-    record.update(key=image.key, project=str(project), julia=julia, built_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    record.update(
+        key=image.key, project=str(image.project), julia=image.julia, built_at=time.strftime("%Y-%m-%dT%H:%M:%S")
+    )
     write_atomic(image.record, json.dumps(record, indent=2).encode())
     os.replace(built, image.path)  # last: an image in place always has its record
 
@@ -177,15 +183,13 @@ def prune(folder: Path, keep: Path) -> list[Path]:
 def image_state(environ: Mapping[str, str], *, quiet: bool = False) -> tuple[str, Path | None]:
     """(``current``, ``not built`` or ``off``; the image's path) for the code ``environ`` names. With
     ``quiet``, ``("unknown", None)`` where that cannot be told (no julia) instead of the error."""
-    from prefect_julia.core.setting import JULIA_IMAGE
-
     try:
-        image = Image.of(find_julia(environ), default_project(environ).resolve(), environ)
+        image = image_of(environ)
     except (PrefectJuliaError, OSError):
         if quiet:
             return "unknown", None
         raise
-    if JULIA_IMAGE.choose(environ.get(JULIA_IMAGE.name)) == "off":
+    if not wanted(environ):
         return "off", image.path
     return ("current" if image.is_current() else "not built"), image.path
 
@@ -196,6 +200,7 @@ __all__ = [
     "build_image",
     "compiler",
     "image_dir",
+    "image_of",
     "image_state",
     "install",
     "julia_facts",

@@ -42,11 +42,16 @@ def image_dir(env: Mapping[str, str]) -> Path:
     return Path(cache) / "prefect-julia" / "images"
 
 
-def code_files(project: Path) -> list[Path]:
-    """The files an image is built from: the package's source, its Project/Manifest, the build script."""
-    files = sorted((project / "src").rglob("*.jl"))
-    files += [project / "Project.toml", project / "Manifest.toml", project / BUILD_SCRIPT]
+def package_files(project: Path) -> list[Path]:
+    """The files the Julia package is made of: ``Project.toml``, ``Manifest.toml`` and ``src/`` (those that exist).
+    A change to one of them means a new image, and a new warm session (``julia_session.project_fingerprint``)."""
+    files = [project / "Project.toml", project / "Manifest.toml", *sorted((project / "src").rglob("*.jl"))]
     return [path for path in files if path.is_file()]
+
+
+def code_files(project: Path) -> list[Path]:
+    """The files an image is built from: the package's files and the build script."""
+    return [*package_files(project), *[path for path in [project / BUILD_SCRIPT] if path.is_file()]]
 
 
 def image_key(julia: str, project: Path) -> str:
@@ -60,10 +65,17 @@ def image_key(julia: str, project: Path) -> str:
     return digest.hexdigest()[:24]
 
 
+def wanted(env: Mapping[str, str]) -> bool:
+    """``PREFECT_JULIA_IMAGE``: False when ``off``; a ConfigError naming the setting for a value it cannot take."""
+    return JULIA_IMAGE.choose(env.get(JULIA_IMAGE.name)) != "off"
+
+
 @dataclass(frozen=True)
 class Image:
-    """Where the image of one key lives: the shared library and its record."""
+    """The image of one julia and Julia project: where its shared library and record live (built or not)."""
 
+    julia: str
+    project: Path
     key: str
     path: Path
     record: Path
@@ -72,7 +84,7 @@ class Image:
     def of(cls, julia: str, project: Path, env: Mapping[str, str]) -> Image:
         key = image_key(julia, project)
         folder = image_dir(env)
-        return cls(key, folder / f"{PACKAGE}-{key}.so", folder / f"{PACKAGE}-{key}.json")
+        return cls(julia, project, key, folder / f"{PACKAGE}-{key}.so", folder / f"{PACKAGE}-{key}.json")
 
     def read_record(self) -> dict[str, object]:
         """The record written with the image (empty when missing or unreadable)."""
@@ -104,7 +116,7 @@ def base_stat(path: Path) -> list[int] | None:
 
 def current_image(julia: str, project: Path, env: Mapping[str, str]) -> Path | None:
     """The image to start a job of ``project`` with: None when ``PREFECT_JULIA_IMAGE=off`` or none matches."""
-    if JULIA_IMAGE.choose(env.get(JULIA_IMAGE.name)) == "off":
+    if not wanted(env):
         return None
     try:
         image = Image.of(julia, project, env)
@@ -113,4 +125,15 @@ def current_image(julia: str, project: Path, env: Mapping[str, str]) -> Path | N
     return image.path if image.is_current() else None
 
 
-__all__ = ["BUILD_SCRIPT", "PACKAGE", "Image", "base_stat", "code_files", "current_image", "image_dir", "image_key"]
+__all__ = [
+    "BUILD_SCRIPT",
+    "PACKAGE",
+    "Image",
+    "base_stat",
+    "code_files",
+    "current_image",
+    "image_dir",
+    "image_key",
+    "package_files",
+    "wanted",
+]

@@ -40,6 +40,7 @@ from prefect_julia.core.files import socket_path, write_atomic
 from prefect_julia.core.processes import PidRecord, is_alive, read_pid_file, stop_recorded, write_pid_file
 from prefect_julia.core.setting import JULIA_SESSION_DIR, JULIA_SESSION_POOL
 from prefect_julia.runtime.joboutput import OutputSink
+from prefect_julia.runtime.julia_image import package_files
 
 __all__ = [
     "SessionInfo",
@@ -81,11 +82,7 @@ def pool_size(env: Mapping[str, str]) -> int:
 def project_fingerprint(project: Path) -> str:
     """A digest of the Julia project's files (names, sizes, modification times): it changes when they do."""
     digest = hashlib.sha256()
-    files = [project / "Project.toml", project / "Manifest.toml"]
-    src = project / "src"
-    if src.is_dir():
-        files += sorted(src.rglob("*.jl"))
-    for path in files:
+    for path in package_files(project):
         with contextlib.suppress(OSError):
             stat = path.stat()
             digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
