@@ -142,4 +142,7 @@ def test_ctrl_c_exits_130_quietly(live_kit: LiveKit, relay: Relay) -> None:
     process.send_signal(signal.SIGINT)
     _out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
-    assert "Traceback" not in err and len(err.strip().splitlines()) <= 1, err
+    # Notes printed before the interrupt (a busy server's 503 retried, for one) are fine;
+    # what Ctrl-C itself adds is the one line "interrupted." and nothing else.
+    own_lines = [line for line in err.strip().splitlines() if not line.startswith("note:")]
+    assert "Traceback" not in err and own_lines == ["interrupted."], err
