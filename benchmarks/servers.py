@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect_julia.core import processes
-from prefect_julia.kit import environments, servers
+from prefect_julia.kit import environments, server_process, servers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests"))  # the throwaway servers and kit copies the tests use
@@ -74,7 +74,7 @@ class RawServer:
         log = self.env.home / "raw-server.log"
         with log.open("ab") as out:
             self.process = subprocess.Popen(
-                servers.server_command(self.env),
+                server_process.raw_command(self.env.host, self.env.port),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -26,7 +26,7 @@ from typing import Any
 
 from prefect_julia.core import processes
 from prefect_julia.core.prefect_http import ApiClient
-from prefect_julia.kit import environments, servers, settings
+from prefect_julia.kit import environments, server_process, servers, settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: The kit's committed front door, and (``project=True``) the flows, the Julia package and the blocks.
@@ -93,7 +93,8 @@ def api(api_url: str, method: str, path: str, body: object = None, *, patience: 
 
 @dataclass(frozen=True)
 class RunningServer:
-    """A ``prefect server start`` in its own session, on a free port, with a temporary PREFECT_HOME."""
+    """The kit's Prefect server (``kit/server_process.py``) in its own session, on a free port, with a temporary
+    PREFECT_HOME."""
 
     api_url: str
     port: int
@@ -163,7 +164,7 @@ def start_server(home: Path, *, timeout: float = 120.0, seed: bool | None = None
     log = home / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            server_process.command("127.0.0.1", port),  # the kit's: Prefect's server, steadier on sqlite
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

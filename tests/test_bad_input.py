@@ -105,6 +105,7 @@ CASES = [
     Case("health-timeout-text", ("server-up", "--env", "dev"), 2, "PREFECT_JULIA_HEALTH_TIMEOUT", _environ(PREFECT_JULIA_HEALTH_TIMEOUT="soon")),
     Case("worker-limit-text", ("worker-up", "--env", "dev"), 2, "PREFECT_JULIA_WORKER_LIMIT", _environ(PREFECT_JULIA_WORKER_LIMIT="many")),
     Case("flow-start-unknown", ("worker-up", "--env", "dev"), 2, "PREFECT_JULIA_FLOW_START='vfork'", _environ(PREFECT_JULIA_FLOW_START="vfork"), fix="fork or spawn"),
+    Case("auth-not-a-switch", ("server-up", "--env", "dev"), 2, "PREFECT_JULIA_AUTH='maybe'", _environ(PREFECT_JULIA_AUTH="maybe"), fix="on or off"),
     # malformed settings, toml and yaml files
     Case("env-file-bare-name", ("env", "--env", "dev"), 2, "dev.env:1", _write("envs/dev.env", "PREFECT_JULIA_PORT\n"), fix="NAME=value"),
     Case("local-env-garbage", ("server-up", "--env", "dev"), 2, "dev.local.env", _write("envs/dev.local.env", "PORT=1\n'oops\n")),

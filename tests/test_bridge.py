@@ -15,8 +15,8 @@ import pytest
 
 from harness import wait_gone
 from prefect_julia.core.errors import CommandFailed, ConfigError, PrefectJuliaError
+from prefect_julia.core.processes import ExitWatch
 from prefect_julia.runtime.bridge import (
-    ExitWatch,
     JuliaFailed,
     JuliaLog,
     JuliaNotFound,

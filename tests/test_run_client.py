@@ -23,12 +23,17 @@ from collections.abc import Iterator
 import pytest
 
 from live_kit import LiveKit, concurrent_runs
+from prefect_julia.core import processes
+from prefect_julia.kit import server_process
 
 pytestmark = [pytest.mark.server]
 
 
 def test_twenty_runs_submitted_at_once_all_complete(live_kit: LiveKit) -> None:
     live_kit.worker_up()
+    # on the kit's server process (kit/server_process.py), which keeps a sqlite server answering under a burst
+    server_pid = processes.port_owner(live_kit.repo.ports["dev"])
+    assert server_pid is not None and f"-m {server_process.MODULE} " in processes.command_of(server_pid)
     burst = concurrent_runs(live_kit.repo, 20, timeout=900)
     assert burst["lost"] == 0 and burst["crashed"] == 0, burst
     assert burst["completed"] == 20, burst

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from prefect_julia.core.errors import ConfigError
+from prefect_julia.core.setting import Setting
 from prefect_julia.kit.settings import Source, read_env_file, resolve
 
 
@@ -74,3 +75,18 @@ def test_malformed_env_line_names_file_and_line(tmp_path: Path, line: str) -> No
         read_env_file(path)
     assert f"{path}:2" in str(error.value)
     assert "NAME=value" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "on"), [("on", True), (" YES ", True), ("1", True), ("Off", False), ("no", False), ("", False)]
+)
+def test_switch_setting_reads_on_and_off_words(raw: str, on: bool) -> None:
+    switch = Setting("X_SWITCH", "a switch", default="off", kind="switch")
+    assert switch.switch(raw) is on
+
+
+def test_switch_setting_refuses_other_words_naming_where_it_came_from() -> None:
+    switch = Setting("X_SWITCH", "a switch", default="off", kind="switch")
+    with pytest.raises(ConfigError, match=r"X_SWITCH='maybe' \(from envs/dev.env\) is neither on nor off") as caught:
+        switch.switch("maybe", "envs/dev.env")
+    assert caught.value.hint is not None and "to on or off" in caught.value.hint

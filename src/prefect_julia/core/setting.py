@@ -16,7 +16,17 @@ from prefect_julia.core.errors import ConfigError, PrefectJuliaError
 
 #: A default that depends on the environment's name and on the settings resolved before it.
 Derive = Callable[[str, Mapping[str, str]], str | None]
-Kind = Literal["text", "port", "seconds", "path", "choice"]
+Kind = Literal["text", "port", "seconds", "path", "choice", "switch"]
+
+#: The words a ``switch`` setting (and a boolean run parameter) reads as on, and as off (without case or blanks).
+ON_WORDS = ("on", "true", "yes", "1")
+OFF_WORDS = ("off", "false", "no", "0")
+
+
+def read_switch(text: str) -> bool | None:
+    """``text`` as on (True) or off (False); None when it is neither."""
+    word = text.strip().lower()
+    return True if word in ON_WORDS else False if word in OFF_WORDS else None
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,18 @@ class Setting:
             raise error(
                 f"{self.name}={raw!r}{source} is not one of: {', '.join(self.choices)}.",
                 hint=f"Set {self.name} to {' or '.join(self.choices)}: {self.help}.",
+            )
+        return value
+
+    def switch(self, raw: str | None, where: str = "", *, error: type[PrefectJuliaError] = ConfigError) -> bool:
+        """``raw`` (unset or blank: the default) as on or off; ``error`` naming the setting and where the value
+        came from, if it is neither."""
+        value = read_switch((raw or "").strip() or (self.default or ""))
+        if value is None:
+            source = f" (from {where})" if where else ""
+            raise error(
+                f"{self.name}={raw!r}{source} is neither on nor off.",
+                hint=f"Set {self.name} to on or off: {self.help}.",
             )
         return value
 

@@ -129,6 +129,10 @@ class Environment:
         """A ``choice`` setting's value, checked against its choices."""
         return setting.choose(self.get(setting.name), self._source(setting.name), error=error)
 
+    def switch(self, setting: Setting, *, error: type[PrefectJuliaError] = ConfigError) -> bool:
+        """A ``switch`` setting's value: on (True) or off (False)."""
+        return setting.switch(self.get(setting.name), self._source(setting.name), error=error)
+
     def seconds(self, name: str) -> float:
         """A ``seconds`` setting as a number."""
         return parse_seconds(name, self.require(name), self._source(name))

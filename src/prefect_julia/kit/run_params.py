@@ -16,12 +16,11 @@ from datetime import date
 from typing import Any
 
 from prefect_julia.core.errors import ConfigError
+from prefect_julia.core.setting import read_switch
 
 FUTURE_TAG = "future-rundates"
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _INTEGER = re.compile(r"^[+-]?\d+$")
-_TRUE = {"true", "yes", "1", "on"}
-_FALSE = {"false", "no", "0", "off"}
 _NULL = {"null", "none"}
 
 
@@ -118,8 +117,8 @@ def _convert(raw: str, types: tuple[str, ...]) -> Any:
                 return int(text) if _INTEGER.match(text) else float(text)
             except ValueError:
                 continue
-        if kind == "boolean" and text.lower() in _TRUE | _FALSE:
-            return text.lower() in _TRUE
+        if kind == "boolean" and (switch := read_switch(text)) is not None:
+            return switch
         if kind in ("array", "object"):
             try:
                 value = json.loads(text)

@@ -18,8 +18,8 @@ from prefect_julia.core.errors import ConfigError
 from prefect_julia.core.prefect_http import ApiClient, ApiRefused
 from prefect_julia.core.secrets import create_private, is_secret_name
 from prefect_julia.kit.environments import Environment, resolve_environment
+from prefect_julia.kit.settings import AUTH
 
-AUTH_SETTING = "PREFECT_JULIA_AUTH"
 AUTH_STRING = "PREFECT_API_AUTH_STRING"
 PASS_ENV = "PREFECT_JULIA_PASS_ENV"
 AUTH_USER = "prefect"
@@ -32,15 +32,8 @@ def local_env_file(env: Environment) -> Path:
 
 
 def auth_enabled(env: Environment) -> bool:
-    raw = (env.get(AUTH_SETTING) or "off").strip().lower()
-    if raw in ("on", "true", "1", "yes"):
-        return True
-    if raw in ("off", "false", "0", "no", ""):
-        return False
-    raise ConfigError(
-        f"{AUTH_SETTING}={raw!r} ({env.name}) is neither on nor off.",
-        hint=f"Write {AUTH_SETTING}=on or {AUTH_SETTING}=off in envs/{env.name}.local.env.",
-    )
+    """Whether the environment's server requires basic auth (``PREFECT_JULIA_AUTH``, on or off)."""
+    return env.switch(AUTH)
 
 
 def is_loopback(host: str) -> bool:
@@ -72,7 +65,7 @@ def check_server_settings(env: Environment) -> None:
     if not is_loopback(env.host) and not auth:
         raise ConfigError(
             f"PREFECT_JULIA_HOST={env.host} would open the {env.name} server beyond this machine without auth.",
-            hint=f"Set {AUTH_SETTING}=on in envs/{env.name}.local.env (an auth string is generated), "
+            hint=f"Set {AUTH.name}=on in envs/{env.name}.local.env (an auth string is generated), "
             "or keep PREFECT_JULIA_HOST=127.0.0.1.",
         )
     if auth and not env.get(AUTH_STRING):

@@ -8,7 +8,6 @@ foreground command itself as a detached child, keeps its pid file and log file i
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -30,7 +29,7 @@ from prefect_julia.core.processes import (
     stop_tree,
     write_pid_file,
 )
-from prefect_julia.kit import database, identity, sessions
+from prefect_julia.kit import database, identity, server_process, sessions
 from prefect_julia.kit.environments import Environment
 from prefect_julia.kit.security import private_file, private_home, server_env
 
@@ -48,7 +47,7 @@ def is_healthy(api_url: str, *, timeout: float = 1.0) -> bool:
 
 
 def server_command(env: Environment) -> list[str]:
-    return [sys.executable, "-m", "prefect", "server", "start", "--host", env.host, "--port", str(env.port)]
+    return server_process.command(env.host, env.port)
 
 
 @dataclass(frozen=True)

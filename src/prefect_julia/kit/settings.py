@@ -77,6 +77,12 @@ LOG_BATCH_SECONDS = Setting(
     kind="seconds",
     derive=lambda env, _v: "0.25" if env == "dev" else "2",
 )
+AUTH = Setting(
+    "PREFECT_JULIA_AUTH",
+    "basic auth on the local server: on or off (prod: on)",
+    kind="switch",
+    derive=lambda env, _v: "on" if env == "prod" else "off",
+)
 DATABASE = Setting(
     "PREFECT_JULIA_DATABASE",
     "database of the environment's server: sqlite or postgresql",
@@ -106,11 +112,7 @@ SETTINGS: tuple[Setting, ...] = (
         derive=lambda _env, v: api_url(server_url(v["PREFECT_JULIA_HOST"], v["PREFECT_JULIA_PORT"])),
     ),
     Setting("PREFECT_API_KEY", "API key of a remote or Cloud server (secret)", secret=True),
-    Setting(
-        "PREFECT_JULIA_AUTH",
-        "basic auth on the local server: on or off (prod: on)",
-        derive=lambda env, _v: "on" if env == "prod" else "off",
-    ),
+    AUTH,
     Setting(
         "PREFECT_API_AUTH_STRING",
         "user:password of the local server's basic auth (secret; generated on first server-up when auth is on)",

@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import re
-import select
 import shutil
 import subprocess
 import tempfile
@@ -44,7 +43,14 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from prefect_julia.core.errors import CommandFailed, ConfigError
-from prefect_julia.core.processes import Descendants, group_alive, parent_death_prefix, spawn, stop_tree
+from prefect_julia.core.processes import (
+    Descendants,
+    ExitWatch,
+    group_alive,
+    parent_death_prefix,
+    spawn,
+    stop_tree,
+)
 from prefect_julia.core.setting import (
     DATA_BLOCK_LOCAL,
     DATA_BLOCK_REMOTE,
@@ -432,41 +438,6 @@ def kill_tree(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE) -> None:
     """SIGTERM the process tree of ``proc``; SIGKILL whatever is left after ``grace`` seconds."""
     stop_tree(proc.pid, grace=grace)
     proc.wait()
-
-
-class ExitWatch:
-    """Waits for a child process to exit, told by the kernel the moment it does.
-
-    Linux gives a pid file descriptor that turns readable on exit; ``Popen.wait(timeout=...)`` would instead
-    poll in growing sleeps of up to 50 ms, which every job pays at its end. Elsewhere it falls back to that.
-    """
-
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
-        self.proc = proc
-        self.fd: int | None = None
-        try:
-            self.fd = os.pidfd_open(proc.pid)
-        except (AttributeError, OSError):  # not Linux 5.3+, or the process is already gone
-            self.fd = None
-
-    def within(self, seconds: float) -> bool:
-        """True (the process reaped) if it exits within ``seconds``; False if it is still running."""
-        if self.fd is not None:
-            readable, _, _ = select.select([self.fd], [], [], seconds)
-            if not readable:
-                return False
-            self.proc.wait()
-            return True
-        try:
-            self.proc.wait(timeout=seconds)
-        except subprocess.TimeoutExpired:
-            return False
-        return True
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
 
 
 def _tail_text(tail: deque[str]) -> str:

@@ -1,0 +1,86 @@
+"""The kit's server process (``kit/server_process.py``): sqlite's busy timeout and garbage collection off the loop.
+
+The stall these prevent (a collection on the event loop waiting on a sqlite connection's mutex) needs a burst of
+runs to show: ``test_run_client`` submits 20 at once to a server `invoke server-up` started this way (and checks
+that it was), ``invoke bench`` 50.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prefect.server.database.configurations import AioSqliteConfiguration
+
+from prefect_julia.kit import server_process
+
+
+def _busy_timeout_ms(path: Path, timeout: float) -> int:
+    """``PRAGMA busy_timeout`` on a connection Prefect's own sqlite configuration opens."""
+
+    async def read() -> int:
+        config = AioSqliteConfiguration(connection_url=f"sqlite+aiosqlite:///{path}", timeout=timeout)
+        engine = await config.engine()
+        try:
+            async with engine.connect() as connection:
+                return int((await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar_one())
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+def test_busy_timeout_is_the_database_timeout_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the patch replaces a class attribute; monkeypatch puts Prefect's own back after the test
+    monkeypatch.setattr(AioSqliteConfiguration, "setup_sqlite", AioSqliteConfiguration.setup_sqlite)
+    assert _busy_timeout_ms(tmp_path / "before.db", 3) == 60_000  # Prefect's fixed wait, whatever the setting
+    server_process.honour_database_timeout()
+    assert _busy_timeout_ms(tmp_path / "after.db", 3) == 3_000
+    assert _busy_timeout_ms(tmp_path / "kit.db", 15) == 15_000
+
+
+class Node:
+    def __init__(self) -> None:
+        self.other: Node | None = None
+
+
+@pytest.fixture
+def small_thresholds() -> Iterator[None]:
+    """Thresholds of 50/2/2, and no automatic collection, for the test; the interpreter's own put back after."""
+    thresholds, enabled = gc.get_threshold(), gc.isenabled()
+    gc.collect()
+    gc.disable()
+    gc.set_threshold(50, 2, 2)
+    yield
+    gc.set_threshold(*thresholds)
+    if enabled:
+        gc.enable()
+
+
+@pytest.mark.usefixtures("small_thresholds")
+def test_collector_collects_cycles_with_the_interpreters_thresholds() -> None:
+    collector = server_process.CollectorThread()
+    gc.collect()  # a clean count
+    assert collector.step() is None  # under the first threshold: nothing is due
+
+    generations = []
+    for _ in range(8):
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        gone = weakref.ref(a)
+        del a, b
+        kept = [Node() for _ in range(60)]  # allocations past the first threshold
+        assert gone() is not None  # a cycle: only a collection frees it
+        before = [stats["collections"] for stats in gc.get_stats()]
+        said = collector.step()
+        ran = [i for i, stats in enumerate(gc.get_stats()) if stats["collections"] > before[i]]
+        assert ran == [said], (ran, said)  # the collection it says it ran is the one the interpreter counted
+        generations.append(said)
+        assert gone() is None
+        del kept
+    # every 2nd collection is of generation 1, every 2nd of those of generation 2
+    assert generations == [0, 1, 0, 2, 0, 1, 0, 2]
