@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import subprocess
+import sys
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,3 +86,18 @@ def test_collector_collects_cycles_with_the_interpreters_thresholds() -> None:
         del kept
     # every 2nd collection is of generation 1, every 2nd of those of generation 2
     assert generations == [0, 1, 0, 2, 0, 1, 0, 2]
+
+
+def test_a_sqlite_server_process_collects_in_its_own_thread_with_the_loaded_modules_frozen() -> None:
+    # a process of its own: the changes are to the whole interpreter
+    probe = (
+        "import gc, threading\n"
+        "from prefect_julia.kit import server_process\n"
+        "assert server_process.uses_sqlite()\n"
+        "server_process.steady_sqlite_server()\n"
+        "threads = [t.name for t in threading.enumerate()]\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 100_000, 'kit-garbage-collector' in threads)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True", "True"], done.stdout

@@ -10,6 +10,8 @@ sqlite database it first changes two things (a PostgreSQL server runs unchanged)
   60 s). Ten deployment runs submitted at once stalled it that way in 2 of 5 bursts (147 s and 86 s to the last
   final state, against 10-15 s otherwise); off the loop, a collection that waits blocks only its own thread.
   Collections follow the interpreter's own thresholds, so they are as frequent and as cheap as before.
+- **What the server loaded at start is left out of collections** (``gc.freeze``): it is never garbage, and a full
+  collection no longer spends 195 ms walking it.
 - **sqlite's busy timeout is** ``PREFECT_SERVER_DATABASE_TIMEOUT`` (the kit's default: 15 s) instead of
   Prefect's fixed 60 s: a request still waiting on a lock after that is answered 503, which clients retry.
 """
@@ -111,12 +113,31 @@ def uses_sqlite() -> bool:
     return url is None or url.get_secret_value().startswith("sqlite")
 
 
+def freeze_loaded_modules() -> None:
+    """Load the server's modules, then exclude everything loaded so far from garbage collection (``gc.freeze``).
+
+    Modules, classes and their tables live as long as the process and are never garbage; a full collection walked
+    them all the same (about 280,000 objects, 195 ms here, holding the interpreter lock the server's event loop
+    needs). Only what the server creates afterwards is collected.
+    """
+    import prefect.server.api.server  # noqa: F401 - the server's routes, models and database layer
+
+    gc.collect()
+    gc.freeze()
+
+
+def steady_sqlite_server() -> None:
+    """Everything this module changes for a sqlite server, in the order it needs."""
+    honour_database_timeout()
+    freeze_loaded_modules()
+    collect_off_the_loop()
+
+
 def main(argv: Sequence[str]) -> int:
     from prefect.cli import app
 
     if uses_sqlite():
-        honour_database_timeout()
-        collect_off_the_loop()
+        steady_sqlite_server()
     sys.argv = [*PREFECT_START, *argv]
     app()
     return 0
