@@ -79,7 +79,7 @@ LOG_BATCH_SECONDS = Setting(
 )
 AUTH = Setting(
     "PREFECT_JULIA_AUTH",
-    "basic auth on the local server: on or off (prod: on)",
+    "basic auth on the local server (default: on in prod, off elsewhere)",
     kind="switch",
     derive=lambda env, _v: "on" if env == "prod" else "off",
 )
