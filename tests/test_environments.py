@@ -7,7 +7,9 @@ import pytest
 
 from conftest import KitRepo, make_kit_repo
 from prefect_julia.core.errors import ConfigError
+from prefect_julia.kit import security
 from prefect_julia.kit.environments import describe_sources, load_branch_mapping, resolve_environment
+from prefect_julia.kit.settings import CODE_SOURCE
 from prefect_julia.kit.settings import DECLARED as SETTINGS_BY_NAME
 
 
@@ -113,3 +115,18 @@ def test_shell_exports_and_spawned_processes_agree(kit_repo: KitRepo) -> None:
     assert {k: v for k, v in spawned.items() if k not in ("PATH", "DEMO_API_TOKEN")} == shell
     assert spawned["DEMO_API_TOKEN"] == "tok-123" and "PREFECT_PROFILE" not in spawned
     assert shell["PREFECT_JULIA_PROJECT"] == str(kit_repo.root / "julia") and shell["MY_SETTING"] == "a"
+
+
+@pytest.mark.parametrize(("env", "line", "on"), [("prod", "", True), ("dev", "", False), ("prod", "off", False)])
+def test_a_blank_switch_in_an_env_file_is_the_environments_default(
+    kit_repo: KitRepo, env: str, line: str, on: bool
+) -> None:
+    with (kit_repo.root / "envs" / f"{env}.local.env").open("a") as local:
+        local.write(f"PREFECT_JULIA_AUTH={line}\n")
+    assert security.auth_enabled(resolve_environment(env, kit_repo.root, {})) is on
+
+
+def test_a_blank_choice_in_an_env_file_is_the_environments_default(kit_repo: KitRepo) -> None:
+    with (kit_repo.root / "envs" / "prod.local.env").open("a") as local:
+        local.write("PREFECT_JULIA_CODE_SOURCE=\n")
+    assert resolve_environment("prod", kit_repo.root, {}).choice(CODE_SOURCE) == "worktree"

@@ -125,13 +125,21 @@ class Environment:
         value = self.values.get(name)
         return value.source.describe(self.name) if value else ""
 
+    def _set_or_default(self, setting: Setting) -> str | None:
+        """The setting's value; a blank one (``NAME=`` in a file) is the environment's default, as if the line
+        were not there."""
+        raw = self.get(setting.name)
+        if (raw or "").strip():
+            return raw
+        return setting.default_for(self.name, {name: value.value for name, value in self.values.items()})
+
     def choice(self, setting: Setting, *, error: type[PrefectJuliaError] = ConfigError) -> str:
-        """A ``choice`` setting's value, checked against its choices."""
-        return setting.choose(self.get(setting.name), self._source(setting.name), error=error)
+        """A ``choice`` setting's value (blank: the environment's default), checked against its choices."""
+        return setting.choose(self._set_or_default(setting), self._source(setting.name), error=error)
 
     def switch(self, setting: Setting, *, error: type[PrefectJuliaError] = ConfigError) -> bool:
-        """A ``switch`` setting's value: on (True) or off (False)."""
-        return setting.switch(self.get(setting.name), self._source(setting.name), error=error)
+        """A ``switch`` setting's value (blank: the environment's default): on (True) or off (False)."""
+        return setting.switch(self._set_or_default(setting), self._source(setting.name), error=error)
 
     def seconds(self, name: str) -> float:
         """A ``seconds`` setting as a number."""
