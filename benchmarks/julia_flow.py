@@ -86,7 +86,7 @@ def program_ways(julia: str) -> list[Way]:
     from prefect import flow
     from prefect_shell import ShellOperation
 
-    from prefect_julia.runtime.bridge import julia_job, run_julia
+    from prefect_julia.runtime.bridge import CommandParts, julia_job, run_julia
 
     direct_cmd = [julia, "--project=julia", "--startup-file=no", f"julia/jobs/{PROGRAM}.jl", f"--name={NAME}"]
 
@@ -106,7 +106,7 @@ def program_ways(julia: str) -> list[Way]:
         def action() -> None:
             with environ_set(PREFECT_JULIA_IMAGE=image):
                 done = run_julia(PROGRAM, {"name": NAME}, project=JULIA_PROJECT, session=session)
-            if image == "auto" and not any(word.startswith("--sysimage=") for word in done.command):
+            if image == "auto" and CommandParts.of(done.command).image is None:
                 raise RuntimeError("the Julia image was not used: " + " ".join(done.command))
 
         return action

@@ -24,7 +24,7 @@ from pathlib import Path
 from prefect_julia.core.errors import CommandFailed, ConfigError, PrefectJuliaError
 from prefect_julia.core.files import tail, write_atomic
 from prefect_julia.runtime.bridge import default_project, find_julia
-from prefect_julia.runtime.julia_image import BUILD_SCRIPT, PACKAGE, Image, base_stat, image_dir, wanted
+from prefect_julia.runtime.julia_image import BUILD_SCRIPT, PACKAGE, Image, base_stat, image_dir, julia_start, wanted
 
 #: Images kept in the folder after a build (each is about 150 MB): this build's and the ones before it.
 KEEP = 3
@@ -139,7 +139,7 @@ def build_image(environ: Mapping[str, str], *, force: bool = False, say: Callabl
         say(f"compiling {PACKAGE} and a job-like workload into a Julia image (about 3 minutes) ...")
         hint = f"Read the build log above; the build script is {project / BUILD_SCRIPT}."
         _run(
-            [julia, f"--sysimage={facts['base_image']}", f"--project={project}", "--startup-file=no",
+            [*julia_start(julia, Path(facts["base_image"])), f"--project={project}", "--startup-file=no",
              f"--output-o={obj}", str(project / BUILD_SCRIPT)],
             env, log, "Compiling the Julia image", hint,
         )  # fmt: skip
@@ -151,7 +151,7 @@ def build_image(environ: Mapping[str, str], *, force: bool = False, say: Callabl
         )  # fmt: skip
         check = f"using {PACKAGE}; print(isdefined(Base, :PROGRAM_FILE))"
         _run(
-            [julia, f"--sysimage={built}", f"--project={project}", "--startup-file=no", "-e", check],
+            [*julia_start(julia, built), f"--project={project}", "--startup-file=no", "-e", check],
             env, log, "Starting julia with the new image", hint,
         )  # fmt: skip
         install(image, built, facts)

@@ -63,7 +63,7 @@ from prefect_julia.core.setting import (
 )
 from prefect_julia.runtime import heartbeats
 from prefect_julia.runtime.joboutput import OutputSink, output_folder, unique_output_path
-from prefect_julia.runtime.julia_image import current_image
+from prefect_julia.runtime.julia_image import SYSIMAGE_FLAG, current_image, julia_start
 from prefect_julia.runtime.secrets import PendingScrubber, allowed_env
 
 __all__ = [
@@ -315,8 +315,7 @@ def build_command(
     """The command line running ``program`` in ``project`` with ``parameters`` as ``--key=value``; started
     with the Julia image ``image`` when given (see :mod:`.julia_image`)."""
     args = [format_parameter(k, v) for k, v in parameters.items()]
-    start = [julia, f"--sysimage={image}"] if image is not None else [julia]
-    return [*start, f"--project={project}", "--startup-file=no", str(program), *args]
+    return [*julia_start(julia, image), f"--project={project}", "--startup-file=no", str(program), *args]
 
 
 @dataclass(frozen=True)
@@ -331,7 +330,7 @@ class CommandParts:
 
     @classmethod
     def of(cls, command: list[str]) -> CommandParts:
-        image = Path(command[1].removeprefix("--sysimage=")) if command[1].startswith("--sysimage=") else None
+        image = Path(command[1].removeprefix(SYSIMAGE_FLAG)) if command[1].startswith(SYSIMAGE_FLAG) else None
         rest = command[2:] if image is not None else command[1:]
         return cls(command[0], image, Path(rest[0].removeprefix("--project=")), rest[2], rest[3:])
 

@@ -31,6 +31,13 @@ from prefect_julia.core.setting import JULIA_IMAGE, JULIA_IMAGE_DIR
 BUILD_SCRIPT = Path("build") / "image.jl"
 #: What the images are named after.
 PACKAGE = "PrefectInterfaces"
+#: How julia is told which system image to start with.
+SYSIMAGE_FLAG = "--sysimage="
+
+
+def julia_start(julia: str, image: Path | None) -> list[str]:
+    """The start of a julia command line: ``julia``, then ``--sysimage=<image>`` when an image is given."""
+    return [julia, f"{SYSIMAGE_FLAG}{image}"] if image is not None else [julia]
 
 
 def image_dir(env: Mapping[str, str]) -> Path:
@@ -128,12 +135,14 @@ def current_image(julia: str, project: Path, env: Mapping[str, str]) -> Path | N
 __all__ = [
     "BUILD_SCRIPT",
     "PACKAGE",
+    "SYSIMAGE_FLAG",
     "Image",
     "base_stat",
     "code_files",
     "current_image",
     "image_dir",
     "image_key",
+    "julia_start",
     "package_files",
     "wanted",
 ]

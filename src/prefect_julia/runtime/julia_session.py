@@ -40,7 +40,7 @@ from prefect_julia.core.files import socket_path, write_atomic
 from prefect_julia.core.processes import PidRecord, is_alive, read_pid_file, stop_recorded, write_pid_file
 from prefect_julia.core.setting import JULIA_SESSION_DIR, JULIA_SESSION_POOL
 from prefect_julia.runtime.joboutput import OutputSink
-from prefect_julia.runtime.julia_image import package_files
+from prefect_julia.runtime.julia_image import julia_start, package_files
 
 __all__ = [
     "SessionInfo",
@@ -191,8 +191,7 @@ def _start(
     code = (
         f"using PrefectInterfaces; PrefectInterfaces.serve_session({json.dumps(str(sock_path))}; idle={IDLE_SECONDS})"
     )
-    start = [julia, f"--sysimage={image}"] if image is not None else [julia]  # the Julia image, when one matches
-    command = [*start, f"--project={project}", "--startup-file=no", "-e", code]
+    command = [*julia_start(julia, image), f"--project={project}", "--startup-file=no", "-e", code]
     with log.open("ab") as out:
         process = subprocess.Popen(
             command,
