@@ -9,7 +9,6 @@ in place: a failed or interrupted build leaves the images folder as it was. One 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from prefect_julia.core.errors import CommandFailed, ConfigError, PrefectJuliaError
 from prefect_julia.core.files import tail, write_atomic
+from prefect_julia.core.processes import file_lock
 from prefect_julia.runtime.bridge import default_project, find_julia
 from prefect_julia.runtime.julia_image import BUILD_SCRIPT, PACKAGE, Image, base_stat, image_dir, julia_start, wanted
 
@@ -58,14 +58,12 @@ def compiler(env: Mapping[str, str]) -> str:
 
 @contextmanager
 def _build_lock(folder: Path) -> Iterator[None]:
-    with (folder / ".build.lock").open("a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+    with file_lock(folder / ".build.lock", wait=False) as held:
+        if not held:
             raise ConfigError(
                 f"Another build of a Julia image is running in {folder}.",
                 hint="Wait for it to finish (a build takes a few minutes), then run `invoke julia-image` again.",
-            ) from None
+            )
         yield
 
 

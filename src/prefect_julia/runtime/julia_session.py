@@ -20,7 +20,6 @@ session that dies mid-job fails only that job. The next job starts a new session
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -37,7 +36,7 @@ import psutil
 
 from prefect_julia.core.errors import ConfigError
 from prefect_julia.core.files import socket_path, write_atomic
-from prefect_julia.core.processes import PidRecord, is_alive, read_pid_file, stop_recorded, write_pid_file
+from prefect_julia.core.processes import PidRecord, file_lock, is_alive, read_pid_file, stop_recorded, write_pid_file
 from prefect_julia.core.setting import JULIA_SESSION_DIR, JULIA_SESSION_POOL
 from prefect_julia.runtime.joboutput import OutputSink
 from prefect_julia.runtime.julia_image import julia_start, package_files
@@ -165,20 +164,11 @@ def stop_sessions(folder: Path, *, grace: float = 5.0) -> list[int]:
 @contextlib.contextmanager
 def _claim(folder: Path, size: int) -> Iterator[int | None]:
     """Lock the first free slot for the block; ``None`` when every slot is busy."""
-    folder.mkdir(parents=True, exist_ok=True)
     for slot in range(size):
-        handle = (folder / f"slot-{slot}.lock").open("a")
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            continue
-        try:
-            yield slot
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-            handle.close()
-        return
+        with file_lock(folder / f"slot-{slot}.lock", wait=False) as held:
+            if held:
+                yield slot
+                return
     yield None
 
 
