@@ -8,6 +8,12 @@
 #   bullseye's libunwind8 is unpacked into a private folder and a small wrapper `julia` in
 #   $JULIA_WRAPPER_DIR puts it first on LD_LIBRARY_PATH for julia only.
 #
+# - Julia's package manager clones the General registry from GitHub when no registry is installed, which
+#   fails offline. When none of the user's depots (DEPOT_PATH, i.e. JULIA_DEPOT_PATH or ~/.julia) holds a
+#   registry, an empty local one is written to the first depot, so `Pkg.develop(path="julia")` works
+#   offline for the standard-library-only PrefectInterfaces. An existing registry is never touched.
+#   This is done as the invoking user (never with sudo): the depot is theirs.
+#
 # Idempotent and non-interactive (runs under CI=true without stdin). Needs root (or sudo) only when it
 # has to install.
 #
@@ -47,9 +53,32 @@ needs_wrapper() {
     [[ "$path" == "$REAL_JULIA" ]] && ! grep -qs "$MARKER" "$1"
 }
 
+# Give the user's depot an empty local registry when no depot has any registry (see above).
+ensure_registry() {
+    local out
+    out="$("$1" --startup-file=no --history-file=no -e '
+        regs = [joinpath(d, "registries") for d in DEPOT_PATH]
+        if any(r -> isdir(r) && !isempty(readdir(r)), regs)
+            print("present")
+        else
+            dir = joinpath(DEPOT_PATH[1], "registries", "Empty")
+            mkpath(dir; mode=0o700)
+            file = joinpath(dir, "Registry.toml")
+            write(file, "name = \"Empty\"\nuuid = \"9d1b0c47-3f2e-4a54-9a77-5c1c0b8a3e12\"\nrepo = \"\"\n\n[packages]\n")
+            chmod(file, 0o600)
+            print(dir)
+        end')" || die "could not check julia's package registries ($1)." \
+        "Try: $1 --startup-file=no -e 'println(DEPOT_PATH)'"
+    if [[ "$out" != present ]]; then
+        say "note: wrote an empty Julia package registry to $out (there was none, and Pkg would try to clone" \
+            "the public one from GitHub); for public packages: julia -e 'using Pkg; Pkg.Registry.add(\"General\")'"
+    fi
+}
+
 existing="$(command -v julia || true)"
 if [[ -n "$existing" ]] && ! needs_wrapper "$existing" && julia_works "$existing"; then
     say "using $existing ($("$existing" --startup-file=no -e 'print(VERSION)'))"
+    ensure_registry "$existing"
     exit 0
 fi
 
@@ -146,4 +175,5 @@ case ":$PATH:" in
     *":$WRAPPER_DIR:"*) ;;
     *) say "note: $WRAPPER_DIR is not on PATH; add it to use plain \`julia\`" ;;
 esac
+ensure_registry "$WRAPPER"
 say "julia ready: $WRAPPER ($("$WRAPPER" --startup-file=no -e 'print(VERSION)'))"
