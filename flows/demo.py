@@ -19,8 +19,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from prefect_julia.runtime.bridge import julia_job
-from prefect_julia.runtime.dataset import Dataset
+from prefect_julia import Dataset, julia_job
 
 STATIONS = ("north", "south", "east", "west")
 #: The artifact holding the summary's path, as the Julia job returned it (`invoke demo` reads it).
