@@ -44,9 +44,7 @@ def clean_env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        args, env=env, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300
-    )
+    return subprocess.run(args, env=env, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("depot_from", ["home", "JULIA_DEPOT_PATH"])
