@@ -1,23 +1,26 @@
 """Secrets out of text that leaves the process: error messages, stderr tails, notifications.
 
-``scrub`` replaces the values of secret-like variables of the environment (the one name rule of
-``core.secrets``, as the secret scanner reads them) and credentials written in well-known shapes:
-passwords in URLs, ``Authorization``/``Bearer`` values, Prefect API keys and ``name=value`` pairs whose
-name is secret-like.
+``scrub`` replaces the secret values of the environment (``core.secrets.secret_values``: secret-like
+names, the names passed to Julia jobs, passwords in URLs), the secrets this process has learnt of
+(``remember``: the Julia bridge's scrubber adds the server's secret blocks and variables), each line of a
+multi-line one, and credentials written in well-known shapes: passwords in URLs, ``Authorization``/``Bearer``
+values, Prefect API keys and ``name=value`` pairs whose name is secret-like. A text is scrubbed whole, so a
+secret whose lines are too short to be masked one by one is still caught across them.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterable, Mapping
 
-from prefect_julia.core.secrets import is_secret_name
+from prefect_julia.core.secrets import MASK, Masker, secret_values
 
-__all__ = ["MASK", "scrub", "secret_values"]
+__all__ = ["MASK", "remember", "scrub"]
 
-MASK = "********"
-MIN_SECRET_LENGTH = 6  # shorter values ("1", "true", "dev") are settings, not secrets
+_KNOWN = Masker()
+_KNOWN_LOCK = threading.Lock()
 _SHAPES = (
     re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"),  # scheme://user:password@host
     re.compile(r"(?i)(?<=bearer )[A-Za-z0-9._~+/=-]{6,}"),
@@ -29,22 +32,18 @@ _PAIR = re.compile(
 )
 
 
-def secret_values(environ: Mapping[str, str]) -> list[str]:
-    """Values of the secret-like variables of ``environ``, longest first (so no part of one is left)."""
-    found = {
-        value.strip()
-        for name, value in environ.items()
-        if is_secret_name(name) and value and len(value.strip()) >= MIN_SECRET_LENGTH
-    }
-    return sorted(found, key=len, reverse=True)
+def remember(values: Iterable[str]) -> None:
+    """Scrub ``values`` from every text this process scrubs from now on (error messages, stderr tails)."""
+    with _KNOWN_LOCK:
+        _KNOWN.add(values)
 
 
 def scrub(text: str, environ: Mapping[str, str] | None = None) -> str:
     """``text`` with every secret it holds replaced by ``********``."""
     if not text:
         return text
-    for value in secret_values(os.environ if environ is None else environ):
-        text = text.replace(value, MASK)
+    values = secret_values(os.environ if environ is None else environ)
+    text = Masker(values)(_KNOWN(text))
     for shape in _SHAPES:
         text = shape.sub(MASK, text)
     return _PAIR.sub(lambda m: f"{m[1]}{m[2]}{MASK}", text)

@@ -17,9 +17,19 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from prefect_julia.core.prefect_http import ApiClient
-from prefect_julia.core.secrets import MASK, MIN_SECRET_LENGTH, is_secret_name, redact, secret_values
+from prefect_julia.core.redact import remember
+from prefect_julia.core.secrets import (
+    MASK,
+    MIN_SECRET_LENGTH,
+    Masker,
+    is_secret_name,
+    passed_names,
+    secret_lines,
+    secret_values,
+)
 
-PASS_ENV = "PREFECT_JULIA_PASS_ENV"
+#: Blocks and variables are read from the server a page at a time.
+PAGE = 200
 #: Variables a Julia job always gets when they are set.
 ALLOWED = frozenset(
     {
@@ -56,11 +66,6 @@ ALLOWED_PREFIXES = ("JULIA_", "LC_")
 _LOGGER = logging.getLogger("prefect_julia.julia")
 
 
-def passed_names(environ: Mapping[str, str]) -> set[str]:
-    """The names ``PREFECT_JULIA_PASS_ENV=NAME1,NAME2`` declares."""
-    return {name.strip() for name in environ.get(PASS_ENV, "").split(",") if name.strip()}
-
-
 def allowed_env(environ: Mapping[str, str]) -> dict[str, str]:
     """``environ`` cut down to the allow-list and the declared names."""
     extra = passed_names(environ)
@@ -71,12 +76,38 @@ def allowed_env(environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+def _leaves(data: Any) -> Iterable[str]:
+    """Every string and number inside a JSON value (a secret field holding a dict or list is secret throughout)."""
+    if isinstance(data, dict):
+        for value in data.values():
+            yield from _leaves(value)
+    elif isinstance(data, list):
+        for item in data:
+            yield from _leaves(item)
+    elif isinstance(data, str):
+        yield data
+    elif isinstance(data, int | float) and not isinstance(data, bool):
+        yield json.dumps(data)
+
+
+def _is_secret_path(path: str, secret_paths: set[str]) -> bool:
+    """``path`` is a secret field, or inside one (``field.*`` marks every key of a dict field)."""
+    parts = path.split(".")
+    for pattern in secret_paths:
+        wanted = pattern.split(".")
+        if len(wanted) <= len(parts) and all(w in ("*", p) for w, p in zip(wanted, parts, strict=False)):
+            return True
+    return False
+
+
 def _walk_secrets(data: Any, secret_paths: set[str], path: str = "") -> Iterable[str]:
     if isinstance(data, dict):
         for key, value in data.items():
             child = f"{path}.{key}" if path else str(key)
-            if isinstance(value, str) and (child in secret_paths or is_secret_name(str(key))):
-                yield value
+            if _is_secret_path(child, secret_paths) or (isinstance(value, str) and is_secret_name(str(key))):
+                yield from _leaves(value)
+                if isinstance(value, dict | list):
+                    yield json.dumps(value)
             else:
                 yield from _walk_secrets(value, secret_paths, child)
     elif isinstance(data, list):
@@ -84,40 +115,60 @@ def _walk_secrets(data: Any, secret_paths: set[str], path: str = "") -> Iterable
             yield from _walk_secrets(item, secret_paths, path)
 
 
+def _pages(client: ApiClient, path: str, body: Mapping[str, Any]) -> Iterable[Any]:
+    """Every item of a ``/filter`` endpoint, read ``PAGE`` at a time."""
+    offset = 0
+    while True:
+        page = client.request("POST", path, {**body, "offset": offset, "limit": PAGE}) or []
+        yield from page
+        if len(page) < PAGE:
+            return
+        offset += len(page)
+
+
 def server_secrets(client: ApiClient) -> set[str]:
-    """Secret values on the server: secret fields of every block, and variables with secret names."""
+    """Secret values on the server: secret fields of every block (values nested in JSON fields included),
+    and variables with secret names."""
     found: set[str] = set()
-    documents = client.request("POST", "/block_documents/filter", {"include_secrets": True, "limit": 200}) or []
-    for doc in documents:
+    for doc in _pages(client, "/block_documents/filter", {"include_secrets": True}):
         fields = ((doc.get("block_schema") or {}).get("fields") or {}).get("secret_fields") or []
         paths = {str(p) for p in fields}
         if (doc.get("block_type") or {}).get("slug") == "secret":
             paths.add("value")
         found.update(_walk_secrets(doc.get("data") or {}, paths))
-    variables = client.request("POST", "/variables/filter", {"limit": 200}) or []
-    for variable in variables:
+    for variable in _pages(client, "/variables/filter", {}):
         if is_secret_name(str(variable.get("name", ""))):
             value = variable.get("value")
             found.add(value if isinstance(value, str) else json.dumps(value))
+            found.update(_leaves(value))
     return found
 
 
+def _forms(value: str) -> Iterable[str]:
+    """``value`` as it may appear in a job's output: plain, inside a JSON string, as a basic-auth header."""
+    yield value
+    yield json.dumps(value)[1:-1]  # as it appears inside a JSON log line
+    if ":" in value and "\n" not in value:
+        yield base64.b64encode(value.encode()).decode()  # an Authorization: Basic header
+    for line in secret_lines(value):
+        yield json.dumps(line)[1:-1]
+
+
 class Scrubber:
-    """Replaces known secret values (and their JSON-escaped and basic-auth forms) by ``********``."""
+    """Replaces known secret values (whole, line by line, JSON-escaped and in basic-auth form) by ``********``.
+
+    The values are also remembered for the rest of the process (``core.redact.remember``), so the kit's
+    errors scrub them from their messages and stderr tails, which join many lines into one text.
+    """
 
     def __init__(self, values: Iterable[str]) -> None:
-        known: set[str] = set()
-        for value in values:
-            if len(value) < MIN_SECRET_LENGTH:
-                continue
-            known.add(value)
-            known.add(json.dumps(value)[1:-1])  # as it appears inside a JSON log line
-            if ":" in value:
-                known.add(base64.b64encode(value.encode()).decode())  # an Authorization: Basic header
+        known = {form for value in values if len(value) >= MIN_SECRET_LENGTH for form in _forms(value)}
         self.values = frozenset(known)
+        self._masker = Masker(known)
+        remember(known)
 
     def __call__(self, text: str) -> str:
-        return redact(text, self.values) if self.values else text
+        return self._masker(text)
 
     def lines(self, handle: Callable[[str], None]) -> Callable[[str], None]:
         """``handle`` fed scrubbed lines."""
