@@ -8,14 +8,18 @@ import base64
 import json
 import os
 import secrets
+import subprocess
+from pathlib import Path
 
 import pytest
 
+from conftest import REPO_ROOT
 from harness import RunningServer, api
 from prefect_julia.core.errors import CommandFailed
 from prefect_julia.core.prefect_http import ApiClient
 from prefect_julia.core.redact import scrub
 from prefect_julia.core.secrets import MASK, Masker, redact, secret_lines, secret_values
+from prefect_julia.runtime.bridge import find_julia
 from prefect_julia.runtime.secrets import Scrubber, scrubber_for, server_secrets
 
 BODY = [
@@ -136,3 +140,27 @@ class Probe(dict[str, list[str]]):
     def get(self, key: str, default: object = None) -> list[str] | None:  # type: ignore[override]
         self.lookups += 1
         return super().get(key)
+
+
+VECTORS = json.loads((Path(__file__).parent / "vectors" / "secret_lines.json").read_text())
+
+
+@pytest.mark.parametrize("indexed", [False, True], ids=["few", "indexed"])
+def test_python_masks_the_shared_vectors(indexed: bool) -> None:
+    for case in VECTORS["lines"]:
+        assert secret_lines(case["value"]) == case["lines"], case["value"]
+    padding = [f"padding-secret-{i:04d}" for i in range(Masker.FEW + 1)] if indexed else []
+    mask = Masker([*VECTORS["secrets"], *padding])
+    assert [mask(case["text"]) for case in VECTORS["cases"]] == [case["scrubbed"] for case in VECTORS["cases"]]
+
+
+@pytest.mark.julia
+def test_julia_masks_the_shared_vectors() -> None:
+    """The same vectors through the Julia package's scrubber, both paths (a real julia)."""
+    julia = find_julia(os.environ)
+    done = subprocess.run(
+        [julia, f"--project={REPO_ROOT / 'julia'}", "--startup-file=no", str(Path(__file__).parent / "secret_lines_vectors.jl"),
+         str(Path(__file__).parent / "vectors" / "secret_lines.json")],
+        capture_output=True, text=True, timeout=600, env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")},
+    )  # fmt: skip
+    assert done.returncode == 0 and " 0 failed" in done.stdout, done.stdout + done.stderr

@@ -76,13 +76,41 @@ secretwrap(s::SecretValue) = (v = secretvalue(s); v isa AbstractString ? SecretS
 secretwrap(v) = SecretValue(v)
 
 # Texts of every secret this process has loaded, so that log records can be scrubbed even when a value was
-# interpolated by hand. Short values are not scrubbed (they would mangle ordinary words).
+# interpolated by hand. Short values are not scrubbed (they would mangle ordinary words). Each line of a
+# multi-line secret (a PEM key's body) is a secret text too, so a line printed on its own is masked.
 const SECRET_TEXTS = Set{String}()
 const SECRET_LOCK = ReentrantLock()
+const SECRET_VERSION = Ref(0)
+const MIN_SECRET_LENGTH = 4
+"A line of a multi-line secret is masked on its own from this length on."
+const MIN_LINE_LENGTH = 8
+const ARMOUR = r"^-----(BEGIN|END) [A-Z0-9 ]+-----$"
+
+"""
+    secretlines(value) -> Vector{String}
+
+The lines of a multi-line secret that are masked on their own: not its PEM `BEGIN`/`END` lines, and not
+lines shorter than $(MIN_LINE_LENGTH) characters (stripped of surrounding blanks).
+"""
+function secretlines(value::AbstractString)
+    (occursin('\n', value) || occursin('\r', value)) || return String[]
+    lines = String[]
+    for line in split(value, r"\r\n|\r|\n")
+        text = strip(line)
+        length(text) >= MIN_LINE_LENGTH && !occursin(ARMOUR, text) && push!(lines, String(text))
+    end
+    return lines
+end
 
 function register_secret!(value)
     if value isa AbstractString
-        length(value) >= 4 && lock(() -> push!(SECRET_TEXTS, String(value)), SECRET_LOCK)
+        if length(value) >= MIN_SECRET_LENGTH
+            lock(SECRET_LOCK) do
+                push!(SECRET_TEXTS, String(value))
+                union!(SECRET_TEXTS, secretlines(value))
+                SECRET_VERSION[] += 1
+            end
+        end
     elseif value isa AbstractDict
         foreach(register_secret!, values(value))
     elseif value isa AbstractVector
@@ -93,12 +121,70 @@ function register_secret!(value)
     return nothing
 end
 
-"Replace every loaded secret's text in `s` by the mask."
+# How `scrub` masks: a few texts one `replace` each (longest first); past `FEW_SECRETS`, one pass over the
+# text through an index of the texts' first 8 bytes, so a megabyte of key lines costs time in proportion to
+# the text scrubbed. Rebuilt when the secrets change.
+const FEW_SECRETS = 64
+struct ScrubPlan
+    version::Int
+    count::Int
+    few::Vector{String}
+    index::Dict{UInt64,Vector{String}}
+end
+const SCRUB_PLAN = Ref(ScrubPlan(-1, 0, String[], Dict{UInt64,Vector{String}}()))
+
+prefix8(s::String, i::Int) = GC.@preserve s unsafe_load(Ptr{UInt64}(pointer(s, i)))
+
+function scrubplan()
+    lock(SECRET_LOCK) do
+        plan = SCRUB_PLAN[]
+        plan.version == SECRET_VERSION[] && plan.count == length(SECRET_TEXTS) && return plan
+        texts = sort!(collect(SECRET_TEXTS), by=length, rev=true)
+        few, index = String[], Dict{UInt64,Vector{String}}()
+        for t in texts
+            if length(texts) > FEW_SECRETS && ncodeunits(t) >= 8
+                push!(get!(() -> String[], index, prefix8(t, 1)), t)
+            else
+                push!(few, t)
+            end
+        end
+        SCRUB_PLAN[] = ScrubPlan(SECRET_VERSION[], length(SECRET_TEXTS), few, index)
+    end
+end
+
+function startswith_at(s::String, i::Int, t::String)
+    n = ncodeunits(t)
+    i + n - 1 <= ncodeunits(s) || return false
+    return GC.@preserve s t ccall(:memcmp, Cint, (Ptr{UInt8}, Ptr{UInt8}, Csize_t), pointer(s, i), pointer(t), n) == 0
+end
+
+function scrub_indexed(s::String, index::Dict{UInt64,Vector{String}})
+    out = IOBuffer()
+    start = i = 1
+    last = ncodeunits(s) - 7
+    while i <= last
+        found = get(index, prefix8(s, i), nothing)
+        hit = found === nothing ? nothing : findfirst(t -> startswith_at(s, i, t), found)
+        if hit === nothing
+            i += 1
+            continue
+        end
+        write(out, SubString(s, start, prevind(s, i)))  # i starts a secret, so it is a character boundary
+        write(out, MASK)
+        i = start = i + ncodeunits(found[hit])
+    end
+    start == 1 && return s
+    start <= ncodeunits(s) && write(out, SubString(s, start))
+    return String(take!(out))
+end
+
+"Replace every loaded secret's text (and each line of a multi-line one) in `s` by the mask."
 function scrub(s::AbstractString)
-    texts = lock(() -> collect(SECRET_TEXTS), SECRET_LOCK)
-    isempty(texts) && return String(s)
     out = String(s)
-    for t in sort!(texts, by=length, rev=true)
+    isempty(SECRET_TEXTS) && return out
+    plan = scrubplan()
+    isempty(plan.index) || (out = scrub_indexed(out, plan.index))
+    for t in plan.few
         occursin(t, out) && (out = replace(out, t => MASK))
     end
     return out
