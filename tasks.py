@@ -1,8 +1,9 @@
 """The kit's front door: `invoke --list` shows every task, `invoke --help TASK` its options.
 
 Tasks only parse arguments, call the library in ``src/prefect_julia`` and print; errors from the library
-become a message and a non-zero exit in ``prefect_julia.cli.edge``. ``--env ENV`` (``-e``) is ``dev`` or ``prod``;
-left out, it is the environment of the current git branch (``envs/branches.toml``).
+become a message and a non-zero exit in ``prefect_julia.cli.edge``. A task that takes an environment takes it as
+a bare word or a flag (``invoke server-up dev``, ``invoke server-up --env dev``); left out, it is the environment
+of the current git branch (``envs/branches.toml``). How the command line is read: ``prefect_julia.cli.arguments``.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from invoke import task
 from invoke.context import Context
 
+from prefect_julia.cli import arguments
+from prefect_julia.cli.arguments import task
 from prefect_julia.cli.edge import guarded
-from prefect_julia.cli.invoke_args import friendly_parse_errors
 from prefect_julia.core.console import Progress, human_bytes, table
 from prefect_julia.core.files import tail
 from prefect_julia.core.processes import read_pid_file
@@ -28,8 +29,9 @@ if TYPE_CHECKING:
     from prefect_julia.kit import inflight as inflight_types
 
 ROOT = Path(__file__).resolve().parent
-ENV_HELP = "dev or prod (default: the current branch's)"
-friendly_parse_errors()  # a bad flag or value exits 2 with a fix: line
+ENV_HELP = "the environment, also as a bare word: `invoke TASK dev` (default: the current branch's)"
+ALL_ENV_HELP = "the environment, also as a bare word (default: every environment)"
+arguments.install()  # bare environment words, and bad input that exits 2 with a fix: line
 
 
 def _env(name: str | None = None) -> environments.Environment:
@@ -58,7 +60,7 @@ def env(c: Context, env: str = "", shell: bool = False) -> None:
 
         if codesource.code_dir(resolved, ROOT) is None:
             print(
-                f"# {resolved.name} has no deployed commit yet: `invoke deploy --env {resolved.name}` makes its code folder"
+                f"# {resolved.name} has no deployed commit yet: `invoke deploy {resolved.name}` makes its code folder"
             )
         for name, value in resolved.exports(secrets=False).items():
             print(f"export {name}={shlex.quote(value)}")
@@ -153,15 +155,20 @@ def _report_cancelled(runs: list[inflight_types.InFlightRun]) -> None:
         print(f"cancelled  {run.name}  ({run.deployment}, was {run.state})")
 
 
-@task(name="server-status")
+def _chosen(env: str) -> list[environments.Environment]:
+    """The environment named, or every environment when none is."""
+    return [_env(env)] if env else environments.all_environments(ROOT, os.environ)
+
+
+@task(name="server-status", help={"env": ALL_ENV_HELP})
 @guarded
-def server_status(c: Context) -> None:
+def server_status(c: Context, env: str = "") -> None:
     """Show every environment's server: branch, port, pid, health, database, URL, services logging errors."""
     from prefect_julia.kit import serverlog
 
     mapping = environments.load_branch_mapping(ROOT)
     rows = []
-    for resolved in environments.all_environments(ROOT, os.environ):
+    for resolved in _chosen(env):
         s = servers.server_status(resolved, mapping.branches_of(resolved.name))
         rows.append(
             [
@@ -201,7 +208,7 @@ def server_logs(c: Context, env: str = "", follow: bool = False, lines: int = 50
     resolved = _env(env)
     if not resolved.files.server_log.exists():
         print(
-            f"No log yet at {resolved.files.server_log}: start the server with `invoke server-up --env {resolved.name}`."
+            f"No log yet at {resolved.files.server_log}: start the server with `invoke server-up {resolved.name}`."
         )
         return
     if not follow:
@@ -227,15 +234,15 @@ def db_backup(c: Context, env: str = "", file: str = "") -> None:
     print(f"{resolved.name} database backed up to {written} ({human_bytes(written.stat().st_size)})")
 
 
-@task(name="db-restore", positional=["file"], help={"env": ENV_HELP, "file": "a file db-backup wrote"})
+@task(name="db-restore", words=("file", "env"), help={"env": ENV_HELP, "file": "a file db-backup wrote"})
 @guarded
-def db_restore(c: Context, file: str | None = None, env: str = "") -> None:
+def db_restore(c: Context, file: str = "", env: str = "") -> None:
     """Restore the environment's database from a backup (refused while flow runs are in flight)."""
     from prefect_julia.core.errors import ConfigError
     from prefect_julia.kit import backups
 
     if not file:
-        raise ConfigError("db-restore needs the backup file.", hint="Run `invoke db-restore FILE --env ENV`.")
+        raise ConfigError("db-restore needs the backup file.", hint="Run `invoke db-restore FILE ENV`.")
     resolved = _env(env)
     result = backups.restore(resolved, Path(file), os.environ)
     print(f"{resolved.name} database restored from {result.source}; the replaced one is kept in {result.safety_copy}")
@@ -313,14 +320,13 @@ def automations(c: Context, env: str = "") -> None:
     _print_automations(notifications.apply(ROOT, resolved, checked))
 
 
-@task(help={"env": "dev or prod (default: every environment)", "runs": "how many last runs"})
+@task(help={"env": ALL_ENV_HELP, "runs": "how many last runs"})
 @guarded
 def status(c: Context, env: str = "", runs: int = 10) -> None:
     """One screen per environment: server, worker, deployments and next runs, last runs, automations."""
     from prefect_julia.kit import status as screens
 
-    chosen = [_env(env)] if env else environments.all_environments(ROOT, os.environ)
-    print("\n\n".join(screens.render(screens.collect(resolved, last_runs=runs)) for resolved in chosen))
+    print("\n\n".join(screens.render(screens.collect(resolved, last_runs=runs)) for resolved in _chosen(env)))
 
 
 @task(name="worker-up", help={"env": ENV_HELP})
@@ -353,14 +359,14 @@ def worker_down(c: Context, env: str = "", cancel: bool = False) -> None:
     print(f"{resolved.name} worker {'stopped' if stopped else 'is not running: nothing to stop'}.")
 
 
-@task(name="worker-status")
+@task(name="worker-status", help={"env": ALL_ENV_HELP})
 @guarded
-def worker_status(c: Context) -> None:
+def worker_status(c: Context, env: str = "") -> None:
     """Show every environment's worker: pool, pid, online or not, warm Julia sessions, log file."""
     from prefect_julia.kit import workers
 
     rows = []
-    for resolved in environments.all_environments(ROOT, os.environ):
+    for resolved in _chosen(env):
         s = workers.worker_status(resolved)
         state = "online" if s.online else ("running" if s.pid else "down")
         julia = " ".join(map(str, s.sessions)) or "-"
@@ -397,7 +403,7 @@ def julia_image(c: Context, env: str = "", force: bool = False, check: bool = Fa
 
 
 @task(
-    positional=["deployment"],
+    words=("deployment", "env"),
     iterable=["param"],
     help={
         "deployment": "deployment name (or flow/deployment)",
@@ -409,7 +415,7 @@ def julia_image(c: Context, env: str = "", force: bool = False, check: bool = Fa
 @guarded
 def run(
     c: Context,
-    deployment: str | None = None,
+    deployment: str = "",
     param: list[str] | None = None,
     env: str = "",
     timeout: float = runs.DEFAULT_TIMEOUT,
@@ -417,12 +423,17 @@ def run(
     """Run a deployment, print its logs as they arrive, and exit 0 only when it Completed."""
     from prefect_julia.kit import workers
 
+    from prefect_julia.kit.deployments import require_deployment, run_words
+
+    deployment, env = run_words(ROOT, deployment, env)
     resolved = _env(env or None)
+    if not deployment:
+        require_deployment(ROOT, resolved.name)
     params = runs.parse_params(param or [])
     if servers.is_healthy(resolved.api_url) and not workers.worker_status(resolved).online:
         print(
             f"note: no worker of {resolved.name} is online, so the run waits (Scheduled) until one starts.\n"
-            f"  fix: start one with `invoke worker-up --env {resolved.name}`.",
+            f"  fix: start one with `invoke worker-up {resolved.name}`.",
             file=sys.stderr,
             flush=True,
         )

@@ -333,7 +333,7 @@ def test_parse_duration() -> None:
 def test_status_with_the_server_down_says_how_to_start_it(kit_repo: KitRepo) -> None:
     run = kit_repo.invoke("status", "--env", "dev")
     assert run.returncode == 0, run.stderr
-    assert "server   down" in run.stdout and "invoke server-up --env dev" in run.stdout
+    assert "server   down" in run.stdout and "invoke server-up dev" in run.stdout
     assert "worker   down" in run.stdout
 
 
@@ -357,7 +357,7 @@ def test_deploy_refuses_when_a_webhook_block_is_not_on_the_server(
         path.write_text(path.read_text().replace(old, new))
     run = repo.invoke("deploy", "--env", "dev")
     assert run.returncode == ConfigError.exit_code, run.stdout + run.stderr
-    assert f"custom-webhook/{unique}" in run.stderr and "invoke blocks --env dev" in run.stderr
+    assert f"custom-webhook/{unique}" in run.stderr and "invoke blocks dev" in run.stderr
     assert "deployed" not in run.stdout
     pool = repo.environment("dev").require("PREFECT_JULIA_WORK_POOL")
     assert not _api(prefect_server, "/deployments/filter", {"work_pools": {"name": {"any_": [pool]}}})

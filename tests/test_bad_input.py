@@ -121,16 +121,18 @@ CASES = [
     # bad flags and values on the command line
     Case("flag-not-a-number", ("server-logs", "--env", "dev", "--lines=abc"), 2, "--lines expects a whole number"),
     Case("timeout-not-a-number", ("run", "daily", "--timeout=soon"), 2, "--timeout expects a number"),
-    Case("task-unknown", ("serve-up",), 2, "No idea what 'serve-up' is", fix="invoke --list"),
+    Case("flag-unknown", ("server-up", "dev", "--bogus"), 2, "has no option --bogus", fix="invoke --help server-up"),
+    Case("word-not-taken", ("gate", "dev"), 2, "`invoke gate` takes no word 'dev'", fix="invoke --help gate"),
     # bad parameters, checked before any server is asked
     Case("param-without-value", ("run", "daily", "--env", "dev", "--param", "novalue"), 2, "is not key=value"),
     Case("param-without-name", ("run", "daily", "--env", "dev", "--param", "=2026-01-01"), 2, "is not key=value"),
     Case("param-twice", ("run", "daily", "--env", "dev", "--param", "a=1", "--param", "a=2"), 2, "given twice"),
-    Case("run-without-deployment", ("run", "--env", "dev"), 2, "did not receive required positional arguments"),
-    Case("env-as-a-word", ("server-up", "dev"), 2, "No idea what 'dev' is", fix="--env dev"),
+    Case("run-without-deployment", ("run", "dev"), 2, "Which deployment? `invoke run` needs its name. Declared for dev: daily", fix="invoke run daily dev", project=True),
+    Case("env-word-unknown", ("server-up", "staging"), 2, "Unknown environment 'staging'", fix="dev, prod"),
+    Case("env-given-twice", ("deploy", "dev", "--env", "prod"), 2, "--env is given twice: dev and --env prod", project=True),
     # a server that is down
-    Case("run-server-down", ("run", "daily", "--env", "dev"), 3, "is not reachable", fix="invoke server-up --env dev"),
-    Case("worker-up-server-down", ("worker-up", "--env", "dev"), 3, "is not running", fix="invoke server-up --env dev"),
+    Case("run-server-down", ("run", "daily", "--env", "dev"), 3, "is not reachable", fix="invoke server-up dev"),
+    Case("worker-up-server-down", ("worker-up", "--env", "dev"), 3, "is not running", fix="invoke server-up dev"),
     Case("deploy-server-down", ("deploy", "--env", "dev"), 3, "not reachable", project=True),
     Case("blocks-server-down", ("blocks", "--env", "dev"), 3, "not reachable", _environ(DEMO_API_TOKEN="t0k3n"), project=True),
 ]  # fmt: skip

@@ -128,5 +128,5 @@ def test_check_reports_bad_declarations_without_a_server(repo: KitRepo, text: st
 
 def test_server_down_names_the_command(repo: KitRepo) -> None:
     env = resolve_environment("dev", repo.root, {"DEMO_API_TOKEN": "x"})
-    with pytest.raises(ServerError, match="invoke server-up --env dev"):
+    with pytest.raises(ServerError, match="invoke server-up dev"):
         blocks.apply(blocks.load(repo.root, "dev"), env)

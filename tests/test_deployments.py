@@ -123,7 +123,7 @@ def test_deploy_with_the_server_down_names_server_up(tmp_path: Path) -> None:
     repo = _repo(tmp_path, "hello-down", _decl("x"))
     run = repo.invoke("deploy", "--env", "dev")
     assert run.returncode == ServerError.exit_code
-    assert "invoke server-up --env dev" in run.stderr
+    assert "invoke server-up dev" in run.stderr
 
 
 def test_prefect_deploy_all_reads_the_same_file(tmp_path: Path, prefect_server: RunningServer) -> None:

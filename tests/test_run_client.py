@@ -54,7 +54,7 @@ def test_no_worker_and_timeout_say_what_to_do(live_kit: LiveKit) -> None:
     try:
         done = live_kit.invoke("run", "quick", "--env", "dev", "--timeout", "2")
         assert done.returncode == 1, done.stdout + done.stderr
-        assert "no worker of dev is online" in done.stderr and "invoke worker-up --env dev" in done.stderr
+        assert "no worker of dev is online" in done.stderr and "invoke worker-up dev" in done.stderr
         assert "is still Scheduled after 2 s; it goes on" in done.stderr
         assert "prefect flow-run logs" in done.stderr and "Traceback" not in done.stdout + done.stderr
     finally:

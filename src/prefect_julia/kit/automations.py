@@ -317,7 +317,7 @@ def require_blocks(env: Environment, checked: Plan) -> None:
         raise ConfigError(
             f"The notifications of {env.name} use block(s) not on its server: {', '.join(missing)}. "
             "Nothing was applied.",
-            hint=f"Run `invoke blocks --env {env.name}` first (it creates them from envs/{env.name}.blocks.toml).",
+            hint=f"Run `invoke blocks {env.name}` first (it creates them from envs/{env.name}.blocks.toml).",
         )
 
 
@@ -356,7 +356,7 @@ def apply(root: Path, env: Environment, checked: Plan | None = None) -> Automati
         if problems:
             raise ConfigError(
                 f"Cannot apply the {env.name} notifications; nothing was applied: " + "; ".join(problems) + ".",
-                hint=f"Run `invoke blocks --env {env.name}` and `invoke deploy --env {env.name}` first.",
+                hint=f"Run `invoke blocks {env.name}` and `invoke deploy {env.name}` first.",
             )
         existing = {a.name: a for a in managed(client)}
         for automation in wanted:

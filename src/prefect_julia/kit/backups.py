@@ -38,7 +38,7 @@ def restore(env: Environment, source: Path, environ: Mapping[str, str]) -> Resto
         if in_flight is None:
             raise DatabaseError(
                 f"Cannot ask the {env.name} server which flow runs are in flight; nothing was restored.",
-                hint=f"Check `invoke server-status`, or stop the server (`invoke server-down --env {env.name}`) and retry.",
+                hint=f"Check `invoke server-status`, or stop the server (`invoke server-down {env.name}`) and retry.",
             )
         if in_flight:
             raise DatabaseError(

@@ -252,8 +252,8 @@ def _check_folder(cluster: Cluster) -> None:
             raise DatabaseError(
                 f"The PostgreSQL data folder {cluster.data} is damaged (PG_VERSION or global/pg_control is missing); "
                 "it was left untouched.",
-                hint=f"Move it away and restore a backup: `invoke server-up --env {env.name}` creates an empty cluster, then "
-                f"`invoke db-restore FILE --env {env.name}`.",
+                hint=f"Move it away and restore a backup: `invoke server-up {env.name}` creates an empty cluster, then "
+                f"`invoke db-restore FILE {env.name}`.",
             )
         have = version_file.read_text().strip()
         if wanted and have != wanted:
@@ -313,7 +313,7 @@ def _initdb(cluster: Cluster, password: str) -> None:
                 "--locale=C",
             ],
             what=f"Creating the {env.name} PostgreSQL cluster (initdb)",
-            hint=f"Fix the cause above, remove {cluster.folder}, and run `invoke server-up --env {env.name}` again.",
+            hint=f"Fix the cause above, remove {cluster.folder}, and run `invoke server-up {env.name}` again.",
         )
     finally:
         pwfile.unlink(missing_ok=True)
@@ -588,7 +588,7 @@ def backup(env: Environment, target: Path) -> Path:
             if not env.files.database.exists():
                 raise DatabaseError(
                     f"The {env.name} environment has no database yet ({env.files.database}).",
-                    hint=f"Start its server once: `invoke server-up --env {env.name}`.",
+                    hint=f"Start its server once: `invoke server-up {env.name}`.",
                 )
             with (
                 contextlib.closing(sqlite3.connect(env.files.database)) as source,

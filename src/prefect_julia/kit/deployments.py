@@ -114,6 +114,25 @@ def load(root: Path) -> list[DeploymentSpec]:
     return specs
 
 
+def run_words(root: Path, deployment: str, env: str) -> tuple[str, str]:
+    """(deployment, environment) of ``invoke run WORDS``: an environment named alone (``invoke run dev``) is the
+    environment, unless a deployment of that name is declared."""
+    if deployment in ENVIRONMENTS and not env and all(spec.name != deployment for spec in load(root)):
+        return "", deployment
+    return deployment, env
+
+
+def require_deployment(root: Path, env: str) -> None:
+    """Refuse a run that names no deployment, listing the ones declared for ``env``."""
+    declared = [spec.name for spec in load(root) if env in spec.environments]
+    choices = ", ".join(declared) or f"none yet: declare one in {DECLARATION_FILE}"
+    example = declared[0] if declared else "NAME"
+    raise ConfigError(
+        f"Which deployment? `invoke run` needs its name. Declared for {env}: {choices}.",
+        hint=f"Run `invoke run {example} {env}` (or `just run {example} {env}`).",
+    )
+
+
 def _load_flow(root: Path, spec: DeploymentSpec) -> Any:
     from prefect.flows import Flow, load_flow_from_entrypoint
 

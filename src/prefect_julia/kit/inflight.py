@@ -118,7 +118,7 @@ def refuse(env: Environment, runs: Sequence[InFlightRun], what: str, task: str) 
         f"{len(runs)} flow run(s) of {env.name} are in flight; stopping the {what} now would strand them:\n"
         + table(HEADERS, [r.row() for r in runs]),
         runs,
-        hint=f"Wait for them to finish, or run `invoke {task} --env {env.name} --cancel` to cancel them first.",
+        hint=f"Wait for them to finish, or run `invoke {task} {env.name} --cancel` to cancel them first.",
     )
 
 
@@ -229,7 +229,7 @@ def guard_stop(
         return []
     if not cancel_runs:
         raise refuse(env, runs, what, task)
-    report = cancel(env, by=f"invoke {task} --env {env.name} --cancel", pool=pool, say=say)
+    report = cancel(env, by=f"invoke {task} {env.name} --cancel", pool=pool, say=say)
     if report.survivors:
         pids = ", ".join(str(pid) for pid in report.survivors)
         raise ServerError(

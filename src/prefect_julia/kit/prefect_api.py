@@ -30,7 +30,7 @@ def client_for(env: Environment) -> Iterator[SyncPrefectClient]:
         if client.api_healthcheck() is not None:
             raise ServerError(
                 f"The {env.name} Prefect server at {env.api_url} is not reachable.",
-                hint=f"Start it with `invoke server-up --env {env.name}` (or `just server-up {env.name}`), then retry.",
+                hint=f"Start it with `invoke server-up {env.name}` (or `just server-up {env.name}`), then retry.",
             )
         yield client
 

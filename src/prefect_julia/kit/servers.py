@@ -153,7 +153,7 @@ def _wait_healthy(
             raise ServerError(
                 f"The {env.name} server exited during start-up (exit code {exit_code}). Last lines of {env.files.server_log}:\n"
                 + tail(env.files.server_log, 25),
-                hint=f"Fix the cause above, then run `invoke server-up --env {env.name}` again.",
+                hint=f"Fix the cause above, then run `invoke server-up {env.name}` again.",
             )
         if elapsed > timeout:
             raise ServerError(

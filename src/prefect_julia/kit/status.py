@@ -185,7 +185,7 @@ def render(status: EnvironmentStatus) -> str:
         + f"   log {worker.log}",
     ]
     if not status.server_healthy:
-        lines.append(f"Start it with `invoke server-up --env {status.env}` to see deployments, runs and automations.")
+        lines.append(f"Start it with `invoke server-up {status.env}` to see deployments, runs and automations.")
         return "\n".join(lines)
     lines += ["", f"deployments ({len(status.deployments)})"]
     lines.append(
@@ -194,7 +194,7 @@ def render(status: EnvironmentStatus) -> str:
             [[d.name, d.schedule, d.next_run, d.limit, "yes" if d.paused else "no"] for d in status.deployments],
         )
         if status.deployments
-        else f"  none: run `invoke deploy --env {status.env}`"
+        else f"  none: run `invoke deploy {status.env}`"
     )
     lines += ["", f"last runs ({len(status.runs)})"]
     lines.append(

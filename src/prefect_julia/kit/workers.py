@@ -91,7 +91,7 @@ def worker_up(
                 f"Check PREFECT_API_URL (and PREFECT_API_KEY) in envs/{env.name}.local.env and that the {env.name} "
                 "server is up on its machine."
                 if remote
-                else f"Run `invoke server-up --env {env.name}` first."
+                else f"Run `invoke server-up {env.name}` first."
             ),
         )
     identity.check(env)
@@ -123,7 +123,7 @@ def worker_up(
                 raise ServerError(
                     f"The {env.name} worker did not come online (pool {pool}). Last lines of {env.files.worker_log}:\n"
                     + tail(env.files.worker_log, 20),
-                    hint=f"Check the pool exists (`invoke deploy --env {env.name}` creates it), then retry.",
+                    hint=f"Check the pool exists (`invoke deploy {env.name}` creates it), then retry.",
                 )
             time.sleep(0.5)
     return worker_status(env), True
