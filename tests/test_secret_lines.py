@@ -23,15 +23,15 @@ from prefect_julia.runtime.bridge import find_julia
 from prefect_julia.runtime.secrets import Scrubber, scrubber_for, server_secrets
 
 BODY = [
-    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj",
-    "MqIBSUa7bFBgLmEwQJpFm3bt6YB9rSXYXyRxZQbBQx5hJ0gUHcOUljnLPTwrAVGu",
-    "Bm4lrp5ZOvsY1UPm5UbHYq4J0kVJKPd4H3bW0VOVNrvD0XOa3i==",
+    "AbCdEfGhAbCdEfGhAbCdEfGhAbCdEfGhAbCdEfGhAbCdEfGhAbCdEfGhLine0001",
+    "AbCdEfGhAbCdEfGhAbCdEfGhAbCdEfGhAbCdEfGhAbCdEfGhAbCdEfGhLine0002",
+    "AbCdEfGhAbCdEfGhAbCdEfGhAbCdEfGhTail03==",
     "zQ",
 ]
 
 
 def pem(body: list[str] = BODY) -> str:
-    return "\n".join(["-----BEGIN PRIVATE KEY-----", *body, "-----END PRIVATE KEY-----"])
+    return "\n".join(["-----BEGIN EXAMPLE KEY-----", *body, "-----END EXAMPLE KEY-----"])
 
 
 def test_the_body_lines_of_a_pem_are_secrets_and_its_armour_and_short_lines_are_not() -> None:
@@ -47,9 +47,9 @@ def test_each_line_is_masked_wherever_it_appears_and_the_rest_is_kept(indexed: b
     padding = [f"padding-secret-{i:04d}" for i in range(Masker.FEW + 1)] if indexed else []
     mask = Masker([*values, *padding])
     assert bool(mask._plan[1]) is indexed
-    text = "\n".join([f"line: {BODY[0]}", f"│ {BODY[1]} and more", BODY[2], "zQ", "-----END PRIVATE KEY-----"])
+    text = "\n".join([f"line: {BODY[0]}", f"│ {BODY[1]} and more", BODY[2], "zQ", "-----END EXAMPLE KEY-----"])
     assert mask(text) == "\n".join(
-        ["line: ********", "│ ******** and more", "********", "zQ", "-----END PRIVATE KEY-----"]
+        ["line: ********", "│ ******** and more", "********", "zQ", "-----END EXAMPLE KEY-----"]
     )
     assert mask(f"[{pem()}]") == "[********]"
     assert mask("token plain-token-1234!") == "token ********!"

@@ -156,3 +156,64 @@ def test_the_repository_passes_its_own_baseline() -> None:
     script = root / "src" / "prefect_julia" / "gates" / "baseline_scan.py"
     done = subprocess.run([sys.executable, str(script), *files], cwd=root, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _pem_body(lines: int = 4) -> str:
+    """Lines of a PEM key's body, random at run time (64 base64 characters a line, a shorter last one)."""
+    import base64
+    import os
+
+    data = base64.b64encode(os.urandom(48 * lines - 10)).decode()
+    return "\n".join(data[i : i + 64] for i in range(0, len(data), 64))
+
+
+@pytest.mark.parametrize(
+    ("encoding", "bom"),
+    [
+        ("utf-16-le", b"\xff\xfe"),
+        ("utf-16-be", b"\xfe\xff"),
+        ("utf-32-le", b"\xff\xfe\0\0"),
+        ("utf-32-be", b"\0\0\xfe\xff"),
+    ],
+)
+def test_utf16_and_utf32_files_are_read_by_their_byte_order_mark(tmp_path: Path, encoding: str, bom: bytes) -> None:
+    leak = tmp_path / "leak.txt"
+    leak.write_bytes(bom + f"first line\nkey = '{FAKE_USER_KEY}'\n".encode(encoding))
+    assert [(f.line, f.reason) for f in scan_file(leak, [])] == [
+        (2, "looks like a Prefect API key (pnu_/pnb_ + 36 characters)")
+    ]
+
+
+def test_a_pem_body_without_its_armour_lines_is_refused_and_ordinary_columns_pass() -> None:
+    text = f"key = '''\n{_pem_body()}\n'''\n"
+    findings = scan_text(text, [], "key.py")
+    assert [(f.line, f.reason) for f in findings] == [
+        (2, "looks like the body of a private key (PEM lines without BEGIN/END)")
+    ]
+    two_lines = "\n".join(_pem_body().splitlines()[:2])
+    digests = "\n".join(secrets_hex(64) for _ in range(5))  # hex digests: no capitals
+    assert scan_text(f"{two_lines}\n", []) == [] and scan_text(digests, []) == []
+
+
+def secrets_hex(width: int) -> str:
+    import secrets
+
+    return secrets.token_hex(width // 2)
+
+
+def test_binary_blobs_of_pushed_commits_are_scanned(project: Path) -> None:
+    _git(project, "init", "-q", "-b", "main")
+    _git(project, "commit", "-q", "--allow-empty", "-m", "base")
+    base = _git(project, "rev-parse", "HEAD").strip()
+    (project / "model.bin").write_bytes(b"\0\1\2header\0" + f"token={FAKE_BOT_KEY}".encode() + b"\0\xff\xfe")
+    (project / "notes.txt").write_bytes(b"\xff\xfe" + f"dsn {DSN}\n".encode("utf-16-le"))
+    _git(project, "add", "model.bin", "notes.txt")
+    _git(project, "commit", "-q", "--no-verify", "-m", "blobs")
+    script = Path(__file__).resolve().parents[1] / "src" / "prefect_julia" / "gates" / "secretscan.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--commits", f"{base}..HEAD"], cwd=project, capture_output=True, text=True
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert ":model.bin:" in done.stdout and "Prefect API key" in done.stdout, done.stdout
+    assert ":notes.txt:1: holds a URL with a password" in done.stdout, done.stdout
+    assert FAKE_BOT_KEY not in done.stdout + done.stderr
