@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -19,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT, KitRepo, make_kit_repo
-from harness import StandInHandler, serving
+from harness import StandInHandler, api, serving
+from live_kit import LiveKit
 from prefect_julia.core.prefect_http import ApiClient, ApiRefused
 from prefect_julia.core.secrets import is_secret_name, secret_values
 from prefect_julia.kit import security, servers
@@ -380,3 +382,75 @@ def test_data_files_follow_the_umask_in_python_and_julia(tmp_path: Path, mask: i
         os.umask(previous)
     assert _mode(tmp_path / "py.csv") == 0o666 & ~mask
     assert _mode(tmp_path / "jl.csv") == 0o666 & ~mask
+
+
+PEM_JOB = """\
+using PrefectInterfaces
+key = secretvalue(PrefectBlock("secret/pem-key"))
+println(key)
+println(stderr, key)
+@info "the key is" key
+@info key
+error("cannot use the key:\\n" * key)
+"""
+
+PEM_FLOW = """\
+from prefect import flow
+
+from prefect_julia.runtime.bridge import julia_job
+
+
+@flow(name="pemleak")
+def pemleak() -> None:
+    julia_job("pemleak", {}, timeout=300)
+"""
+
+PEM_DEPLOYMENT = """
+  - name: pemleak
+    entrypoint: flows/pemleak.py:pemleak
+    work_pool: *work_pool
+"""
+
+
+@pytest.mark.server
+@pytest.mark.julia
+def test_a_pem_key_printed_line_by_line_leaves_no_line_anywhere(live_kit: LiveKit) -> None:
+    """A 4-line PEM in a Secret block, printed by a Julia job to stdout, stderr, a log record and an error:
+    no line of it in `invoke run`'s output, the run's logs, its state message, worker.log or prefect.db."""
+    from prefect.blocks.system import Secret
+
+    from prefect_julia.kit.prefect_api import settings_for
+
+    body = [base64.b64encode(os.urandom(48)).decode() for _ in range(2)]
+    key = "\n".join(["-----BEGIN " + "PRIVATE KEY-----", *body, "-----END " + "PRIVATE KEY-----"])
+    with settings_for(live_kit.env):
+        Secret(value=key).save("pem-key", overwrite=True)
+    root = live_kit.repo.root
+    (root / "julia" / "jobs" / "pemleak.jl").write_text(PEM_JOB)
+    (root / "flows" / "pemleak.py").write_text(PEM_FLOW)
+    if "flows/pemleak.py" not in (root / "prefect.yaml").read_text():
+        with (root / "prefect.yaml").open("a") as decl:
+            decl.write(PEM_DEPLOYMENT)
+    live_kit.invoke("deploy", "--env", "dev", timeout=300).check_returncode()
+
+    run = live_kit.invoke("run", "pemleak", "--env", "dev", "--timeout", "300", timeout=400)
+    assert run.returncode == 1, run.stdout + run.stderr
+    found = re.search(r"flow-run/([0-9a-f-]{36})", run.stdout + run.stderr)
+    assert found, run.stdout + run.stderr
+    api_url = live_kit.env.api_url
+    flow_run = api(api_url, "GET", f"/flow_runs/{found.group(1)}")
+    logs = api(api_url, "POST", "/logs/filter", {"logs": {"flow_run_id": {"any_": [found.group(1)]}}, "limit": 200})
+    messages = "\n".join(str(entry["message"]) for entry in logs)
+    assert messages.count("********") >= 4 and "cannot use the key" in messages, messages
+    database = b"".join(
+        path.read_bytes() for path in live_kit.env.files.database.parent.glob(live_kit.env.files.database.name + "*")
+    )
+    for where, text in {
+        "invoke run output": run.stdout + run.stderr,
+        "run logs": messages,
+        "state message": str(flow_run["state"]["message"]),
+        "worker.log": live_kit.env.files.worker_log.read_text(encoding="utf-8", errors="replace"),
+        "prefect.db": database.decode("utf-8", errors="replace"),
+    }.items():
+        for line in body:
+            assert line not in text, f"a line of the key leaked into the {where}"
