@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 
-from harness import wait_gone
+from harness import REPO_ROOT, wait_gone
 from prefect_julia.core.errors import CommandFailed, ConfigError, PrefectJuliaError
 from prefect_julia.core.processes import ExitWatch
 from prefect_julia.runtime.bridge import (
+    ENTRY_POINT,
+    CommandParts,
     JuliaFailed,
     JuliaLog,
     JuliaNotFound,
@@ -32,6 +34,7 @@ from prefect_julia.runtime.bridge import (
     read_result,
     resolve_program,
     run_julia,
+    shell_line,
 )
 
 Program = Callable[[str, str], Path]
@@ -121,11 +124,86 @@ def test_build_command(tmp_path: Path) -> None:
         "julia",
         f"--project={tmp_path}",
         "--startup-file=no",
+        "-e",
+        ENTRY_POINT,
         str(tmp_path / "jobs/a.jl"),
         "--n=3",
         "--name=a b",
         "--dry=true",
     ]
+
+
+def test_command_parts_find_the_program_after_the_entry_point(tmp_path: Path) -> None:
+    command = build_command("julia", tmp_path, tmp_path / "jobs/a.jl", {"n": 3}, tmp_path / "img.so")
+    parts = CommandParts.of(command)
+    assert (parts.program, parts.args, parts.image, parts.project) == (
+        str(tmp_path / "jobs/a.jl"),
+        ["--n=3"],
+        tmp_path / "img.so",
+        tmp_path,
+    )
+
+
+def test_shell_line_quotes_each_argument_on_one_line() -> None:
+    import shlex
+
+    command = ["julia", "-e", "import X; X.f(a)", "/j/a b.jl", "--note=it's", "--text=two\nlines\tand\x01"]
+    line = shell_line(command)
+    assert "\n" not in line
+    assert line == ("julia -e 'import X; X.f(a)' '/j/a b.jl' '--note=it'\"'\"'s' $'--text=two\\nlines\\tand\\x01'")
+    assert shlex.split(line.rsplit(" ", 1)[0]) == command[:-1]  # what a shell would read back
+
+
+# --- the job's own account of the error that ended it ----------------------------------------------------------
+
+UNCAUGHT = {
+    "level": "ERROR",
+    "message": "bad data",
+    "module": "Main",
+    "file": "/repo/julia/jobs/clean_sales.jl",
+    "line": 10,
+    "stacktrace": "Stacktrace:\n [1] check(::Int64) at clean_sales.jl:10\n [2] top-level scope at clean_sales.jl:12",
+    "uncaught": True,
+}
+
+
+def test_uncaught_error_record_is_parsed_and_rendered_once_with_its_trace() -> None:
+    (record,) = feed_all(["::prefect-log::" + json.dumps(UNCAUGHT)])
+    assert isinstance(record, JuliaLog)
+    assert record.uncaught and record.level == E
+    assert record.summary() == "clean_sales.jl:10: bad data"
+    assert record.render() == (
+        "bad data (@ Main /repo/julia/jobs/clean_sales.jl:10)\nStacktrace:\n [1] check(::Int64) at clean_sales.jl:10"
+        "\n [2] top-level scope at clean_sales.jl:12"
+    )
+    (plain,) = feed_all(["::prefect-log::" + json.dumps({**UNCAUGHT, "uncaught": "yes"})])
+    assert isinstance(plain, JuliaLog) and not plain.uncaught
+
+
+def _sink(tmp_path: Path) -> Any:
+    from prefect_julia.runtime.joboutput import OutputSink
+
+    return OutputSink(logging.getLogger("test-bridge"), tmp_path / "out.log")
+
+
+def test_the_error_record_is_the_failure_message_without_the_stderr_tail(tmp_path: Path) -> None:
+    from prefect_julia.runtime.bridge import _failure, emit_events
+
+    sink = _sink(tmp_path)
+    with sink:
+        emit_events(sink, feed_all(["plain line", "::prefect-log::" + json.dumps(UNCAUGHT)]))
+    assert sink.failure == "clean_sales.jl:10: bad data"
+    error = _failure(Path("clean_sales.jl"), ["julia"], 1, "\n".join(sink.stderr_tail), sink.failure)
+    assert str(error) == "clean_sales.jl:10: bad data"
+    assert error.return_code == 1 and error.stderr_tail == ""
+    # Without the record (a plain exit code), the tail is still what the failure shows.
+    bare = _failure(Path("clean_sales.jl"), ["julia"], 3, "no rows", None)
+    assert "exited with code 3" in str(bare) and "no rows" in str(bare)
+    # A record of an error that did not end the job changes nothing.
+    other = _sink(tmp_path)
+    with other:
+        emit_events(other, feed_all(["::prefect-log::" + json.dumps({**UNCAUGHT, "uncaught": False})]))
+    assert other.failure is None
 
 
 def test_bad_parameter_name(tmp_path: Path) -> None:
@@ -229,7 +307,7 @@ class TestRealJulia:
             "format": "prefect",
         }
         assert outcome.stdout_tail == "done"
-        assert outcome.command[3] == str(path)
+        assert CommandParts.of(outcome.command).program == str(path)
         assert 0 < outcome.duration < 60
 
     def test_no_result_document_is_none(self, tmp_path: Path, program: Program) -> None:
@@ -247,11 +325,33 @@ class TestRealJulia:
         assert "exited with code 3" in str(error)
         assert "no rows in iris" in str(error)
 
-    def test_uncaught_exception_fails_with_its_message(self, tmp_path: Path, program: Program) -> None:
-        program("boom", 'error("the input is empty")')
-        with pytest.raises(JuliaFailed, match="the input is empty") as info:
-            run_julia("boom", project=tmp_path, timeout=60)
+    @pytest.mark.parametrize("session", ["fresh", "warm"])
+    def test_uncaught_exception_fails_with_its_message(
+        self, tmp_path: Path, program: Program, session: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        path = program("boom", '@warn "first"\ncheck(n) = n > 0 || error("the input is empty")\ncheck(0)\n')
+        env = {**os.environ, "PREFECT_HOME": str(tmp_path / "home")}
+        project = REPO_ROOT / "julia"  # the package's own project: its entry point runs the job
+        with caplog.at_level(logging.DEBUG, logger="prefect_julia.julia"), pytest.raises(JuliaFailed) as info:
+            run_julia(str(path), project=project, timeout=120, env=env, session=session, anywhere=True)
+        assert str(info.value) == "boom.jl:2: the input is empty"
         assert info.value.return_code == 1
+        if session == "warm":
+            from prefect_julia.runtime.julia_session import session_folder, stop_sessions
+
+            stop_sessions(session_folder(env))
+        records = [(r.levelno, r.getMessage()) for r in caplog.records if "the input is empty" in r.getMessage()]
+        assert len(records) == 1, records
+        level, message = records[0]
+        assert level == E and message.startswith(f"the input is empty (@ Main {tmp_path / 'jobs' / 'boom.jl'}:2)")
+        assert "check(::Int64) at boom.jl:2" in message and "LoadError" not in message
+        assert (W, "first") in {(r.levelno, r.getMessage().split(" (@")[0]) for r in caplog.records}
+
+    def test_exit_code_of_the_job_stays(self, tmp_path: Path, program: Program) -> None:
+        program("leave", 'println(stderr, "leaving")\nexit(5)\n')
+        with pytest.raises(JuliaFailed, match="exited with code 5") as info:
+            run_julia("leave", project=tmp_path, timeout=60)
+        assert info.value.return_code == 5 and "leaving" in str(info.value)
 
     def test_malformed_result(self, tmp_path: Path, program: Program) -> None:
         program("bad", 'write(ENV["PREFECT_JULIA_RESULT_PATH"], "{\\"rows\\": ")')

@@ -40,6 +40,40 @@ function setresult(value; env::AbstractDict=ENV)
     return value
 end
 
+# --- the entry point of a job -------------------------------------------------------------------------------
+
+"""
+    runjob(program)
+
+Run the job file `program` as `julia program args...` would (in `Main`, with `PROGRAM_FILE` set; `ARGS`
+are the job's arguments), but end an uncaught error with one ERROR log record on stderr (the error, the
+job's file and line, and the stack trace cut down to the job's frames and this package's; see
+`uncaught_record`) and exit code 1. `exit(n)` in the job ends it with code `n` as usual. The bridge starts
+fresh jobs with `julia -e 'import PrefectInterfaces; PrefectInterfaces.runjob(popfirst!(ARGS))' program args...`.
+"""
+function runjob(program::AbstractString)
+    Core.eval(Base, :(PROGRAM_FILE = $(String(program))))
+    try
+        Base.include(Main, program)
+    catch err
+        report_uncaught(err, catch_backtrace(), program)
+        exit(1)
+    end
+    return nothing
+end
+
+"Write the ERROR record of an error that ended the job `program` (the plain error if that fails)."
+function report_uncaught(@nospecialize(err), backtrace, program::AbstractString)
+    text = try
+        Base.invokelatest(uncaught_record, err, backtrace, program)
+    catch
+        string("ERROR: ", sprint(showerror, err), "\n")
+    end
+    write(stderr, text)
+    flush(stderr)
+    return nothing
+end
+
 # --- the warm session: one kept julia process running job after job ------------------------------------------
 
 import Sockets
@@ -157,11 +191,7 @@ function runjob(sock::IO, request::AbstractDict)
             code = inner.code
         else
             code = 1
-            try
-                Base.invokelatest(Base.display_error, stderr, Base.catch_stack())
-            catch
-                println(stderr, "ERROR: ", sprint(showerror, e))
-            end
+            report_uncaught(e, catch_backtrace(), program)
         end
     finally
         Base.Libc.flush_cstdio()

@@ -9,18 +9,24 @@ Root of every expected failure raised by PrefectInterfaces. Catch this to handle
 abstract type PrefectInterfacesError <: Exception end
 
 """
-    PrefectConnectionError(url, reason)
+    PrefectConnectionError(url, reason, seconds=0.0)
 
-The Prefect API at `url` could not be reached (connection refused, unknown host, timeout) after retries.
+The Prefect API at `url` could not be reached (connection refused, unknown host, timeout), though tried
+again for `seconds` (see `PREFECT_JULIA_API_PATIENCE`).
 """
 struct PrefectConnectionError <: PrefectInterfacesError
     url::String
     reason::String
+    seconds::Float64
 end
 
+PrefectConnectionError(url::AbstractString, reason::AbstractString) = PrefectConnectionError(url, reason, 0.0)
+
 function Base.showerror(io::IO, e::PrefectConnectionError)
-    print(io, "PrefectConnectionError: cannot reach the Prefect API at ", redact_url(e.url), " (", e.reason,
-          "). Start the server (`prefect server start`) or set PREFECT_API_URL to the URL of a running one.")
+    print(io, "PrefectConnectionError: cannot reach the Prefect server at ", redact_url(e.url), " (", e.reason)
+    e.seconds >= 1 && print(io, "; tried for ", round(Int, e.seconds), " s")
+    print(io, "). Start it with `invoke server-up ENV` (ENV: the environment, e.g. dev), or set PREFECT_API_URL ",
+          "to the URL of a running one; PREFECT_JULIA_API_PATIENCE says how long a job waits for it.")
 end
 
 """
@@ -83,10 +89,11 @@ function Base.showerror(io::IO, e::BlockNotFoundError)
     print(io, "BlockNotFoundError: no block \"", e.blockname, "\" on the Prefect server. ")
     if isempty(e.existing)
         slug = first(split(e.blockname, '/'))
-        print(io, "There is no block of type \"", slug, "\" at all; create it (Python: `Block.save(name)`) ",
-              "or check the type slug with `PrefectInterfaces.ls()`.")
+        print(io, "There is no block of type \"", slug, "\" at all; declare it in envs/ENV.blocks.toml and ",
+              "create it with `invoke blocks ENV`, or check the type slug with `PrefectInterfaces.ls()`.")
     else
-        print(io, "Blocks of that type: ", join(e.existing, ", "), ". Use one of them or create it.")
+        print(io, "Blocks of that type: ", join(e.existing, ", "), ". Use one of them, or declare it in ",
+              "envs/ENV.blocks.toml and create it with `invoke blocks ENV`.")
     end
 end
 
@@ -114,8 +121,8 @@ struct VariableNotFoundError <: PrefectInterfacesError
 end
 
 function Base.showerror(io::IO, e::VariableNotFoundError)
-    print(io, "VariableNotFoundError: no Prefect Variable \"", e.name, "\". Create it (`prefect variable set ",
-          e.name, " VALUE`, or Python `Variable.set(\"", e.name, "\", value)`) or pass `default=`.")
+    print(io, "VariableNotFoundError: no Prefect Variable \"", e.name, "\". Declare it in envs/ENV.blocks.toml ",
+          "and create it with `invoke blocks ENV`, or pass `default=`.")
 end
 
 """

@@ -120,6 +120,68 @@ function writerecord(l::PrefectLogger, level, message, _module, id, file, line, 
     return nothing
 end
 
+# --- an uncaught error: one ERROR record ---------------------------------------------------------------------
+
+"Whether a stack frame belongs to this package (its code, wherever its files were compiled from)."
+function packageframe(frame::Base.StackTraces.StackFrame)
+    mi = frame.linfo
+    mi isa Core.MethodInstance || return false
+    def = mi.def
+    m = def isa Method ? def.module : def
+    while m isa Module
+        m === (@__MODULE__) && return true
+        parent = parentmodule(m)
+        parent === m && return false
+        m = parent
+    end
+    return false
+end
+
+"Whether a stack frame is in the job's own files (the job's folder)."
+jobframe(frame::Base.StackTraces.StackFrame, jobdir::AbstractString) =
+    startswith(abspath(string(frame.file)), jobdir)
+
+"""
+    uncaught_record(err, backtrace, program) -> String
+
+The log line (with its prefix) of an error that ended the job `program`: one ERROR record whose `message`
+is the error as Julia shows it, `file` and `line` the innermost place in the job's own files, and
+`stacktrace` the trace cut down to the job's frames and this package's. `uncaught` marks it.
+"""
+function uncaught_record(@nospecialize(err), backtrace, program::AbstractString)
+    file, line = abspath(program), nothing
+    if err isa LoadError
+        file, line = abspath(err.file), err.line
+        err = err.error
+    end
+    jobdir = dirname(abspath(program)) * "/"
+    frames = Base.StackTraces.StackFrame[]
+    for frame in stacktrace(backtrace)
+        entry = frame.func === :runjob || frame.func === :report_uncaught  # the entry point itself
+        (jobframe(frame, jobdir) || (packageframe(frame) && !entry)) && push!(frames, frame)
+    end
+    first_job = findfirst(f -> jobframe(f, jobdir), frames)
+    if first_job !== nothing
+        file, line = abspath(string(frames[first_job].file)), frames[first_job].line
+    end
+    trace = IOBuffer()
+    print(trace, "Stacktrace:")
+    for (i, frame) in enumerate(frames)
+        print(trace, "\n [", i, "] ", sprint(show, frame))
+    end
+    io = IOBuffer()
+    write(io, LOG_PREFIX, "{\"level\":\"ERROR\",\"message\":")
+    writejson(io, scrub(rstrip(sprint(showerror, err))))
+    write(io, ",\"module\":\"Main\",\"file\":")
+    writejson(io, file)
+    write(io, ",\"line\":")
+    line isa Integer ? print(io, Int(line)) : write(io, "null")
+    write(io, ",\"stacktrace\":")
+    writejson(io, scrub(isempty(frames) ? "" : String(take!(trace))))
+    write(io, ",\"uncaught\":true}\n")
+    return String(take!(io))
+end
+
 # Run the formatter and the result writer once while the package precompiles, so their compiled code is
 # cached with it instead of being compiled again by every job.
 function _precompile_workload()

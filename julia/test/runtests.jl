@@ -96,9 +96,10 @@ function readvectors(path)
     return vectors
 end
 
-"A tiny HTTP server answering each request with the next (status, body); records the requests."
-function fakeserver(answers::Vector{Tuple{Int,String}})
-    server = listen(Sockets.localhost, 0)
+"""A tiny HTTP server answering each request with the next (status, body), or with `answers(request)` when it
+is a function; records the requests."""
+function fakeserver(answers::Union{Function,Vector{Tuple{Int,String}}}; port::Integer=0)
+    server = listen(Sockets.localhost, port)
     port = Int(getsockname(server)[2])
     requests = []
     task = @async begin
@@ -121,9 +122,10 @@ function fakeserver(answers::Vector{Tuple{Int,String}})
                 m === nothing || (len = parse(Int, m.captures[1]))
             end
             body = String(read(sock, len))
-            push!(requests, (line=isempty(head) ? "" : head[1], headers=head[2:end], body=body))
+            request = (line=isempty(head) ? "" : head[1], headers=head[2:end], body=body)
+            push!(requests, request)
             n += 1
-            status, payload = answers[min(n, length(answers))]
+            status, payload = answers isa Function ? answers(request) : answers[min(n, length(answers))]
             write(sock, "HTTP/1.1 $status X\r\nContent-Type: application/json\r\nContent-Length: $(sizeof(payload))\r\nConnection: close\r\n\r\n", payload)
             close(sock)
         end
@@ -386,13 +388,80 @@ function unit_tests()
         close(s)
         url = "http://127.0.0.1:$port/api"
         t = @elapsed e = try
-            PrefectBlock("secret/x"; api=PrefectAPI(url; retries=2, backoff=0.05, env=Dict{String,String}()))
+            PrefectBlock("secret/x"; api=PrefectAPI(url; retries=2, backoff=0.05, patience=0, env=Dict{String,String}()))
         catch err
             err
         end
         @test e isa PrefectConnectionError
         @test occursin("127.0.0.1:$port", errtext(e)) && occursin("PREFECT_API_URL", errtext(e))
         @test t >= 0.15         # two backoffs: 0.05 + 0.1
+    end
+
+    @testset "HTTP: patience rides out a server that is down or busy" begin
+        noenv = Dict{String,String}()
+        @test PrefectAPI("http://x/api"; env=noenv).patience == 60.0
+        @test PrefectAPI("http://x/api"; env=Dict("PREFECT_JULIA_API_PATIENCE" => "7.5")).patience == 7.5
+        @test PrefectAPI("http://x/api"; patience=2, env=Dict("PREFECT_JULIA_API_PATIENCE" => "7.5")).patience == 2.0
+        @test_throws ArgumentError PrefectAPI("http://x/api"; env=Dict("PREFECT_JULIA_API_PATIENCE" => "soon"))
+        # 503/504 are tried again past `retries` while patience lasts; a 500 is not.
+        for (patience, expected) in ((30, 3), (0, 1))
+            srv = fakeserver([(503, "{}"), (504, "{}"), (200, "{\"ok\":true}")])
+            try
+                api = PrefectAPI(srv.url; retries=0, backoff=0.01, patience=patience, env=noenv)
+                res = apirequest(api, "GET", "/x")
+                @test length(srv.requests) == expected
+                @test res.status == (patience > 0 ? 200 : 503)
+            finally
+                srv.close()
+            end
+        end
+        srv = fakeserver([(500, "{}"), (200, "{}")])
+        try
+            @test apirequest(PrefectAPI(srv.url; retries=0, patience=30, env=noenv), "GET", "/x").status == 500
+        finally
+            srv.close()
+        end
+        # A server that is down at first and then comes up on the same port: the request goes through, and a
+        # POST carries the CSRF token the server hands out once it is up.
+        s = listen(Sockets.localhost, 0)
+        port = Int(getsockname(s)[2])
+        close(s)
+        url = "http://127.0.0.1:$port/api"
+        delete!(PI.CSRF_TOKENS, url)            # a fake server of a test above may have had this port
+        before = PI.REQUESTS_SENT[]
+        up = Ref{Any}(nothing)
+        starter = @async begin
+            while PI.REQUESTS_SENT[] < before + 2      # two refused tries, then the server comes up
+                sleep(0.01)
+            end
+            up[] = fakeserver(port=port) do request                 # a server with CSRF protection
+                startswith(request.line, "GET") && return (200, "{\"token\":\"tok-after-outage\"}")
+                signed = any(h -> lowercase(h) == "prefect-csrf-token: tok-after-outage", request.headers)
+                return signed ? (200, "{\"ok\":true}") : (403, "{}")
+            end
+        end
+        api = PrefectAPI(url; retries=0, backoff=0.05, patience=60, env=noenv)
+        @test apijson(api, "POST", "/things/filter"; body=Dict("limit" => 1)) == Dict("ok" => true)
+        wait(starter)
+        try
+            @test PI.REQUESTS_SENT[] - before >= 2             # a refused try before the server came up
+            @test split(up[].requests[end].line)[1] == "POST"
+            @test any(h -> lowercase(h) == "prefect-csrf-token: tok-after-outage", up[].requests[end].headers)
+        finally
+            up[].close()
+        end
+        # Past its patience a job fails, naming the server and the kit's command that starts it.
+        before = PI.REQUESTS_SENT[]
+        e = try
+            apijson(PrefectAPI(url * "x"; retries=0, backoff=0.05, patience=0.3, env=noenv), "GET", "/x")
+            nothing
+        catch err
+            err
+        end
+        @test e isa PrefectConnectionError
+        @test PI.REQUESTS_SENT[] - before >= 2
+        @test occursin("127.0.0.1:$port", errtext(e)) && occursin("invoke server-up ENV", errtext(e))
+        @test !occursin("prefect server start", errtext(e))
     end
 
     @testset "dataset paths: shared vectors" begin
@@ -578,6 +647,52 @@ function unit_tests()
         @test !occursin("PrefectLogger", out) && !occursin("::prefect-log::", String(take!(err)))
     end
 
+    @testset "entry point: an uncaught error is one ERROR record, exit(n) stays n" begin
+        dir = mktempdir()
+        entry = "import PrefectInterfaces; PrefectInterfaces.runjob(popfirst!(ARGS))"
+        function runentry(code, args...)
+            path = joinpath(dir, "jobs", "job.jl")
+            mkpath(dirname(path))
+            write(path, code)
+            cmd = `$JULIA_CMD --startup-file=no --project=$(PKGDIR) -e $entry $path $args`
+            out, err = IOBuffer(), IOBuffer()
+            proc = run(pipeline(ignorestatus(setenv(cmd, childenv("PREFECT_JULIA_LOG_FORMAT" => "prefect")));
+                                stdout=out, stderr=err))
+            return (code=proc.exitcode, out=String(take!(out)), err=String(take!(err)), path=path)
+        end
+        job = """
+            using PrefectInterfaces
+            @warn "before the error"
+            println(ARGS, " ", abspath(PROGRAM_FILE) == @__FILE__)
+            check(rows) = rows > 0 || error("bad data")
+            check(0)
+            """
+        r = runentry(job, "--rows=0")
+        @test r.code == 1
+        @test strip(r.out) == "[\"--rows=0\"] true"
+        lines = split(strip(r.err), '\n')
+        @test all(l -> startswith(l, PI.LOG_PREFIX), lines)     # no plain "ERROR: LoadError" lines
+        recs = logrecords(r.err)
+        @test [x["level"] for x in recs] == ["WARNING", "ERROR"]
+        err = recs[2]
+        @test err["message"] == "bad data" && err["uncaught"] === true
+        @test err["file"] == abspath(r.path) && err["line"] == 4
+        trace = split(err["stacktrace"], '\n')
+        @test trace[1] == "Stacktrace:" && length(trace) == 3          # check(), then the job's top level
+        @test occursin("check(", trace[2]) && occursin("job.jl:4", trace[2]) && occursin("job.jl:5", trace[3])
+        @test !occursin("runjob", err["stacktrace"]) && !occursin("error.jl", err["stacktrace"])
+        # The package's own frames stay in the trace.
+        r = runentry("using PrefectInterfaces\nparseargs([\"oops\"])\n")
+        err = logrecords(r.err)[end]
+        @test r.code == 1 && err["level"] == "ERROR" && startswith(err["message"], "ArgumentsError")
+        @test occursin("parseargs", err["stacktrace"]) && err["line"] == 2
+        # exit(n) ends the job with n, and no error record.
+        r = runentry("println(\"leaving\")\nexit(3)\n")
+        @test r.code == 3 && strip(r.out) == "leaving" && !occursin("ERROR", r.err)
+        r = runentry("x = 1\n")
+        @test r.code == 0 && isempty(r.err)
+    end
+
     @testset "example job hello.jl" begin
         dir = mktempdir()
         path = joinpath(dir, "r.json")
@@ -594,7 +709,12 @@ function unit_tests()
         @test occursin("secret/a, secret/b", errtext(BlockNotFoundError("secret/x", ["secret/a", "secret/b"])))
         @test occursin("ls()", errtext(BlockNotFoundError("nope/x", String[])))
         @test occursin("PREFECT_API_AUTH_STRING", errtext(UnauthorizedError("http://x", 401, "none")))
-        @test occursin("prefect server start", errtext(PrefectConnectionError("http://h:1/api", "connection refused")))
+        @test occursin("invoke server-up ENV", errtext(PrefectConnectionError("http://h:1/api", "connection refused")))
+        @test occursin("invoke blocks ENV", errtext(BlockNotFoundError("secret/x", ["secret/a"])))
+        @test occursin("invoke blocks ENV", errtext(BlockNotFoundError("nope/x", String[])))
+        @test occursin("invoke blocks ENV", errtext(VariableNotFoundError("v")))
+        @test !any(e -> occursin("prefect ", errtext(e)), [PrefectConnectionError("http://h:1/api", "refused"),
+            BlockNotFoundError("nope/x", String[]), VariableNotFoundError("v")])
         @test occursin("e.g.", errtext(MissingEnvError("X", "Set it, e.g. X=1.")))
         @test all(T -> T <: PrefectInterfacesError, [PrefectConnectionError, PrefectAPIError, UnauthorizedError,
             BlockNotFoundError, MalformedBlockNameError, VariableNotFoundError, MissingEnvError, DatasetError,

@@ -161,6 +161,13 @@ JULIA_LOG_CAP_BYTES = Setting(
     "bytes of a Julia job's output sent to the run log (the rest is kept in a file)",
     default="1048576",
 )
+JULIA_API_PATIENCE = Setting(
+    "PREFECT_JULIA_API_PATIENCE",
+    "seconds a Julia job keeps retrying the Prefect API while the server is down or busy "
+    "(refused, reset or timed-out connections, HTTP 502/503/504)",
+    default="60",
+    kind="seconds",
+)
 
 #: Read by the entry points (``cli/edge.py``): any value turns it on.
 DEBUG = Setting("PREFECT_JULIA_DEBUG", "set to 1 to see the traceback of an unexpected error")
@@ -176,6 +183,7 @@ RUNTIME_SETTINGS: tuple[Setting, ...] = (
     JULIA_IMAGE,
     JULIA_IMAGE_DIR,
     JULIA_LOG_CAP_BYTES,
+    JULIA_API_PATIENCE,
     DATA_BLOCK_LOCAL,
     DATA_BLOCK_REMOTE,
     DATASTORE_DEFAULT_TYPE,

@@ -2,12 +2,15 @@
 
 ``run_julia("clean_iris", {"dataset_name": "iris"})`` runs::
 
-    julia --project=<repo>/julia --startup-file=no <repo>/julia/jobs/clean_iris.jl --dataset_name=iris
+    julia --project=<repo>/julia --startup-file=no -e '<the package's entry point>' \
+        <repo>/julia/jobs/clean_iris.jl --dataset_name=iris
 
 with the caller's environment plus ``PREFECT_API_URL``, the data block names, ``PREFECT_JULIA_RESULT_PATH``
 and ``PREFECT_JULIA_LOG_FORMAT=prefect``. Unlike ``ShellOperation`` it:
 
-- raises :class:`JuliaFailed` on a non-zero exit, carrying the exit code and the tail of stderr;
+- raises :class:`JuliaFailed` on a non-zero exit, carrying the exit code and the tail of stderr; a job ended
+  by an uncaught error (``PrefectInterfaces.runjob``, the entry point) reports it as one ERROR record, and the
+  failure then reads ``clean_sales.jl:10: bad data``;
 - forwards Julia's log records to the Prefect run logger at their own level (``@warn`` as WARNING,
   ``@error`` as ERROR), whether written as ``::prefect-log::{json}`` lines or by Julia's ConsoleLogger;
 - kills the whole process tree on timeout (:class:`JuliaTimeout`), and any stragglers after exit;
@@ -28,6 +31,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -55,6 +59,7 @@ from prefect_julia.core.setting import (
     DATA_BLOCK_LOCAL,
     DATA_BLOCK_REMOTE,
     DATASTORE_DEFAULT_TYPE,
+    JULIA_API_PATIENCE,
     JULIA_BIN,
     JULIA_LOG_CAP_BYTES,
     JULIA_PROJECT,
@@ -86,14 +91,22 @@ __all__ = [
     "read_result",
     "resolve_program",
     "run_julia",
+    "shell_line",
 ]
 
 DEFAULT_TIMEOUT = float(JULIA_TIMEOUT.default or 3600)
 KILL_GRACE = 5.0
 MAX_RESULT_BYTES = 16 * 1024 * 1024
 INSTALL_HINT = "Install it with `bash scripts/install-julia.sh`, or set PREFECT_JULIA_BIN to a julia executable."
-PASSED_THROUGH = (DATA_BLOCK_LOCAL.name, DATA_BLOCK_REMOTE.name, DATASTORE_DEFAULT_TYPE.name)
+PASSED_THROUGH = (DATA_BLOCK_LOCAL.name, DATA_BLOCK_REMOTE.name, DATASTORE_DEFAULT_TYPE.name, JULIA_API_PATIENCE.name)
 LOG_PREFIX = "::prefect-log::"
+#: What julia runs: the package's entry point, which runs the job file (the next argument) with the rest as its
+#: ARGS, and reports an uncaught error as one ERROR record (``PrefectInterfaces.runjob`` in julia/src/bridge.jl).
+#: In a project without the package, the job file runs as ``julia FILE ARGS...`` would run it.
+ENTRY_POINT = (
+    'if Base.find_package("PrefectInterfaces") === nothing; Core.eval(Base, :(PROGRAM_FILE = $(ARGS[1]))); '
+    "Base.include(Main, popfirst!(ARGS)) else import PrefectInterfaces; PrefectInterfaces.runjob(popfirst!(ARGS)) end"
+)
 
 _MODULE_LOGGER = logging.getLogger("prefect_julia.julia")
 heartbeats.install()  # a flow run that uses the bridge ends when its body does (see runtime/heartbeats.py)
@@ -116,7 +129,17 @@ class JuliaProgramOutside(ConfigError):
 
 
 class JuliaFailed(CommandFailed):
-    """The Julia program exited non-zero (or was killed by a signal)."""
+    """The Julia program exited non-zero (or was killed by a signal).
+
+    When the job reported the error that ended it (``reported``), the message is that error with the job's file
+    and line, and it is the whole text: the record already went to the log with its stack trace."""
+
+    def __init__(self, message: str, *, reported: bool = False, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.reported = reported
+
+    def __str__(self) -> str:
+        return self.message if self.reported else super().__str__()
 
 
 class JuliaTimeout(CommandFailed):
@@ -159,14 +182,24 @@ class JuliaLog:
     module: str = ""
     file: str = ""
     line: int | None = None
+    #: The stack trace of the error that ended the job (``uncaught``), cut to the job's and the package's frames.
+    stacktrace: str = ""
+    uncaught: bool = False
 
     def render(self) -> str:
-        """The record as one log message; WARNING and above carry their source location."""
+        """The record as one log message; WARNING and above carry their source location, then any stack trace."""
+        text = self.message
         if self.level >= logging.WARNING and self.file:
             where = f"{self.module} " if self.module else ""
             line = f":{self.line}" if self.line is not None else ""
-            return f"{self.message} (@ {where}{self.file}{line})"
-        return self.message
+            text = f"{self.message} (@ {where}{self.file}{line})"
+        return f"{text}\n{self.stacktrace}" if self.stacktrace else text
+
+    def summary(self) -> str:
+        """``file.jl:LINE: message``: the error as a failed task's state message says it."""
+        line = f":{self.line}" if self.line is not None else ""
+        where = f"{Path(self.file).name}{line}: " if self.file else ""
+        return f"{where}{self.message}"
 
 
 def parse_prefect_log(line: str) -> JuliaLog | None:
@@ -186,6 +219,8 @@ def parse_prefect_log(line: str) -> JuliaLog | None:
         module=str(doc.get("module") or ""),
         file=str(doc.get("file") or ""),
         line=raw_line if isinstance(raw_line, int) else None,
+        stacktrace=str(doc.get("stacktrace") or ""),
+        uncaught=doc.get("uncaught") is True,
     )
 
 
@@ -315,7 +350,8 @@ def build_command(
     """The command line running ``program`` in ``project`` with ``parameters`` as ``--key=value``; started
     with the Julia image ``image`` when given (see :mod:`.julia_image`)."""
     args = [format_parameter(k, v) for k, v in parameters.items()]
-    return [*julia_start(julia, image), f"--project={project}", "--startup-file=no", str(program), *args]
+    start = [*julia_start(julia, image), f"--project={project}", "--startup-file=no"]
+    return [*start, "-e", ENTRY_POINT, str(program), *args]
 
 
 @dataclass(frozen=True)
@@ -332,7 +368,25 @@ class CommandParts:
     def of(cls, command: list[str]) -> CommandParts:
         image = Path(command[1].removeprefix(SYSIMAGE_FLAG)) if command[1].startswith(SYSIMAGE_FLAG) else None
         rest = command[2:] if image is not None else command[1:]
-        return cls(command[0], image, Path(rest[0].removeprefix("--project=")), rest[2], rest[3:])
+        program = 4 if rest[2] == "-e" else 2  # after the entry point, or (a command of old) right there
+        return cls(command[0], image, Path(rest[0].removeprefix("--project=")), rest[program], rest[program + 1 :])
+
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def shell_line(command: list[str]) -> str:
+    """``command`` as a shell would take it, one quoted word per argument; an argument with a newline or
+    another control character is written ``$'...'`` with the character escaped, so the line stays one line."""
+
+    def word(arg: str) -> str:
+        if not _UNPRINTABLE.search(arg):
+            return shlex.quote(arg)
+        escaped = arg.replace("\\", "\\\\").replace("'", "\\'")
+        escaped = escaped.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
+        return "$'" + _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", escaped) + "'"
+
+    return " ".join(word(arg) for arg in command)
 
 
 def current_api_url() -> str | None:
@@ -419,6 +473,8 @@ def _pump(stream: IO[bytes], handle: Callable[[str], None]) -> None:
 def emit_events(sink: OutputSink, events: Iterable[Event]) -> None:
     for event in events:
         if isinstance(event, JuliaLog):
+            if event.uncaught:
+                sink.failure = event.summary()
             sink.line(event.render(), stderr=True, level=event.level, record=True)
         else:
             sink.line(event, stderr=True)
@@ -506,18 +562,18 @@ def run_julia(
             if mode == "warm":
                 from prefect_julia.runtime import julia_session
 
-                log.info("Running Julia program %s in a warm session: %s", path.name, scrub(" ".join(command)))
+                log.info("Running Julia program %s in a warm session: %s", path.name, scrub(shell_line(command)))
                 outcome = julia_session.run_in_session(command, process_env, timeout, grace, sink, base)
             else:
 
                 def started() -> None:
-                    log.info("Running Julia program %s: %s", path.name, scrub(" ".join(command)))
+                    log.info("Running Julia program %s: %s", path.name, scrub(shell_line(command)))
 
                 outcome = supervise(command, process_env, timeout, grace, sink, on_start=started)
         exit_code, duration = outcome
         stdout_tail, stderr_tail = _tail_text(sink.stdout_tail), _tail_text(sink.stderr_tail)
         if exit_code != 0:
-            raise _failure(path, command, exit_code, stderr_tail)
+            raise _failure(path, command, exit_code, stderr_tail, sink.failure)
         result = read_result(result_path, command)
     log.info("Julia program %s finished in %.1f s", path.name, duration)
     return JuliaResult(command, exit_code, result, stdout_tail, stderr_tail, duration)
@@ -600,7 +656,13 @@ def timeout_error(command: list[str], timeout: float, sink: OutputSink) -> Julia
     )
 
 
-def _failure(path: Path, command: list[str], exit_code: int, stderr_tail: str) -> JuliaFailed:
+def _failure(
+    path: Path, command: list[str], exit_code: int, stderr_tail: str, reported: str | None = None
+) -> JuliaFailed:
+    """The error of a job that exited ``exit_code``; ``reported`` is the job's own account of the error that
+    ended it (:meth:`JuliaLog.summary` of its uncaught-error record), which then says it all."""
+    if reported is not None and exit_code > 0:
+        return JuliaFailed(reported, reported=True, command=command, return_code=exit_code)
     how = f"was killed by signal {-exit_code}" if exit_code < 0 else f"exited with code {exit_code}"
     return JuliaFailed(
         f"Julia program {path.name} {how}.",

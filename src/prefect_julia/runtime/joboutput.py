@@ -8,7 +8,8 @@ run's process alive for minutes shipping them), so :class:`OutputSink`:
 - stops sending after ``cap_bytes`` (1 MB by default, ``PREFECT_JULIA_LOG_CAP_BYTES``) and says so once;
 - writes every line to a file; the file is named in the log and kept when the cap was reached (removed
   otherwise: everything is then in the run's log);
-- keeps the tails of stdout and stderr for the error message of a failed job.
+- keeps the tails of stdout and stderr for the error message of a failed job, and the job's own account of
+  the error that ended it (:attr:`OutputSink.failure`, set by the bridge from the job's uncaught-error record).
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ class OutputSink:
         self.sent = 0
         self.capped = False
         self.tails_frozen = False
+        #: The job's own account of the error that ended it (``file.jl:LINE: message``), from its error record.
+        self.failure: str | None = None
         self._pending: list[str] = []
         self._pending_level = logging.INFO
         self._pending_bytes = 0
