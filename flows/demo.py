@@ -60,9 +60,12 @@ def publish(summary: dict[str, Any]) -> None:
     create_markdown_artifact(
         key=OUTPUT_ARTIFACT, markdown=summary["output_path"], description="Where the summary dataset was written"
     )
+    # The columns in the job's order (its "columns"), whatever order each row's keys arrived in.
+    columns = summary.get("columns") or []
+    table = [{c: row[c] for c in columns if c in row} | row for row in summary["rows"]]
     create_table_artifact(
         key="station-summary",
-        table=summary["rows"],
+        table=table,
         description=f"Readings per station, written to {summary['output_path']}",
     )
 

@@ -21,9 +21,9 @@ def _kit(root: Path) -> Path:
     return root
 
 
-def _prepare(root: Path, env_name: str) -> tuple[list[str], str]:
+def _prepare(root: Path, env_name: str, auth: str = "off") -> tuple[list[str], str]:
     said: list[str] = []
-    env = prepared_environment(root, {}, env_name, said.append)
+    env = prepared_environment(root, {"PREFECT_JULIA_AUTH": auth}, env_name, said.append)
     return said, env.name
 
 
@@ -56,9 +56,9 @@ def test_a_readable_local_file_made_private_is_announced(tmp_path: Path) -> None
 
 
 def test_a_generated_auth_string_is_announced(tmp_path: Path) -> None:
-    root = _kit(tmp_path)  # prod has auth on by default
+    root = _kit(tmp_path)
 
-    said, _ = _prepare(root, "prod")
+    said, _ = _prepare(root, "prod", auth="on")
     written = (root / "envs" / "prod.local.env").read_text()
     assert f"{AUTH_STRING}=" in written
     assert said == [

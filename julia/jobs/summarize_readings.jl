@@ -39,7 +39,11 @@ output = Dataset(dataset_name=output_name, datastore_type=store, dataset_type="r
 written = writecsv(output, permutedims(hcat(rows...)); header=names)
 @info "wrote the summary" stations = length(stations) path = written[end]     # the dated file (latest comes first)
 
+# Each row as a NamedTuple: a JSON object with the columns in the order of `names` (a Dict's order is its
+# hash order, and the flow's table artifact shows the columns in the order they arrive).
+columns = Tuple(Symbol.(names))
 setresult(Dict(
     "output_path" => written[end],
-    "rows" => [Dict(zip(names, r)) for r in rows],
+    "columns" => names,
+    "rows" => [NamedTuple{columns}(Tuple(r)) for r in rows],
 ))

@@ -149,6 +149,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     FLOW_START,
     LOG_BATCH_SECONDS,
+    # A flow run's return value is kept as JSON in PREFECT_HOME/storage, so `invoke run` can show it; task
+    # results are not (Prefect persists both or neither by default). A value JSON cannot hold is not kept
+    # (the run logs a warning and still completes).
+    Setting(
+        "PREFECT_RESULTS_PERSIST_BY_DEFAULT", "keep each flow run's return value (for `invoke run`)", default="true"
+    ),
+    Setting("PREFECT_TASKS_DEFAULT_PERSIST_RESULT", "keep task runs' return values too", default="false"),
+    Setting("PREFECT_RESULTS_DEFAULT_SERIALIZER", "how kept return values are stored", default="json"),
     Setting(
         "PREFECT_WORKER_PREFETCH_SECONDS",
         "seconds ahead the worker submits scheduled runs",
