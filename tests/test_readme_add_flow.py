@@ -1,7 +1,7 @@
 """README's "Add a flow that runs a Julia job", run as written in a kit copy: real server, worker, julia, run.
 
 Each block of the section is found by the invisible marker before it (``<!-- readme-test: NAME -->``): the
-files are written where their names say, the shell blocks run in bash in the kit copy, in order.
+files are written where their names say, the shell blocks run as they are, in bash in the kit copy, in order.
 """
 
 from __future__ import annotations
@@ -23,12 +23,8 @@ SECTION = "## Add a flow that runs a Julia job"
 RUNDATE = "2026-11-21"
 #: The blocks the section shows, by marker, in the order a reader meets them.
 BLOCKS = ("input", "julia/jobs/clean_sales.jl", "try-job", "flows/sales.py", "prefect.yaml", "run")
-#: True once the kit's tasks take a bare environment word (`invoke deploy dev`): the shell blocks then run
-#: exactly as written. Until then each bare `dev` after `invoke` is given as `--env dev`.
-BARE_ENV_WORDS = False
 
 _MARKED_BLOCK = re.compile(r"^( *)<!-- readme-test: (\S+) -->\n\1```(\w+)\n(.*?)^\1```$", re.MULTILINE | re.DOTALL)
-_BARE_ENV = re.compile(r"""(\binvoke\b[^\n;&|]*?) (dev|prod)(?=[\s)"]|$)""", re.MULTILINE)
 
 
 def section_blocks(readme: str) -> dict[str, tuple[str, str]]:
@@ -43,11 +39,6 @@ def section_blocks(readme: str) -> dict[str, tuple[str, str]]:
     return blocks
 
 
-def shell(script: str) -> str:
-    """A shell block as it runs today (see :data:`BARE_ENV_WORDS`)."""
-    return script if BARE_ENV_WORDS else _BARE_ENV.sub(r"\1 --env \2", script)
-
-
 def heredoc_python(script: str) -> str:
     """The Python a shell block feeds to `python - <<'EOF'`."""
     return script.split("<<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0] + "\n"
@@ -58,7 +49,7 @@ def run_bash(repo: KitRepo, script: str, timeout: float = 600) -> subprocess.Com
     env = repo.environ()
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', os.defpath)}"
     return subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", shell(script)],
+        ["bash", "-euo", "pipefail", "-c", script],
         cwd=repo.root,
         env=env,
         capture_output=True,
@@ -83,13 +74,6 @@ def test_the_section_marks_every_block(blocks: dict[str, tuple[str, str]]) -> No
         "prefect.yaml": "yaml",
         "run": "bash",
     }
-
-
-def test_the_bare_environment_word_becomes_an_option() -> None:
-    script = 'eval "$(invoke env --shell dev)"\ninvoke run sales-daily dev --param rundate=2026-11-21\n'
-    assert _BARE_ENV.sub(r"\1 --env \2", script) == (
-        'eval "$(invoke env --shell --env dev)"\ninvoke run sales-daily --env dev --param rundate=2026-11-21\n'
-    )
 
 
 @pytest.mark.parametrize("name", ["flows/sales.py", "input"])
