@@ -99,6 +99,8 @@ def server_up(c: Context, env: str = "", timeout: float = 0.0) -> None:
     print(f"{resolved.name} server {state} (pid {result.pid}): {resolved.ui_url}")
     if security.auth_enabled(resolved):
         print(f"UI login: the value of PREFECT_API_AUTH_STRING in envs/{resolved.name}.local.env")
+    else:
+        print(f"warning: {security.open_warning(resolved)}", file=sys.stderr)
     if not result.already_up:  # it had stopped: runs it left in flight may be lost
         from prefect_julia.kit import inflight, workers
 
@@ -167,7 +169,8 @@ def server_status(c: Context, env: str = "") -> None:
     from prefect_julia.kit import serverlog
 
     mapping = environments.load_branch_mapping(ROOT)
-    rows = []
+    rows: list[list[object]] = []
+    opened: list[environments.Environment] = []
     for resolved in _chosen(env):
         s = servers.server_status(resolved, mapping.branches_of(resolved.name))
         rows.append(
@@ -182,7 +185,12 @@ def server_status(c: Context, env: str = "") -> None:
                 serverlog.describe(serverlog.service_errors(resolved.files.server_log)) if s.pid else "-",
             ]
         )
+        if not security.auth_enabled(resolved):
+            rows[-1][-1] = "auth off" if rows[-1][-1] == "-" else f"auth off; {rows[-1][-1]}"
+            opened.append(resolved)
     print(table(["env", "branch", "port", "pid", "state", "database", "url", "warnings"], rows))
+    for resolved in opened:
+        print(f"warning: {resolved.name}: {security.open_warning(resolved)}")
 
 
 def _server_state(resolved: environments.Environment, healthy: bool, pid: int | None) -> str:
@@ -207,9 +215,7 @@ def server_logs(c: Context, env: str = "", follow: bool = False, lines: int = 50
     """Show the environment's server log (--follow to keep watching; Ctrl-C stops)."""
     resolved = _env(env)
     if not resolved.files.server_log.exists():
-        print(
-            f"No log yet at {resolved.files.server_log}: start the server with `invoke server-up {resolved.name}`."
-        )
+        print(f"No log yet at {resolved.files.server_log}: start the server with `invoke server-up {resolved.name}`.")
         return
     if not follow:
         print(tail(resolved.files.server_log, lines))
@@ -285,7 +291,9 @@ def _print_rollout(report: object) -> None:
     deployed = report.deployments
     print(f"code: {deployed.code}")
     if deployed.work_pool_created:
-        print(f"created work pool {deployed.work_pool} (process)")
+        print(f"created work pool {deployed.work_pool} (process; runs may not choose their command or environment)")
+    if deployed.work_pool_locked:
+        print(f"locked work pool {deployed.work_pool}: runs may no longer choose their command or environment")
     for name in deployed.applied:
         print(f"deployed  {name}  (pool {deployed.work_pool})")
     for name in deployed.removed:
@@ -453,6 +461,7 @@ def run(
         write_log=lambda line: print(line, flush=True),
     )
     print(f"flow run {outcome.name}: {outcome.state} ({outcome.url})")
+    print(runs.result_line(resolved, outcome))
 
 
 @task(

@@ -71,8 +71,12 @@ def prefect_env(api_url: str, home: Path) -> dict[str, str]:
     return env
 
 
-def api(api_url: str, method: str, path: str, body: object = None, *, patience: float = 120.0) -> Any:
+def api(
+    api_url: str, method: str, path: str, body: object = None, *, patience: float = 120.0, auth: str | None = None
+) -> Any:
     """A test's read (or idempotent write) on a throwaway server, through the kit's client (credentials, CSRF).
+
+    ``auth``: the server's basic-auth string (a kit environment's: :func:`kit_api` passes it).
 
     A sqlite server under the gate's load can stall a request for tens of seconds: a timed-out read, a dropped
     connection or a 5xx answer is asked again until ``patience`` seconds have passed; any other answer (a 4xx,
@@ -81,7 +85,7 @@ def api(api_url: str, method: str, path: str, body: object = None, *, patience: 
     deadline = time.monotonic() + patience
     while True:
         try:
-            return ApiClient(api_url, timeout=30).request(method, path, body)
+            return ApiClient(api_url, auth_string=auth, timeout=30).request(method, path, body)
         except urllib.error.HTTPError as error:
             if error.code < 500 or time.monotonic() > deadline:
                 raise
@@ -89,6 +93,12 @@ def api(api_url: str, method: str, path: str, body: object = None, *, patience: 
             if time.monotonic() > deadline:
                 raise
         time.sleep(1)
+
+
+def kit_api(env: environments.Environment, method: str, path: str, body: object = None, **kwargs: Any) -> Any:
+    """:func:`api` on a kit environment's server, with its auth string as it is now (``server-up`` writes it)."""
+    current = environments.resolve_environment(env.name, env.root, {})
+    return api(current.api_url, method, path, body, auth=current.get("PREFECT_API_AUTH_STRING"), **kwargs)
 
 
 @dataclass(frozen=True)

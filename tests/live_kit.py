@@ -98,9 +98,9 @@ def add_test_flows(root: Path) -> None:
 def live_kit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveKit]:
     repo = make_kit_repo(tmp_path_factory.mktemp("live") / "repo", project=True)
     add_test_flows(repo.root)
-    kit = LiveKit(repo, repo.environment("dev"))
     try:
         repo.invoke("server-up", "--env", "dev", timeout=300, check=True)
+        kit = LiveKit(repo, repo.environment("dev"))  # resolved after server-up: with the auth string it wrote
         repo.invoke("deploy", "--env", "dev", timeout=300, check=True)
         kit.worker_up()
         yield kit

@@ -117,7 +117,7 @@ def test_shell_exports_and_spawned_processes_agree(kit_repo: KitRepo) -> None:
     assert shell["PREFECT_JULIA_PROJECT"] == str(kit_repo.root / "julia") and shell["MY_SETTING"] == "a"
 
 
-@pytest.mark.parametrize(("env", "line", "on"), [("prod", "", True), ("dev", "", False), ("prod", "off", False)])
+@pytest.mark.parametrize(("env", "line", "on"), [("prod", "", True), ("dev", "", True), ("dev", "off", False)])
 def test_a_blank_switch_in_an_env_file_is_the_environments_default(
     kit_repo: KitRepo, env: str, line: str, on: bool
 ) -> None:

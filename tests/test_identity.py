@@ -5,18 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import KitRepo, make_kit_repo
-from harness import api
+from harness import kit_api
 from prefect_julia.core.errors import ServerError
 from prefect_julia.kit import identity
-from prefect_julia.kit.environments import resolve_environment
+from prefect_julia.kit.environments import Environment, resolve_environment
 
 FLOW = 'from prefect import flow\n\n@flow(name="ident")\ndef ident() -> None:\n    pass\n'
 DECLARATION = "deployments:\n  - name: b-only\n    entrypoint: flows/ident.py:ident\n"
 
 
-def _deployment_names(api_url: str) -> list[str]:
-    """The server's deployments, asked through the kit's REST client (it sends Prefect's CSRF token)."""
-    return [d["name"] for d in api(api_url, "POST", "/deployments/filter", {})]
+def _deployment_names(env: Environment) -> list[str]:
+    """The server's deployments, asked through the kit's REST client (it sends the auth string and CSRF token)."""
+    return [d["name"] for d in kit_api(env, "POST", "/deployments/filter", {})]
 
 
 def test_a_server_of_another_checkout_is_refused_and_shown_as_taken(tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ def test_a_server_of_another_checkout_is_refused_and_shown_as_taken(tmp_path: Pa
             assert f"the dev environment of {first.root}" in refused.stderr, refused.stderr
             assert "fix: " in refused.stderr and "PREFECT_JULIA_PORT" in refused.stderr
             assert "Traceback" not in refused.stderr
-        assert "b-only" not in _deployment_names(env.api_url)  # nothing was written
+        assert "b-only" not in _deployment_names(env)  # nothing was written
         assert not (second.root / ".prefect" / "dev" / "worker.pid").exists()
     finally:
         first.invoke("server-down", "--env", "dev", timeout=120)

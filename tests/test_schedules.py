@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from conftest import KitRepo, make_kit_repo
-from harness import api
+from harness import kit_api
 from prefect_julia.kit import serverlog
+from prefect_julia.kit.environments import Environment
 
 FLOW = """
 from prefect import flow
@@ -30,8 +31,8 @@ deployments:
 """
 
 
-def _runs(api_url: str, deployment_id: str) -> list[dict[str, Any]]:
-    return list(api(api_url, "POST", "/flow_runs/filter", {"deployments": {"id": {"any_": [deployment_id]}}}))
+def _runs(env: Environment, deployment_id: str) -> list[dict[str, Any]]:
+    return list(kit_api(env, "POST", "/flow_runs/filter", {"deployments": {"id": {"any_": [deployment_id]}}}))
 
 
 def _wait_for(what: str, predicate: Any, timeout: float) -> Any:
@@ -59,11 +60,11 @@ def test_a_due_cron_schedule_gets_a_scheduled_then_a_completed_run(tmp_path: Pat
     try:
         repo.invoke("server-up", "--env", "dev", check=True, timeout=300, **fast)
         repo.invoke("deploy", "--env", "dev", check=True, timeout=300)
-        deployment_id = api(env.api_url, "GET", "/deployments/name/tick/every-minute")["id"]
+        deployment_id = kit_api(env, "GET", "/deployments/name/tick/every-minute")["id"]
 
         scheduled = _wait_for(
             "a Scheduled run",
-            lambda: [r for r in _runs(env.api_url, deployment_id) if r["state_type"] == "SCHEDULED"],
+            lambda: [r for r in _runs(env, deployment_id) if r["state_type"] == "SCHEDULED"],
             timeout=90,
         )
         assert scheduled[0]["auto_scheduled"] is True
@@ -71,7 +72,7 @@ def test_a_due_cron_schedule_gets_a_scheduled_then_a_completed_run(tmp_path: Pat
         repo.invoke("worker-up", "--env", "dev", check=True, timeout=300, **fast)
         completed = _wait_for(
             "a Completed run from the worker",
-            lambda: [r for r in _runs(env.api_url, deployment_id) if r["state_type"] == "COMPLETED"],
+            lambda: [r for r in _runs(env, deployment_id) if r["state_type"] == "COMPLETED"],
             timeout=180,
         )
         assert completed[0]["auto_scheduled"] is True

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from prefect_julia.core.errors import CommandFailed, ConfigError
-from prefect_julia.kit import codesource, identity
+from prefect_julia.kit import codesource, identity, workpool
 from prefect_julia.kit.codesource import CODE_DIR_SETTING, Code
 from prefect_julia.kit.environments import ENVIRONMENTS, Environment
 from prefect_julia.kit.settings import DECLARED, ENV_MARKER, read_env_file
@@ -293,6 +293,7 @@ class DeployReport:
     work_pool: str
     code: str = ""
     work_pool_created: bool = False
+    work_pool_locked: bool = False  # an existing pool's job template was replaced by the locked one
     applied: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
 
@@ -304,9 +305,7 @@ def apply(root: Path, env: Environment, code: Code | None = None) -> DeployRepor
     code source, ``codesource.prepare``). Every flow is loaded (a git source is cloned) before anything is
     written.
     """
-    from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
-    from prefect.exceptions import ObjectNotFound
 
     from prefect_julia.kit.prefect_api import client_for
 
@@ -338,11 +337,8 @@ def apply(root: Path, env: Environment, code: Code | None = None) -> DeployRepor
         prepared.append((flow, _options(entry, pool, code)))
     report = DeployReport(work_pool=pool, code=code.describe)
     with client_for(env) as client:
-        try:
-            client.read_work_pool(pool)
-        except ObjectNotFound:
-            client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
-            report.work_pool_created = True
+        made = workpool.ensure_pool(client, pool)
+        report.work_pool_created, report.work_pool_locked = made == "created", made == "locked"
         declared_ids = set()
         for flow, options in prepared:
             deployment = flow.to_deployment(**options, _sync=True)

@@ -17,7 +17,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from urllib.error import HTTPError
 from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 
@@ -63,7 +63,7 @@ def ensure(env: Environment) -> Identity:
     if found is not None:
         return found
     identity = Identity(id=uuid.uuid4().hex, checkout=str(env.root), environment=env.name)
-    write_atomic(env.files.identity, (json.dumps(identity.__dict__, indent=2) + "\n").encode())
+    write_atomic(env.files.identity, (json.dumps(identity.__dict__, indent=2) + "\n").encode(), mode=0o600)
     return identity
 
 
@@ -73,7 +73,8 @@ def is_local(env: Environment) -> bool:
     return url.port == env.port and url.hostname in {env.host, "127.0.0.1", "localhost", "0.0.0.0"}
 
 
-def _reported_settings(api_url: str, env: Environment, timeout: float) -> dict[str, Any] | None:
+def _reported_home(api_url: str, env: Environment, timeout: float) -> str | None:
+    """The PREFECT_HOME the server at ``api_url`` reports; when it refuses our credential, the one it runs with."""
     headers = {"Accept": "application/json"}
     auth = env.lookup("PREFECT_API_AUTH_STRING")
     if auth:
@@ -81,19 +82,41 @@ def _reported_settings(api_url: str, env: Environment, timeout: float) -> dict[s
     try:
         with urlopen(Request(f"{api_url}/admin/settings", headers=headers), timeout=timeout) as response:
             data = json.load(response)
+    except HTTPError as error:
+        return _listener_home(env.port) if error.code in (401, 403) else None
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    home = data.get("home") if isinstance(data, dict) else None
+    return home if isinstance(home, str) else None
+
+
+def _listener_home(port: int) -> str | None:
+    """The PREFECT_HOME of the process listening on ``port`` (a server with another auth string), if readable.
+
+    Only a process of this user can be read; another user's server gives None (and the kit's request then fails
+    with the auth error it got).
+    """
+    import psutil
+
+    try:
+        listening = [c.pid for c in psutil.net_connections("tcp") if c.laddr and c.laddr.port == port and c.pid]
+        for pid in listening:
+            home = str(psutil.Process(pid).environ().get("PREFECT_HOME") or "")
+            if home:
+                return home
+    except (psutil.Error, OSError):
+        return None
+    return None
 
 
 def owner(env: Environment, *, timeout: float = 5.0) -> Owner | None:
     """Who serves ``env``'s local URL; None when nothing answers (or the environment's server is remote)."""
     if not is_local(env):
         return None
-    reported = _reported_settings(env.local_api_url, env, timeout)
-    if reported is None or not isinstance(reported.get("home"), str):
+    reported = _reported_home(env.local_api_url, env, timeout)
+    if reported is None:
         return None
-    home = Path(reported["home"])
+    home = Path(reported)
     mine = read(env.home)
     theirs = read(home)
     same_folder = home.resolve() == env.home.resolve()

@@ -1,8 +1,8 @@
 """Locked-down local servers: basic auth, CSRF protection, CORS for the server's own UI, private files.
 
-A kit server runs with Prefect's CSRF protection on and CORS limited to its own UI origin. With
-``PREFECT_JULIA_AUTH=on`` (prod's default) it also requires basic auth: its auth string lives in the git-ignored
-``envs/<env>.local.env`` (mode 0600), generated on the first ``server-up``. A server that listens beyond the
+A kit server runs with Prefect's CSRF protection on and CORS limited to its own UI origin, and requires basic
+auth (``PREFECT_JULIA_AUTH=on``, the default in every environment; ``off`` is warned about): its auth string
+lives in the git-ignored ``envs/<env>.local.env`` (mode 0600), generated on the first ``server-up``. A server that listens beyond the
 loopback interface needs auth. Servers and workers get no secret setting they do not need.
 """
 
@@ -34,6 +34,17 @@ def local_env_file(env: Environment) -> Path:
 def auth_enabled(env: Environment) -> bool:
     """Whether the environment's server requires basic auth (``PREFECT_JULIA_AUTH``, on or off)."""
     return env.switch(AUTH)
+
+
+def open_warning(env: Environment) -> str:
+    """What an environment with auth off risks, and how to close it; "" when auth is on."""
+    if auth_enabled(env):
+        return ""
+    return (
+        f"auth is off ({AUTH.name}=off): any local user can read the {env.name} server's secrets and run code as "
+        f"you. Unset it (on is the default), then restart the server: `invoke server-down {env.name}` and "
+        f"`invoke server-up {env.name}`."
+    )
 
 
 def is_loopback(host: str) -> bool:

@@ -79,9 +79,9 @@ LOG_BATCH_SECONDS = Setting(
 )
 AUTH = Setting(
     "PREFECT_JULIA_AUTH",
-    "basic auth on the local server (default: on in prod, off elsewhere)",
+    "basic auth on the local server (default: on; off lets any local user read secrets and run code as you)",
+    default="on",
     kind="switch",
-    derive=lambda env, _v: "on" if env == "prod" else "off",
 )
 DATABASE = Setting(
     "PREFECT_JULIA_DATABASE",

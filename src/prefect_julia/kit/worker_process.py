@@ -4,8 +4,8 @@
 ARGS`` in this process. With ``fork`` (``PREFECT_JULIA_FLOW_START``, dev's default) it first starts a fork
 server (``runtime/forkserver.py``) as its own child, names its socket in the environment its flow runs
 inherit, and starts each flow run as that server's client: the run's process begins with Prefect already
-loaded (about 2-3 s less per run here). A deployment that sets its own ``command`` keeps it. With ``spawn``,
-each flow run is Prefect's usual fresh process.
+loaded (about 2-3 s less per run here). With ``spawn``, each flow run is Prefect's usual fresh process. In both,
+a flow run that sets job variables of its own (``command``, ``env``, ...) is refused (``kit/workpool.py``).
 
 The fork server is stopped with the worker (it is in the worker's process tree, and it also exits when the
 worker is gone).
@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from prefect_julia.kit import workpool
 from prefect_julia.kit.settings import FLOW_START
 from prefect_julia.runtime.forkserver import CLIENT_MODULE, SOCKET_ENV
 
@@ -36,23 +37,36 @@ def command(flow_start: str, worker_args: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", MODULE, "--flow-start", flow_start, "--", *worker_args]
 
 
-def _install_fork_start() -> None:
-    """Make ``--type process`` resolve to a process worker whose flow runs start as the fork server's clients."""
-    from prefect.workers.process import ProcessWorker
+def _install_worker(fork: bool) -> None:
+    """Make ``--type process`` resolve to the kit's process worker.
+
+    It refuses a flow run that sets job variables of its own beyond ``workpool.RUN_VARIABLES`` (the run is set
+    Failed with the reason, nothing starts), and with ``fork`` starts each flow run as the fork server's client.
+    """
+    from prefect.states import Failed
+    from prefect.workers.process import ProcessWorker, ProcessWorkerResult
 
     client = shlex.join([sys.executable, "-m", CLIENT_MODULE])
 
     with warnings.catch_warnings():  # replacing the "process" type in this process is the point
         warnings.simplefilter("ignore")
 
-        class ForkStartProcessWorker(ProcessWorker):
+        class KitProcessWorker(ProcessWorker):
             async def run(self, flow_run: Any, configuration: Any, task_status: Any = None) -> Any:
-                if not configuration._command_configured:  # a deployment's own command is kept
+                refused = workpool.refused_run_variables(getattr(flow_run, "job_variables", None))
+                if refused:
+                    message = workpool.refusal(self.work_pool.name, refused)
+                    self.get_flow_run_logger(flow_run).error(message)
+                    await self.client.set_flow_run_state(flow_run.id, Failed(message=message), force=True)
+                    if task_status is not None:
+                        task_status.started(0)
+                    return ProcessWorkerResult(identifier="refused", status_code=0)
+                if fork and not configuration._command_configured:  # a deployment's own command is kept
                     configuration.command = client
                     configuration._command_configured = True
                 return await super().run(flow_run, configuration, task_status)
 
-    ForkStartProcessWorker.__name__ = "ProcessWorker"
+    KitProcessWorker.__name__ = "ProcessWorker"
 
 
 @contextlib.contextmanager
@@ -82,10 +96,10 @@ def main(argv: Sequence[str]) -> int:
     from prefect.cli import app
 
     sys.argv = ["prefect", "worker", "start", *args[3:]]
+    _install_worker(fork=args[1] == "fork")
     if args[1] == "spawn":
         app()
         return 0
-    _install_fork_start()
     with fork_server():
         app()
     return 0
