@@ -430,7 +430,6 @@ def run(
 ) -> None:
     """Run a deployment, print its logs as they arrive, and exit 0 only when it Completed."""
     from prefect_julia.kit import workers
-
     from prefect_julia.kit.deployments import require_deployment, run_words
 
     deployment, env = run_words(ROOT, deployment, env)
