@@ -56,9 +56,7 @@ def env(c: Context, env: str = "", shell: bool = False) -> None:
     """Show an environment's resolved settings and where each came from (secrets masked)."""
     resolved = _env(env)
     if shell:
-        from prefect_julia.kit import codesource
-
-        if codesource.code_dir(resolved, ROOT) is None:
+        if resolved.code_dir is None:
             print(
                 f"# {resolved.name} has no deployed commit yet: `invoke deploy {resolved.name}` makes its code folder"
             )
@@ -518,9 +516,9 @@ def gate(c: Context, skip: str = "", skip_tests: bool = False) -> None:
 def promote_task(c: Context) -> None:
     """From dev with a clean tree: gate, fast-forward main to dev, gate on main, deploy to prod."""
     from prefect_julia.gates.promote import promote
-    from prefect_julia.kit import codesource, rollout
+    from prefect_julia.kit import rollout
 
-    by_ci = codesource.deployed_from_ci(_env("prod"))
+    by_ci = _env("prod").deployed_from_ci
 
     def deploy_prod() -> None:
         if by_ci:  # exactly one place deploys prod: here the push to main does (.github/workflows/deploy.yml)

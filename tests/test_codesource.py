@@ -23,14 +23,14 @@ def _main_repo(tmp_path: Path) -> KitRepo:
 def test_prod_gets_a_checkout_of_the_commit_that_only_a_deploy_moves(tmp_path: Path) -> None:
     repo = _main_repo(tmp_path)
     prod = repo.environment("prod")
-    assert codesource.source_kind(prod) == "worktree" and codesource.source_kind(repo.environment("dev")) == "tree"
+    assert prod.code_source == "worktree" and repo.environment("dev").code_source == "tree"
     code = codesource.prepare(prod, repo.root)
     commit = repo.git("rev-parse", "HEAD").strip()
     assert code.commit == commit and code.root == prod.files.code / commit
     assert code.job_env["PREFECT_JULIA_PROJECT"] == str(code.root / "julia")
     codesource.settle(prod, repo.root, code)
-    assert codesource.deployed_commit(prod) == commit
-    assert codesource.code_dir(prod, repo.root) == code.root
+    assert prod.deployed_commit == commit
+    assert prod.code_dir == code.root
 
     (code.root / "job.txt").write_text("edited in prod's checkout\n")
     (repo.root / "job.txt").write_text("edited in the working tree\n")
@@ -46,4 +46,4 @@ def test_prod_gets_a_checkout_of_the_commit_that_only_a_deploy_moves(tmp_path: P
     with pytest.raises(ConfigError, match="is not on 'main'") as refused:
         codesource.prepare(prod, repo.root)
     assert "git switch main" in str(refused.value)
-    assert codesource.deployed_commit(prod) == commit and (code.root / "job.txt").read_text() == "main\n"
+    assert prod.deployed_commit == commit and (code.root / "job.txt").read_text() == "main\n"

@@ -14,7 +14,6 @@ import pytest
 
 from conftest import KitRepo, RunningServer, make_kit_repo
 from prefect_julia.core.errors import CommandFailed, ConfigError
-from prefect_julia.kit import codesource
 
 pytestmark = [pytest.mark.server, pytest.mark.julia]
 
@@ -69,7 +68,7 @@ def test_prod_runs_the_deployed_commit_after_the_tree_moves_to_dev(tmp_path: Pat
 
         deployed = repo.invoke("deploy", "--env", "prod", check=True, timeout=300)
         assert f"commit {main_commit[:10]}" in deployed.stdout
-        assert codesource.deployed_commit(prod) == main_commit
+        assert prod.deployed_commit == main_commit
         repo.invoke("worker-up", "--env", "prod", check=True, timeout=300)
 
         repo.git("switch", "-q", "-c", "dev")
@@ -77,7 +76,7 @@ def test_prod_runs_the_deployed_commit_after_the_tree_moves_to_dev(tmp_path: Pat
         _commit(repo, "dev: the job exits 3")
         not_main = repo.invoke("deploy", "--env", "prod")
         assert not_main.returncode == ConfigError.exit_code and "is not on 'main'" in not_main.stderr
-        assert codesource.deployed_commit(prod) == main_commit  # unchanged
+        assert prod.deployed_commit == main_commit  # unchanged
 
         repo.invoke("server-up", "--env", "dev", check=True, timeout=300)
         repo.invoke("deploy", "--env", "dev", check=True, timeout=300)

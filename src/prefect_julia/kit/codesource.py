@@ -21,13 +21,8 @@ from typing import Any
 
 from prefect_julia.core import gitrepo
 from prefect_julia.core.errors import ConfigError
-from prefect_julia.kit.environments import Environment, load_branch_mapping
-from prefect_julia.kit.settings import CODE_SOURCE
+from prefect_julia.kit.environments import DEPLOYED_FILE, Environment, load_branch_mapping
 
-#: The placeholder (and exported variable) naming the folder a run executes.
-CODE_DIR_SETTING = "PREFECT_JULIA_CODE_DIR"
-#: Records the commit of the worktree the deployments point at, inside ``<home>/code``.
-DEPLOYED_FILE = "DEPLOYED"
 #: Worktrees kept besides the deployed one, for runs that started before the last deploy.
 KEEP_PREVIOUS = 1
 
@@ -50,31 +45,6 @@ class Code:
 def working_tree(root: Path) -> Code:
     """Runs execute the checkout ``root`` as it is at run time."""
     return Code(kind="tree", root=root, storage=str(root), directory=str(root), describe=f"the working tree {root}")
-
-
-def source_kind(env: Environment) -> str:
-    return env.choice(CODE_SOURCE)
-
-
-def deployed_commit(env: Environment) -> str | None:
-    """The commit whose worktree the environment's deployments run, or None before the first deploy."""
-    path = env.files.code / DEPLOYED_FILE
-    text = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
-    return text or None
-
-
-def deployed_from_ci(env: Environment) -> bool:
-    """True when ``env`` is deployed by CI from git (``.github/workflows/deploy.yml``), not from this machine."""
-    return source_kind(env) == "git"
-
-
-def code_dir(env: Environment, root: Path) -> Path | None:
-    """The folder runs of ``env`` execute (None: a worktree source with nothing deployed yet, or git)."""
-    kind = source_kind(env)
-    if kind == "tree":
-        return root
-    commit = deployed_commit(env) if kind == "worktree" else None
-    return env.files.code / commit if commit else None
 
 
 def main_branch(root: Path) -> str:
@@ -105,7 +75,7 @@ def deployable_commit(root: Path, env: Environment, environ: Mapping[str, str] |
 
 def prepare(env: Environment, root: Path, environ: Mapping[str, str] | None = None) -> Code:
     """The code source ``env``'s deployments get; for a commit source, checks the tree and makes its checkout."""
-    kind = source_kind(env)
+    kind = env.code_source
     if kind == "tree":
         return working_tree(root)
     commit = deployable_commit(root, env, environ)
@@ -180,7 +150,7 @@ def settle(env: Environment, root: Path, code: Code, environ: Mapping[str, str] 
     if code.kind != "worktree" or code.commit is None:
         return
     folder = env.files.code
-    previous = deployed_commit(env)
+    previous = env.deployed_commit
     (folder / DEPLOYED_FILE).write_text(code.commit + "\n", encoding="utf-8")
     keep = {code.commit, previous} if KEEP_PREVIOUS else {code.commit}
     for path in folder.iterdir():
@@ -191,4 +161,4 @@ def settle(env: Environment, root: Path, code: Code, environ: Mapping[str, str] 
     gitrepo.git(root, "worktree", "prune", env=environ, check=False)
 
 
-__all__ = ["CODE_DIR_SETTING", "Code", "code_dir", "deployable_commit", "prepare", "settle", "working_tree"]
+__all__ = ["Code", "deployable_commit", "prepare", "settle", "working_tree"]

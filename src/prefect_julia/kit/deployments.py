@@ -22,8 +22,8 @@ import yaml
 
 from prefect_julia.core.errors import CommandFailed, ConfigError
 from prefect_julia.kit import codesource, identity, workpool
-from prefect_julia.kit.codesource import CODE_DIR_SETTING, Code
-from prefect_julia.kit.environments import ENVIRONMENTS, Environment
+from prefect_julia.kit.codesource import Code
+from prefect_julia.kit.environments import CODE_DIR_SETTING, ENVIRONMENTS, Environment
 from prefect_julia.kit.settings import DECLARED, ENV_MARKER, read_env_file
 
 DECLARATION_FILE = Path("prefect.yaml")

@@ -18,6 +18,7 @@ from prefect_julia.core.errors import CommandFailed, ConfigError, PrefectJuliaEr
 from prefect_julia.core.setting import JULIA_PROJECT, Setting, parse_port, parse_seconds
 from prefect_julia.kit.home import Home
 from prefect_julia.kit.settings import (
+    CODE_SOURCE,
     DECLARED,
     ENV_MARKER,
     SETTINGS,
@@ -30,6 +31,10 @@ from prefect_julia.kit.settings import (
 )
 
 ENVIRONMENTS: tuple[str, ...] = ("dev", "prod")
+#: The placeholder (and exported variable) naming the folder a run executes.
+CODE_DIR_SETTING = "PREFECT_JULIA_CODE_DIR"
+#: Records the commit of the worktree the deployments point at, inside ``<home>/code``.
+DEPLOYED_FILE = "DEPLOYED"
 BRANCHES_FILE = Path("envs/branches.toml")
 #: The Prefect profiles file ``invoke profile-sync`` writes, one profile per environment.
 PROFILES_FILE = Path("profiles/profiles.toml")
@@ -207,12 +212,37 @@ class Environment:
         env[JULIA_PROJECT.name] = str(self.julia_project)
         env[ENV_MARKER] = self.name
         env["PREFECT_PROFILES_PATH"] = str(self.root / PROFILES_FILE)
-        from prefect_julia.kit import codesource  # it builds on this module
-
-        code_dir = codesource.code_dir(self, self.root)
-        if code_dir is not None:
-            env[codesource.CODE_DIR_SETTING] = str(code_dir)
+        if self.code_dir is not None:
+            env[CODE_DIR_SETTING] = str(self.code_dir)
         return env
+
+    # --- the code its runs execute (how it gets there: kit/declarations/codesource.py) ---------------------------
+
+    @property
+    def code_source(self) -> str:
+        """Where runs get their code: ``tree`` (the checkout), ``worktree`` (the deployed commit) or ``git``."""
+        return self.choice(CODE_SOURCE)
+
+    @property
+    def deployed_from_ci(self) -> bool:
+        """True when the environment is deployed by CI from git (``.github/workflows/deploy.yml``)."""
+        return self.code_source == "git"
+
+    @property
+    def deployed_commit(self) -> str | None:
+        """The commit whose worktree the environment's deployments run, or None before the first deploy."""
+        path = self.files.code / DEPLOYED_FILE
+        text = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+        return text or None
+
+    @property
+    def code_dir(self) -> Path | None:
+        """The folder runs execute (None: a worktree source with nothing deployed yet, or git)."""
+        kind = self.code_source
+        if kind == "tree":
+            return self.root
+        commit = self.deployed_commit if kind == "worktree" else None
+        return self.files.code / commit if commit else None
 
     def process_env(self, base: Mapping[str, str]) -> dict[str, str]:
         """``base`` plus everything a Prefect process of this environment needs, secrets included."""

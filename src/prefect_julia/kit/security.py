@@ -127,17 +127,15 @@ def worker_env(env: Environment, environ: Mapping[str, str]) -> dict[str, str]:
     return _without_secrets(env, full, set(CLIENT_CREDENTIALS) | passed_names(env))
 
 
-def private_home(env: Environment) -> None:
+def private_home(env: Environment, *, managed_postgres: bool = False) -> None:
     """Create the environment's PREFECT_HOME with mode 0700 (and tighten an existing one).
 
-    One exception: as root with a kit-managed PostgreSQL, the cluster runs as the ``postgres`` user, which
-    must pass through the home to reach its own folder, so others get search (``x``) only: 0711. They
-    still cannot list the home, and every file in it is 0600.
+    One exception: as root with a kit-managed PostgreSQL (``managed_postgres``, the caller's to know), the
+    cluster runs as the ``postgres`` user, which must pass through the home to reach its own folder, so others
+    get search (``x``) only: 0711. They still cannot list the home, and every file in it is 0600.
     """
-    from prefect_julia.kit import database
-
     env.home.mkdir(parents=True, exist_ok=True)
-    passes_through = os.geteuid() == 0 and database.is_managed(env)
+    passes_through = os.geteuid() == 0 and managed_postgres
     os.chmod(env.home, 0o711 if passes_through else 0o700)
 
 

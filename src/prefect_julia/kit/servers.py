@@ -75,7 +75,7 @@ def server_up(
     notes: list[str] = []
     if not env.files.server_pid.exists():
         _check_port(env)  # a bad host or a taken port is refused before anything is written
-    private_home(env)
+    private_home(env, managed_postgres=database.is_managed(env))
     with file_lock(env.files.server_lock):
         db = database.ensure_running(env)
         notes.extend(db.notes)
