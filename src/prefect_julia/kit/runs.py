@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import logging
 import random
+import re
 import time
 import urllib.error
 import uuid
@@ -20,7 +21,6 @@ from typing import Any
 
 from prefect_julia.core.errors import ConfigError, PrefectJuliaError, ServerError
 from prefect_julia.core.prefect_http import ApiClient, ApiRefused
-from prefect_julia.core.secrets import redact, secret_values
 from prefect_julia.kit import identity, run_params
 from prefect_julia.kit.environments import Environment
 from prefect_julia.kit.security import api_client, refused
@@ -35,8 +35,6 @@ POLL_SECONDS = 0.2
 FINAL_LOG_WAIT = 3.0
 QUIET_MARGIN = 0.3
 FINISHED_LINE = "Finished in state "
-#: Put before the flow run's own closing line as ``invoke run`` prints it (task runs close with the same words).
-FLOW_RUN_CLOSING = "flow run: "
 #: How long a submission is retried while the server is busy (503, timeouts, dropped connections): a sqlite
 #: server under a burst of runs answers 503 for a while, then drains. Waits of 0.5, 1, 2, 4, 8, then 10 s
 #: (with jitter) between tries.
@@ -44,8 +42,15 @@ SUBMIT_PATIENCE = 300.0
 SUBMIT_MAX_WAIT = 10.0
 FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 LOG_PAGE = 200
-#: Characters of a flow run's return value ``invoke run`` prints (the rest: in the file it names).
-RESULT_SHOWN = 300
+#: Where a Python traceback starts in a log record; ``invoke run`` prints the record up to there (the run's log
+#: in the UI keeps all of it).
+PYTHON_TRACEBACK = "Traceback (most recent call last):"
+#: Prefect's own lines that repeat the error a Julia job already reported above them (its ERROR record, or its
+#: output), and that the run's final state repeats once more: not printed by ``invoke run`` (kept in the UI).
+_JULIA_ERROR_ECHO = re.compile(
+    r"^(?:flow run: )?(?:Task run failed with exception: |Encountered exception during execution: "
+    r"|Finished in state Failed\('(?:Task|Flow) run encountered an exception:? )Julia(?:Failed|Timeout)\b"
+)
 
 
 class RunFailed(PrefectJuliaError):
@@ -140,7 +145,21 @@ def _log_line(log: dict[str, Any]) -> str:
         stamp = datetime.fromisoformat(str(log.get("timestamp"))).strftime("%H:%M:%S")
     except ValueError:
         stamp = "--:--:--"
-    return f"{stamp} {logging.getLevelName(int(log.get('level') or 0)):<7} {log.get('message', '')}"
+    message = str(log.get("message", ""))
+    if PYTHON_TRACEBACK in message:
+        message = message[: message.index(PYTHON_TRACEBACK)].rstrip()
+    return f"{stamp} {logging.getLevelName(int(log.get('level') or 0)):<7} {message}"
+
+
+def _without_julia_echoes(write: Callable[[str], None]) -> Callable[[str], None]:
+    """``write`` for the lines of :func:`_log_line`, less Prefect's repetitions of a Julia job's error."""
+
+    def filtered(line: str) -> None:
+        parts = line.split(maxsplit=2)
+        if not (len(parts) == 3 and _JULIA_ERROR_ECHO.match(parts[2])):
+            write(line)
+
+    return filtered
 
 
 class LogFollower:
@@ -149,7 +168,7 @@ class LogFollower:
     def __init__(self, api: ApiClient, flow_run_id: str, write: Callable[[str], None]) -> None:
         self.api = api
         self.flow_run_id = flow_run_id
-        self.write = write
+        self.write = _without_julia_echoes(write)
         self.seen: set[str] = set()
         self.after: str | None = None
         self.finished = False  # the engine's closing line has arrived
@@ -165,10 +184,9 @@ class LogFollower:
             fresh = [log for log in logs if log["id"] not in self.seen]
             for log in fresh:
                 self.seen.add(log["id"])
-                # The flow run's own closing line, not one of its task runs' (they end with the same words):
-                # shown as the flow run's.
+                self.write(_log_line(log))
+                # The flow run's own closing line, not one of its task runs' (they end with the same words).
                 closing = not log.get("task_run_id") and str(log.get("message", "")).startswith(FINISHED_LINE)
-                self.write(_log_line({**log, "message": f"{FLOW_RUN_CLOSING}{log['message']}"} if closing else log))
                 self.finished = self.finished or closing
             shown += len(fresh)
             if logs:
@@ -294,37 +312,6 @@ def _follow(
             hint=f"Read the run's logs above or in the UI, or `invoke server-logs --env {env.name}` and the worker log.",
         )
     return outcome
-
-
-def result_line(env: Environment, outcome: RunOutcome, *, limit: int = RESULT_SHOWN) -> str:
-    """``returned: VALUE`` for a completed flow run: its return value as kept by Prefect (JSON in the worker's
-    ``PREFECT_HOME/storage``, see the PREFECT_RESULTS_* settings), cut to ``limit`` characters and with the
-    environment's secret values masked; or why it cannot be shown."""
-    try:
-        flow_run = api_client(env, timeout=30.0).request("GET", f"/flow_runs/{outcome.flow_run_id}")
-    except ApiRefused as error:
-        raise refused(env, error) from None
-    except (OSError, http.client.HTTPException):
-        return "returned: (not shown: the server did not answer)"
-    state = flow_run.get("state") if isinstance(flow_run, dict) else None
-    data = state.get("data") if isinstance(state, dict) else None
-    if not isinstance(data, dict) or not isinstance(data.get("storage_key"), str) or not data["storage_key"]:
-        return "returned: (not kept: set PREFECT_RESULTS_PERSIST_BY_DEFAULT=true for the worker to keep it)"
-    key: str = data["storage_key"]
-    serializer = (data.get("serializer") or {}).get("type")
-    if serializer != "json":
-        return f"returned: (kept with the {serializer} serializer, not shown: {key})"
-    try:
-        with open(key, encoding="utf-8", errors="replace") as stream:
-            text = stream.read(limit + 1).strip()
-    except FileNotFoundError:
-        return f"returned: (not kept: not JSON; see the run's warning), or on another machine: {key}"
-    except OSError as error:
-        return f"returned: (not readable here: {error.strerror}: {key})"
-    text = redact(text, secret_values(env.process_env({})))
-    if len(text) > limit:
-        return f"returned: {text[:limit]}... (all of it: {key})"
-    return f"returned: {text}"
 
 
 def _follow_hint(env: Environment, run_id: str, state: str) -> str:
