@@ -21,6 +21,7 @@ from typing import Any
 
 from prefect_julia.core.errors import ConfigError, PrefectJuliaError, ServerError
 from prefect_julia.core.prefect_http import ApiClient, ApiRefused
+from prefect_julia.core.secrets import redact, secret_values
 from prefect_julia.kit import identity, run_params
 from prefect_julia.kit.environments import Environment
 from prefect_julia.kit.security import api_client, refused
@@ -35,6 +36,8 @@ POLL_SECONDS = 0.2
 FINAL_LOG_WAIT = 3.0
 QUIET_MARGIN = 0.3
 FINISHED_LINE = "Finished in state "
+#: Put before the flow run's own closing line as ``invoke run`` prints it (task runs close with the same words).
+FLOW_RUN_CLOSING = "flow run: "
 #: How long a submission is retried while the server is busy (503, timeouts, dropped connections): a sqlite
 #: server under a burst of runs answers 503 for a while, then drains. Waits of 0.5, 1, 2, 4, 8, then 10 s
 #: (with jitter) between tries.
@@ -51,6 +54,8 @@ _JULIA_ERROR_ECHO = re.compile(
     r"^(?:flow run: )?(?:Task run failed with exception: |Encountered exception during execution: "
     r"|Finished in state Failed\('(?:Task|Flow) run encountered an exception:? )Julia(?:Failed|Timeout)\b"
 )
+#: Characters of a flow run's return value ``invoke run`` prints (the rest: in the file it names).
+RESULT_SHOWN = 300
 
 
 class RunFailed(PrefectJuliaError):
@@ -184,9 +189,10 @@ class LogFollower:
             fresh = [log for log in logs if log["id"] not in self.seen]
             for log in fresh:
                 self.seen.add(log["id"])
-                self.write(_log_line(log))
-                # The flow run's own closing line, not one of its task runs' (they end with the same words).
+                # The flow run's own closing line, not one of its task runs' (they end with the same words):
+                # shown as the flow run's.
                 closing = not log.get("task_run_id") and str(log.get("message", "")).startswith(FINISHED_LINE)
+                self.write(_log_line({**log, "message": f"{FLOW_RUN_CLOSING}{log['message']}"} if closing else log))
                 self.finished = self.finished or closing
             shown += len(fresh)
             if logs:
@@ -312,6 +318,37 @@ def _follow(
             hint=f"Read the run's logs above or in the UI, or `invoke server-logs --env {env.name}` and the worker log.",
         )
     return outcome
+
+
+def result_line(env: Environment, outcome: RunOutcome, *, limit: int = RESULT_SHOWN) -> str:
+    """``returned: VALUE`` for a completed flow run: its return value as kept by Prefect (JSON in the worker's
+    ``PREFECT_HOME/storage``, see the PREFECT_RESULTS_* settings), cut to ``limit`` characters and with the
+    environment's secret values masked; or why it cannot be shown."""
+    try:
+        flow_run = api_client(env, timeout=30.0).request("GET", f"/flow_runs/{outcome.flow_run_id}")
+    except ApiRefused as error:
+        raise refused(env, error) from None
+    except (OSError, http.client.HTTPException):
+        return "returned: (not shown: the server did not answer)"
+    state = flow_run.get("state") if isinstance(flow_run, dict) else None
+    data = state.get("data") if isinstance(state, dict) else None
+    if not isinstance(data, dict) or not isinstance(data.get("storage_key"), str) or not data["storage_key"]:
+        return "returned: (not kept: set PREFECT_RESULTS_PERSIST_BY_DEFAULT=true for the worker to keep it)"
+    key: str = data["storage_key"]
+    serializer = (data.get("serializer") or {}).get("type")
+    if serializer != "json":
+        return f"returned: (kept with the {serializer} serializer, not shown: {key})"
+    try:
+        with open(key, encoding="utf-8", errors="replace") as stream:
+            text = stream.read(limit + 1).strip()
+    except FileNotFoundError:
+        return f"returned: (not kept: not JSON; see the run's warning), or on another machine: {key}"
+    except OSError as error:
+        return f"returned: (not readable here: {error.strerror}: {key})"
+    text = redact(text, secret_values(env.process_env({})))
+    if len(text) > limit:
+        return f"returned: {text[:limit]}... (all of it: {key})"
+    return f"returned: {text}"
 
 
 def _follow_hint(env: Environment, run_id: str, state: str) -> str:
