@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import io
+import stat
 import sys
 from pathlib import Path
 
 import pytest
 
-from gitrepos import make_repo
+from gitrepos import commit_file, git_env, make_repo
 from prefect_julia.core.errors import GateFailed
+from prefect_julia.gates import passes
 from prefect_julia.gates.gate import STEP_NAMES, Step, default_steps, gate_env, require_passed, run_gate
 
 PY = sys.executable
+GIT_ENV = git_env()
 
 
 @pytest.fixture
@@ -43,11 +46,25 @@ def test_all_passing_steps_pass(repo: Path) -> None:
     assert report.table().splitlines()[-1] == "gate: passed"
 
 
-def test_failing_lint_and_test_fail_the_gate_and_every_step_still_runs(repo: Path) -> None:
+def test_the_first_failure_ends_the_gate(repo: Path) -> None:
+    out = io.StringIO()
+    report = run_gate(repo, [ruff_step("bad.py"), pytest_step("test_sample.py::test_ok")], out=out)
+    assert report.failed == ["lint"] and not report.ok
+    tests = report.results[1]
+    assert tests.not_run and tests.skipped and not tests.passed
+    assert "1 passed" not in out.getvalue() and "==> tests: not run" in out.getvalue()
+    assert "not run" in report.table().splitlines()[3]
+    assert report.table().splitlines()[-1] == "gate: FAILED (lint)"
+
+
+def test_keep_going_runs_every_step_after_failures(repo: Path) -> None:
     problems = Step("declarations", "declaration check", check=lambda root: [f"{root.name}: flow 'nope' not found"])
     out = io.StringIO()
     report = run_gate(
-        repo, [ruff_step("bad.py"), pytest_step("test_sample.py"), ruff_step("good.py"), problems], out=out
+        repo,
+        [ruff_step("bad.py"), pytest_step("test_sample.py"), ruff_step("good.py"), problems],
+        keep_going=True,
+        out=out,
     )
     assert not report.ok
     assert report.failed == ["lint", "tests", "declarations"]
@@ -90,11 +107,74 @@ def test_step_needs_exactly_one_action() -> None:
         Step("both", "x", command=["true"], check=lambda root: [])
 
 
-def test_default_steps_are_the_gates_in_order() -> None:
+def test_default_steps_are_the_gates_cheapest_first() -> None:
     steps = default_steps()
-    assert tuple(s.name for s in steps) == STEP_NAMES == ("hooks", "types", "layers", "tests", "declarations")
-    assert steps[0].command is not None and "--all-files" in steps[0].command
-    assert steps[2].check is not None and steps[4].check is not None
+    assert tuple(s.name for s in steps) == STEP_NAMES == ("layers", "declarations", "hooks", "types", "tests")
+    assert steps[0].check is not None and steps[1].check is not None
+    assert steps[2].command is not None and "--all-files" in steps[2].command and steps[2].changes_files
+    assert steps[4].command is not None and steps[4].command[-2:] == ["--dist", "loadfile"]
+
+
+def test_pj_gate_tests_narrows_the_test_selection() -> None:
+    tests = default_steps({"PJ_GATE_TESTS": "tests/test_gate.py -k 'first failure'"})[4]
+    assert tests.command is not None and tests.command[-3:] == ["tests/test_gate.py", "-k", "first failure"]
+
+
+def test_files_the_hooks_rewrite_are_named_and_left_as_rewritten(repo: Path) -> None:
+    commit_file(repo, "good.py", '"""Fine."""\n\nVALUE = 1\n', "a good module")
+    rewrite = "import pathlib, sys; pathlib.Path('good.py').write_text('VALUE = 2\\n'); sys.exit(1)"
+    hooks = Step("hooks", "a formatter", command=[PY, "-c", rewrite], changes_files=True)
+    out = io.StringIO()
+    report = run_gate(repo, [hooks, ruff_step("good.py")], out=out)
+    assert report.failed == ["hooks"] and report.changed_files == ["good.py"]
+    note = "hooks changed files: good.py; review and commit them"
+    assert note in out.getvalue() and note in report.table()
+    assert (repo / "good.py").read_text() == "VALUE = 2\n"  # the tree stays as the hooks left it
+
+
+def test_a_passed_tree_is_gated_once(repo: Path) -> None:
+    for name in ("good.py", "bad.py", "test_sample.py"):
+        (repo / name).unlink()
+    ran: list[str] = []
+    counting = Step("count", "counts its runs", check=lambda root: ran.append("ran") or [])
+
+    first = passes.gate_once(repo, [counting], env=GIT_ENV, out=io.StringIO())
+    assert first.ok and first.report is not None and first.key is not None and ran == ["ran"]
+    record = passes.records_dir(repo, GIT_ENV) / first.key.digest
+    assert stat.S_IMODE(record.stat().st_mode) == 0o600 and stat.S_IMODE(record.parent.stat().st_mode) == 0o700
+
+    out = io.StringIO()
+    second = passes.gate_once(repo, [counting], label="main's tree", env=GIT_ENV, out=out)
+    assert second.ok and second.report is None and ran == ["ran"]
+    assert f"main's tree {first.key.tree[:10]} passed the gate at " in out.getvalue()
+    assert out.getvalue().rstrip().endswith(": not gated again")
+
+    forced = passes.gate_once(repo, [counting], force=True, env=GIT_ENV, out=io.StringIO())
+    assert forced.report is not None and ran == ["ran", "ran"]
+
+
+def test_a_dirty_tree_is_always_gated_and_never_recorded(repo: Path) -> None:
+    ran: list[str] = []
+    counting = Step("count", "counts its runs", check=lambda root: ran.append("ran") or [])
+    out = io.StringIO()
+    for _ in range(2):
+        verdict = passes.gate_once(repo, [counting], env=GIT_ENV, out=out)
+        assert verdict.ok and verdict.key is None
+    assert ran == ["ran", "ran"] and "gated, and the result not recorded" in out.getvalue()
+    assert not passes.records_dir(repo, GIT_ENV).exists()
+
+
+def test_the_gate_key_changes_with_the_tree_and_the_tools(repo: Path) -> None:
+    for name in ("good.py", "bad.py", "test_sample.py"):
+        (repo / name).unlink()
+    key = passes.tree_key(repo, GIT_ENV)
+    assert key is not None and dict(key.tools).keys() == {"python", "prefect", "julia", "constraints"}
+    (repo / "constraints.txt").write_text("prefect==3.8.8\n")
+    assert passes.tree_key(repo, GIT_ENV) is None  # untracked file: dirty
+    commit_file(repo, "constraints.txt", "prefect==3.8.8\n", "pins")
+    moved = passes.tree_key(repo, GIT_ENV)
+    assert moved is not None and moved.tree != key.tree and moved.digest != key.digest
+    assert dict(moved.tools)["constraints"] != dict(key.tools)["constraints"]
 
 
 def test_gate_env_drops_git_hook_variables_and_finds_project_tools() -> None:
