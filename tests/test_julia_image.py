@@ -59,7 +59,7 @@ def test_a_fresh_job_starts_with_the_current_image_and_never_a_stale_one(tmp_pat
     julia = find_julia(env)
     image = julia_image.Image.of(julia, project, env)
     facts = images.julia_facts(julia, env)
-    image.path.parent.mkdir(parents=True)
+    image.path.parent.mkdir(parents=True, mode=0o700)
     stand_in = image.path.parent / "built.so"
     shutil.copy2(facts["base_image"], stand_in)
     images.install(image, stand_in, facts)
@@ -120,7 +120,7 @@ def test_julia_image_refusals_and_a_failed_build_leave_nothing_behind(tmp_path: 
     assert not folder.exists()  # nothing was created
 
     # Another build holds the folder's lock: refused, the other build untouched.
-    folder.mkdir()
+    folder.mkdir(mode=0o700)
     with (folder / ".build.lock").open("a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         busy = repo.invoke("julia-image", **settings)

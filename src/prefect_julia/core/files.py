@@ -105,6 +105,33 @@ def write_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
         os.close(directory)
 
 
+def private_folder(folder: Path, what: str, setting: str | None = None) -> Path:
+    """``folder``, created with mode 0700 when missing; refused (:class:`ConfigError`, with the fix) when it
+    is not a folder, belongs to another user, or lets the group or others in (anyone who can write there can
+    plant a program, a socket or an image this user then trusts).
+
+    ``what`` names the folder in the message; ``setting`` is the variable that chooses another one.
+    """
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o700, parents=True)
+    info = os.lstat(folder)
+    elsewhere = f", or set {setting} to a folder of your own" if setting else ""
+    if not stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"{what[:1].upper() + what[1:]}, {folder}, is not a folder.", hint=f"Remove it{elsewhere}.")
+    if info.st_uid != os.getuid():
+        raise ConfigError(
+            f"{what[:1].upper() + what[1:]}, {folder}, belongs to another user (uid {info.st_uid}): it is not used.",
+            hint=f"Remove it (its owner or root: `rm -r {folder}`){elsewhere}.",
+        )
+    if info.st_mode & 0o077:
+        raise ConfigError(
+            f"{what[:1].upper() + what[1:]}, {folder}, is open to other users (mode {stat.S_IMODE(info.st_mode):04o}): "
+            "it is not used.",
+            hint=f"chmod 700 {folder}{elsewhere}.",
+        )
+    return folder
+
+
 #: Longest Unix socket path used as is (Linux allows 107 bytes, macOS 103).
 MAX_SOCKET_PATH = 100
 
@@ -115,15 +142,9 @@ def socket_path(wanted: Path) -> Path:
     """
     if len(os.fsencode(str(wanted))) <= MAX_SOCKET_PATH:
         return wanted
-    folder = Path(tempfile.gettempdir()) / f"prefect-julia-{os.getuid()}"
-    with contextlib.suppress(FileExistsError):
-        folder.mkdir(mode=0o700)
-    info = os.lstat(folder)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
-        raise ConfigError(
-            f"{folder} (for Unix sockets of paths too long to use) is not a private folder of this user.",
-            hint=f"Remove it (`rm -r {folder}`) and retry; the kit creates it with mode 0700.",
-        )
+    folder = private_folder(
+        Path(tempfile.gettempdir()) / f"prefect-julia-{os.getuid()}", "the folder for Unix sockets of long paths"
+    )
     return folder / f"{hashlib.sha256(os.fsencode(str(wanted))).hexdigest()[:32]}.sock"
 
 

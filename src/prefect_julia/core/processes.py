@@ -29,6 +29,7 @@ import psutil
 from prefect_julia.core.files import write_atomic
 
 __all__ = [
+    "PRIVATE_UMASK",
     "Descendants",
     "ExitWatch",
     "PidRecord",
@@ -50,6 +51,9 @@ __all__ = [
     "tree",
     "write_pid_file",
 ]
+
+#: The umask of every process the kit starts: files 0600, folders 0700.
+PRIVATE_UMASK = 0o077
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,7 @@ def write_pid_file(path: Path, pid: int, command: Sequence[str]) -> PidRecord:
     process = _process(pid)
     started = process.create_time() if process is not None else 0.0
     record = PidRecord(pid=pid, start_time=started, command=" ".join(command))
-    write_atomic(path, record.to_json())
+    write_atomic(path, record.to_json(), mode=0o600)
     return record
 
 
@@ -128,7 +132,11 @@ def spawn(
     stderr: int | IO[Any] | None = subprocess.PIPE,
     text: bool = False,
 ) -> subprocess.Popen[Any]:
-    """Start ``argv`` in its own session (its own process group), so :func:`stop_tree` can stop all of it."""
+    """Start ``argv`` in its own session (its own process group), so :func:`stop_tree` can stop all of it.
+
+    Every process the kit starts (servers, workers, the flow runs they start, Julia jobs) runs with umask
+    ``PRIVATE_UMASK``: what it creates (``prefect.db``, logs, job output) is its user's alone.
+    """
     return subprocess.Popen(
         list(argv),
         stdin=subprocess.DEVNULL,
@@ -138,6 +146,7 @@ def spawn(
         cwd=cwd,
         start_new_session=True,
         close_fds=True,
+        umask=PRIVATE_UMASK,
         text=text,
         errors="replace" if text else None,
     )
@@ -239,7 +248,7 @@ def file_lock(path: Path, *, wait: bool = True) -> Iterator[bool]:
     """An exclusive advisory lock held for the block: two callers for one environment take turns. With
     ``wait=False`` it is not waited for: the block gets False (holding nothing) while another holds it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as handle:  # new: 0600
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -7,6 +7,8 @@ of deployed code.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,3 +82,24 @@ class Home:
     def dependent_pid_files(self) -> tuple[Path, ...]:
         """Pid files of processes the kit runs against the server, stopped before it (a lone worker hangs)."""
         return (self.worker_pid,)
+
+    def kit_files(self) -> list[Path]:
+        """The files of the home that exist: the database (with its -wal and -shm files), pid, log, lock and
+        identity files. Each holds what only its owner may read (``prefect.db`` holds the blocks' key)."""
+        named = [
+            self.server_pid, self.server_log, self.server_lock, self.worker_pid,
+            self.worker_log, self.worker_lock, self.identity,
+        ]  # fmt: skip
+        found = sorted(self.path.glob(f"{self.database.name}*")) if self.path.is_dir() else []
+        return [path for path in [*found, *named] if path.is_file()]
+
+    def tighten(self) -> list[Path]:
+        """Make every one of :meth:`kit_files` 0600 (a database restored or made before the kit started its
+        processes with umask 077 may be open to others); the files it changed."""
+        changed: list[Path] = []
+        for path in self.kit_files():
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mode & 0o077:
+                    os.chmod(path, 0o600)
+                    changed.append(path)
+        return changed

@@ -21,10 +21,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prefect_julia.core.errors import CommandFailed, ConfigError, PrefectJuliaError
-from prefect_julia.core.files import tail, write_atomic
+from prefect_julia.core.files import private_folder, tail, write_atomic
 from prefect_julia.core.processes import file_lock
+from prefect_julia.core.setting import JULIA_IMAGE_DIR
 from prefect_julia.runtime.bridge import default_project, find_julia
-from prefect_julia.runtime.julia_image import BUILD_SCRIPT, PACKAGE, Image, base_stat, image_dir, julia_start, wanted
+from prefect_julia.runtime.julia_image import (
+    BUILD_SCRIPT,
+    IMAGES_FOLDER,
+    PACKAGE,
+    Image,
+    base_stat,
+    image_dir,
+    julia_start,
+    wanted,
+)
 
 #: Images kept in the folder after a build (each is about 150 MB): this build's and the ones before it.
 KEEP = 3
@@ -126,8 +136,7 @@ def build_image(environ: Mapping[str, str], *, force: bool = False, say: Callabl
     if image.is_current() and not force:
         return BuildReport(image.path, False, 0.0, image.path.stat().st_size, [])
     cc = compiler(environ)
-    folder = image.path.parent
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_folder(image.path.parent, IMAGES_FOLDER, JULIA_IMAGE_DIR.name)
     started = time.monotonic()
     with _build_lock(folder), tempfile.TemporaryDirectory(prefix=".build-", dir=folder) as scratch:
         work = Path(scratch)
@@ -164,7 +173,8 @@ def install(image: Image, built: Path, facts: Mapping[str, str]) -> None:
     record.update(
         key=image.key, project=str(image.project), julia=image.julia, built_at=time.strftime("%Y-%m-%dT%H:%M:%S")
     )
-    write_atomic(image.record, json.dumps(record, indent=2).encode())
+    write_atomic(image.record, json.dumps(record, indent=2).encode(), mode=0o600)
+    os.chmod(built, 0o600)
     os.replace(built, image.path)  # last: an image in place always has its record
 
 

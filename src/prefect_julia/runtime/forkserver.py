@@ -41,6 +41,9 @@ from typing import Any, NoReturn
 SOCKET_ENV = "PREFECT_JULIA_FORKSERVER"
 #: The module a flow-run process runs (the worker's command); a fresh one runs ``prefect.engine``.
 CLIENT_MODULE = "prefect_julia.runtime.forkserver"
+#: The worker keeps the fork server's socket in a private temporary folder named so (``tempfile.mkdtemp``);
+#: the fork server removes it when it stops (SIGTERM, or its worker gone).
+FOLDER_PREFIX = "pj-fork-"
 ENGINE_MODULE = "prefect.engine"
 #: Imported once by the server, so that no child pays for them.
 PRELOAD = (
@@ -357,6 +360,9 @@ class ForkServer:
             selector.close()
             listener.close()
             self.socket_path.unlink(missing_ok=True)
+            if self.socket_path.parent.name.startswith(FOLDER_PREFIX):  # the worker's mkdtemp folder goes too
+                with contextlib.suppress(OSError):
+                    self.socket_path.parent.rmdir()
 
     def _stop(self, _signum: int, _frame: object) -> None:
         self.stopping = True
@@ -432,4 +438,4 @@ if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
 
 
-__all__ = ["CLIENT_MODULE", "SOCKET_ENV", "client_main", "serve"]
+__all__ = ["CLIENT_MODULE", "FOLDER_PREFIX", "SOCKET_ENV", "client_main", "serve"]

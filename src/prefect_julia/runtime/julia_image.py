@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from prefect_julia.core.files import private_folder
 from prefect_julia.core.setting import JULIA_IMAGE, JULIA_IMAGE_DIR
 
 #: The build script (and workload), inside the Julia project.
@@ -38,6 +39,10 @@ SYSIMAGE_FLAG = "--sysimage="
 def julia_start(julia: str, image: Path | None) -> list[str]:
     """The start of a julia command line: ``julia``, then ``--sysimage=<image>`` when an image is given."""
     return [julia, f"{SYSIMAGE_FLAG}{image}"] if image is not None else [julia]
+
+
+#: How messages name the images' folder.
+IMAGES_FOLDER = "the Julia images' folder"
 
 
 def image_dir(env: Mapping[str, str]) -> Path:
@@ -122,9 +127,17 @@ def base_stat(path: Path) -> list[int] | None:
 
 
 def current_image(julia: str, project: Path, env: Mapping[str, str]) -> Path | None:
-    """The image to start a job of ``project`` with: None when ``PREFECT_JULIA_IMAGE=off`` or none matches."""
+    """The image to start a job of ``project`` with: None when ``PREFECT_JULIA_IMAGE=off`` or none matches.
+
+    An images folder another user owns or may write to is refused (:class:`ConfigError`): an image planted
+    there would run as this user's code.
+    """
     if not wanted(env):
         return None
+    folder = image_dir(env)
+    if not folder.exists():
+        return None
+    private_folder(folder, IMAGES_FOLDER, JULIA_IMAGE_DIR.name)
     try:
         image = Image.of(julia, project, env)
     except OSError:

@@ -25,7 +25,6 @@ import json
 import os
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -35,11 +34,21 @@ from typing import IO
 import psutil
 
 from prefect_julia.core.errors import ConfigError
-from prefect_julia.core.files import socket_path, write_atomic
-from prefect_julia.core.processes import PidRecord, file_lock, is_alive, read_pid_file, stop_recorded, write_pid_file
+from prefect_julia.core.files import private_folder, socket_path, write_atomic
+from prefect_julia.core.processes import (
+    PidRecord,
+    file_lock,
+    is_alive,
+    read_pid_file,
+    spawn,
+    stop_recorded,
+    write_pid_file,
+)
 from prefect_julia.core.setting import JULIA_SESSION_DIR, JULIA_SESSION_POOL
+from prefect_julia.runtime import julia_process
 from prefect_julia.runtime.joboutput import OutputSink
 from prefect_julia.runtime.julia_image import julia_start, package_files
+from prefect_julia.runtime.julia_log import StderrParser
 
 __all__ = [
     "SessionInfo",
@@ -57,14 +66,19 @@ WATCH_INTERVAL = 0.25
 
 
 def session_folder(env: Mapping[str, str]) -> Path:
-    """``PREFECT_JULIA_SESSION_DIR``, else ``$PREFECT_HOME/julia-sessions``, else one in the temp folder."""
+    """``PREFECT_JULIA_SESSION_DIR``, else ``$PREFECT_HOME/julia-sessions``, else
+    ``$XDG_CACHE_HOME/prefect-julia/sessions`` (``~/.cache`` by default): never a shared folder anyone could
+    create first. It is made 0700, and refused when another user owns it or others may enter it."""
     configured = JULIA_SESSION_DIR.lookup(env)
-    if configured:
-        return Path(configured)
     home = env.get("PREFECT_HOME", "")
-    if home:
-        return Path(home) / "julia-sessions"
-    return Path(tempfile.gettempdir()) / f"prefect-julia-sessions-{os.getuid()}"
+    if configured:
+        folder = Path(configured).expanduser()
+    elif home:
+        folder = Path(home) / "julia-sessions"
+    else:
+        cache = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".cache")
+        folder = Path(cache) / "prefect-julia" / "sessions"
+    return private_folder(folder, "the warm Julia sessions' folder", JULIA_SESSION_DIR.name)
 
 
 def pool_size(env: Mapping[str, str]) -> int:
@@ -182,15 +196,9 @@ def _start(
         f"using PrefectInterfaces; PrefectInterfaces.serve_session({json.dumps(str(sock_path))}; idle={IDLE_SECONDS})"
     )
     command = [*julia_start(julia, image), f"--project={project}", "--startup-file=no", "-e", code]
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**env, "PREFECT_JULIA_LOG_FORMAT": "prefect"},
-            start_new_session=True,
-            close_fds=True,
+    with log.open("ab") as out:  # spawn's umask 077 makes the socket julia binds 0600: no other user connects
+        process = spawn(
+            command, env={**env, "PREFECT_JULIA_LOG_FORMAT": "prefect"}, stdout=out, stderr=subprocess.STDOUT
         )
     info = SessionInfo(
         slot=slot,
@@ -214,7 +222,7 @@ def _start(
             info, record=write_pid_file(_pid_file(folder, slot), process.pid, psutil.Process(process.pid).cmdline())
         )
     data = {k: v for k, v in info.__dict__.items() if k not in ("slot", "record")}
-    write_atomic(_state_file(folder, slot), json.dumps(data).encode())
+    write_atomic(_state_file(folder, slot), json.dumps(data).encode(), mode=0o600)
     return info
 
 
@@ -262,25 +270,23 @@ def run_in_session(
     sink: OutputSink,
     base: Mapping[str, str],
 ) -> tuple[int, float]:
-    """Run ``command`` (as :func:`bridge.build_command` made it) in a warm session; (exit code, seconds).
+    """Run ``command`` (as :func:`.julia_process.build_command` made it) in a warm session; (exit code, seconds).
 
     Falls back to a fresh process when every session is busy or none can start.
     """
-    from prefect_julia.runtime import bridge
-
-    parts = bridge.CommandParts.of(command)
+    parts = julia_process.CommandParts.of(command)
     julia, project, program, args = parts.julia, parts.project, parts.program, parts.args
     folder = session_folder(base)
     started = time.monotonic()
     with _claim(folder, pool_size(base)) as slot:
         if slot is None:
             sink.log.info("Every warm Julia session is busy: running this job in a fresh process.")
-            return bridge.supervise(command, env, timeout, grace, sink)
+            return julia_process.supervise(command, env, timeout, grace, sink)
         try:
             info = _session(folder, slot, julia, project, env, parts.image)
         except SessionFailed as error:
             sink.log.warning("%s Running this job in a fresh process.", error)
-            return bridge.supervise(command, env, timeout, grace, sink)
+            return julia_process.supervise(command, env, timeout, grace, sink)
         request = {"program": program, "args": args, "env": dict(env), "cwd": os.getcwd()}
         watchdog = _watchdog(info.pid)
         try:
@@ -288,7 +294,7 @@ def run_in_session(
         except TimeoutError:
             _kill(info, grace)
             _forget(folder, slot)
-            raise bridge.timeout_error(command, timeout, sink) from None
+            raise julia_process.timeout_error(command, timeout, sink) from None
         finally:
             watchdog.kill()
             watchdog.wait()
@@ -302,7 +308,6 @@ def run_in_session(
 
 def _exchange(info: SessionInfo, request: Mapping[str, object], deadline: float, sink: OutputSink) -> int | None:
     """Send the job, stream its output to ``sink``; its exit code, or None when the session died first."""
-    from prefect_julia.runtime.bridge import StderrParser, emit_events
 
     parser = StderrParser()
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
@@ -332,11 +337,11 @@ def _exchange(info: SessionInfo, request: Mapping[str, object], deadline: float,
                 if tag == "1 ":
                     sink.line(text)
                 elif tag == "2 ":
-                    emit_events(sink, parser.feed(text))
+                    julia_process.emit_events(sink, parser.feed(text))
                 elif tag == "x ":
                     code = int(text) if text.strip().lstrip("-").isdigit() else 1
                     break
         finally:
-            emit_events(sink, parser.flush())
+            julia_process.emit_events(sink, parser.flush())
             stream.close()
     return code
