@@ -282,6 +282,19 @@ def deploy(c: Context, env: str = "") -> None:
         _note("no Julia image matches julia/ yet: `invoke julia-image` (about 3 min) makes fresh jobs start faster")
 
 
+@task(help={"env": ENV_HELP, "exit_code": "exit 2 when the server differs from the repository (for scripts)"})
+@guarded
+def plan(c: Context, env: str = "", exit_code: bool = False) -> None:
+    """Show what `invoke deploy` (and `invoke blocks`) would change on the environment's server; changes nothing."""
+    from prefect_julia.kit import plan as plans
+
+    found = plans.compute(ROOT, _env(env))
+    print(plans.render(found))
+    status = plans.exit_status(found, exit_code)
+    if status:
+        raise SystemExit(status)
+
+
 def _print_rollout(report: object) -> None:
     from prefect_julia.kit.rollout import RolloutReport
 
@@ -493,43 +506,52 @@ def hooks(c: Context, python: str = "") -> None:
 
 @task(
     help={
-        "skip": "comma-separated steps to skip: hooks, types, layers, tests, declarations",
+        "skip": "comma-separated steps to skip: layers, declarations, hooks, types, tests",
         "skip_tests": "skip the pytest suite (same as --skip tests)",
+        "keep_going": "run every step even after one failed (default: stop at the first failure)",
+        "force": "gate a clean tree that already passed the gate with the same tools",
     }
 )
 @guarded
-def gate(c: Context, skip: str = "", skip_tests: bool = False) -> None:
-    """Run the gate: pre-commit on all files, mypy, pytest (Julia suite too), declarations; one summary table."""
-    from prefect_julia.gates.gate import require_passed, run_gate
+def gate(c: Context, skip: str = "", skip_tests: bool = False, keep_going: bool = False, force: bool = False) -> None:
+    """Run the gate, cheapest step first, stopping at the first failure; once per clean tree (--force again)."""
+    from prefect_julia.gates.gate import require_passed
+    from prefect_julia.gates.passes import gate_once
 
     skipped = [name.strip() for name in skip.split(",") if name.strip()] + (["tests"] if skip_tests else [])
-    report = run_gate(ROOT, skip=skipped, env=os.environ)
-    print(report.table())
-    summary = report.test_summary()
+    verdict = gate_once(ROOT, skip=skipped, keep_going=keep_going, force=force, env=os.environ)
+    if verdict.report is None:
+        print("gate: passed (recorded); `invoke gate --force` runs it again")
+        return
+    print(verdict.report.table())
+    summary = verdict.report.test_summary()
     if summary:
         print(f"tests: {summary}")  # pytest's closing line, last, for whoever reads the run's end
-    require_passed(report)
+    require_passed(verdict.report)
 
 
-@task(name="promote")
+@task(name="promote", help={"force": "gate the branch's tree even when it already passed the gate"})
 @guarded
-def promote_task(c: Context) -> None:
-    """From dev with a clean tree: gate, fast-forward main to dev, gate on main, deploy to prod."""
-    from prefect_julia.gates.promote import promote
-    from prefect_julia.kit import rollout
+def promote_task(c: Context, force: bool = False) -> None:
+    """From your branch (not main), clean: prod checked, one gate, fast-forward main to it, deploy prod."""
+    from prefect_julia.gates import promote as promotion
+    from prefect_julia.kit import codesource, rollout
 
-    by_ci = _env("prod").deployed_from_ci
+    prod = _env("prod")
+    by_ci = codesource.deployed_from_ci(prod)
 
     def deploy_prod() -> None:
         if by_ci:  # exactly one place deploys prod: here the push to main does (.github/workflows/deploy.yml)
             print("prod is deployed from CI (PREFECT_JULIA_CODE_SOURCE=git): pushing main deploys it.")
             return
-        _print_rollout(rollout.deploy(ROOT, _env("prod")))  # resolved on main, where promote deploys from
+        _print_rollout(rollout.deploy(ROOT, _env("prod")))
 
-    result = promote(ROOT, deploy=deploy_prod, env=os.environ)
-    moved = f"{result.main_before[:10]} -> {result.main_after[:10]}" if result.moved else "already at dev"
+    check = None if by_ci else (lambda: promotion.check_prod(ROOT, prod))
+    result = promotion.promote(ROOT, deploy=deploy_prod, check_prod=check, force=force, env=os.environ)
+    main = promotion.promotion_branches(ROOT).main
+    moved = f"{result.main_before[:10]} -> {result.main_after[:10]}" if result.moved else "already there"
     done = "GitHub deploys it to prod once pushed" if by_ci else "deployed to prod"
-    print(f"promoted: main {moved}, {done}. Push it with `git push origin main`.")
+    print(f"promoted {result.branch}: {main} {moved}, {done}. Push it with `git push origin {main}`.")
 
 
 # --- benchmarks: speed is measured here, never in timed tests ------------------------------------------------

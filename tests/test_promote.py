@@ -1,7 +1,10 @@
-"""Promotion from dev to main on real repositories, with small real gate steps and a real prod server.
+"""Promotion from the branch you are on to main, on real repositories, with small real gate steps.
 
 The gate steps here are a real ruff and a real pytest run on the temporary repository (the project's full
-gate would recurse into this very suite). The deploy step is a callable, as in ``tasks.py``.
+gate would recurse into this very suite). The deploy is a callable, as in ``tasks.py``: in these tests it
+creates a work pool on a real server (a real write to prod made only after the gate), standing in for the
+full deploy, which is slow; the last test promotes a kit copy end to end with `invoke promote` and a real
+prod server and deploy.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import RunningServer
+from conftest import RunningServer, make_kit_repo
 from gitrepos import commit_file, head, make_repo, run_git
 from prefect_julia.core import gitrepo
 from prefect_julia.core.errors import ConfigError, GateFailed, ServerError
+from prefect_julia.gates import passes
 from prefect_julia.gates.gate import Step
-from prefect_julia.gates.promote import Branches, promote, promotion_branches
+from prefect_julia.gates.promote import Branches, check_prod, promote, promotion_branches
 
 PY = sys.executable
 PASSING_TEST = "def test_sum():\n    assert 1 + 1 == 2\n"
@@ -28,6 +32,7 @@ STEPS = [
     Step("lint", "ruff", command=[PY, "-m", "ruff", "check", "--no-cache", "."]),
     Step("tests", "pytest", command=[PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_sample.py"]),
 ]
+IGNORED = ".prefect/\nenvs/*.local.env\ndata/\nprofiles/profiles.toml\n__pycache__/\njulia/Manifest.toml\n"
 
 
 def create_pool(name: str) -> None:
@@ -50,39 +55,61 @@ def must_not_deploy() -> None:
     pytest.fail("promotion deployed although it should have stopped before the deploy")
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    """main with one commit; dev one commit ahead, checked out and clean."""
+@pytest.fixture(params=["feature/x", "dev"])
+def repo(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """main with one commit; a branch (feature/x, or dev) one commit ahead, checked out and clean."""
     root = make_repo(tmp_path / "repo")
     commit_file(root, ".gitignore", ".pytest_cache/\n__pycache__/\n", "ignore caches")
     commit_file(root, "test_sample.py", PASSING_TEST, "a passing test")
-    run_git(root, "checkout", "--quiet", "-b", "dev")
-    commit_file(root, "flows/etl.py", '"""A flow."""\n\nVALUE = 2\n', "work on dev")
+    run_git(root, "checkout", "--quiet", "-b", request.param)
+    commit_file(root, "flows/etl.py", '"""A flow."""\n\nVALUE = 2\n', "work on the branch")
     return root
 
 
 def state(root: Path) -> tuple[str | None, str, str, list[str]]:
-    return gitrepo.current_branch(root), head(root, "main"), head(root, "dev"), gitrepo.changed_paths(root)
+    return gitrepo.current_branch(root), head(root, "main"), head(root, "HEAD"), gitrepo.changed_paths(root)
 
 
-def test_promotion_fast_forwards_main_and_deploys_to_a_real_server(repo: Path, prefect_server: RunningServer) -> None:
-    # Creating a work pool on the real server stands in for the full deploy here: it is a real write to
-    # the prod server through the Prefect client, made only after both gates passed. The full deploy is
-    # tested with the deployments.
+def test_promotion_fast_forwards_main_to_the_branch_with_one_gate(repo: Path, prefect_server: RunningServer) -> None:
     pool = f"promoted-{uuid.uuid4().hex[:8]}"
-    main_before, dev_commit = head(repo, "main"), head(repo, "dev")
+    branch, main_before, commit = gitrepo.current_branch(repo), head(repo, "main"), head(repo)
     out = io.StringIO()
     result = promote(repo, deploy=lambda: create_pool(pool), steps=STEPS, out=out)
 
-    assert (result.main_before, result.main_after, result.moved) == (main_before, dev_commit, True)
-    assert result.dev_report.ok and result.main_report.ok
-    assert state(repo) == ("dev", dev_commit, dev_commit, [])
+    assert (result.branch, result.main_before, result.main_after, result.moved) == (branch, main_before, commit, True)
+    assert result.verdict.report is not None and result.verdict.report.ok
+    assert state(repo) == (branch, commit, commit, [])  # main holds the branch's commit; still on the branch
     assert read_pool(pool) == pool
     text = out.getvalue()
-    assert text.count("gate: passed") == 2 and "is deployed to prod" in text
+    assert text.count("gate: passed") == 1 and "is deployed to prod" in text
 
 
-def test_prod_server_down_keeps_the_merge_and_says_how_to_deploy(repo: Path) -> None:
+def test_a_tree_that_passed_is_not_gated_again(repo: Path) -> None:
+    ran: list[str] = []
+    steps = [Step("count", "counts its runs", check=lambda root: ran.append("ran") or [])]
+    deployed: list[str] = []
+    promote(repo, deploy=lambda: deployed.append("prod"), steps=steps, out=io.StringIO())
+    out = io.StringIO()
+    again = promote(repo, deploy=lambda: deployed.append("prod"), steps=steps, out=out)
+    assert ran == ["ran"] and deployed == ["prod", "prod"] and not again.moved
+    tree = gitrepo.git(repo, "rev-parse", "HEAD^{tree}")
+    assert f"main's tree {tree[:10]} passed the gate at " in out.getvalue() and "not gated again" in out.getvalue()
+    promote(repo, deploy=lambda: None, steps=steps, force=True, out=io.StringIO())
+    assert ran == ["ran", "ran"]
+
+
+def test_prod_down_is_refused_before_the_gate_naming_prod(repo: Path, tmp_path: Path) -> None:
+    kit = make_kit_repo(tmp_path / "kit", git=False)  # its prod server was never started
+    prod = kit.environment("prod")
+    before = state(repo)
+    out = io.StringIO()
+    with pytest.raises(ServerError, match=r"prod's server at .* does not answer") as caught:
+        promote(repo, deploy=must_not_deploy, check_prod=lambda: check_prod(kit.root, prod), steps=STEPS, out=out)
+    assert caught.value.exit_code == 3 and "invoke server-up prod" in str(caught.value)
+    assert state(repo) == before and "==> " not in out.getvalue()  # no gate step ran
+
+
+def test_prod_down_at_deploy_time_keeps_main_moved_and_says_how_to_deploy(repo: Path) -> None:
     with socket.socket() as s:  # a port nothing listens on once the socket is closed
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -93,13 +120,13 @@ def test_prod_server_down_keeps_the_merge_and_says_how_to_deploy(repo: Path) -> 
         except httpx.HTTPError as error:
             raise ServerError(f"The prod server at 127.0.0.1:{port} cannot be reached ({error}).") from error
 
-    dev_commit = head(repo, "dev")
+    branch, commit = gitrepo.current_branch(repo), head(repo)
     with pytest.raises(ServerError) as caught:
         promote(repo, deploy=deploy, steps=STEPS, out=io.StringIO())
     message = str(caught.value)
-    assert "passed its gate, but the deploy to prod did not happen" in message
-    assert f"127.0.0.1:{port}" in message and "just deploy prod" in message
-    assert state(repo) == ("dev", dev_commit, dev_commit, [])  # merged, back on dev, nothing left over
+    assert "its tree passed the gate, but the deploy to prod did not happen" in message
+    assert f"127.0.0.1:{port}" in message and "invoke deploy prod" in message
+    assert state(repo) == (branch, commit, commit, [])
 
 
 def test_dirty_tree_is_refused_and_nothing_changes(repo: Path) -> None:
@@ -111,24 +138,26 @@ def test_dirty_tree_is_refused_and_nothing_changes(repo: Path) -> None:
     assert state(repo) == before
 
 
-def test_not_on_dev_is_refused(repo: Path) -> None:
-    run_git(repo, "checkout", "--quiet", "main")
+@pytest.mark.parametrize("where", ["main", "--detach"])
+def test_promotion_from_main_or_a_detached_head_is_refused(repo: Path, where: str) -> None:
+    run_git(repo, "checkout", "--quiet", where)
     before = state(repo)
-    with pytest.raises(GateFailed, match=r"starts from the 'dev' branch, but 'main' is checked out") as caught:
+    with pytest.raises(GateFailed, match=r"fast-forwards 'main' to the branch you are on, but .* is checked out"):
         promote(repo, deploy=must_not_deploy, steps=STEPS, out=io.StringIO())
-    assert "git switch dev" in str(caught.value)
     assert state(repo) == before
 
 
-def test_diverged_branches_are_refused_before_the_gate(repo: Path) -> None:
+def test_a_main_that_is_not_an_ancestor_is_refused_with_the_rebase(repo: Path) -> None:
+    branch = gitrepo.current_branch(repo)
+    assert branch is not None
     run_git(repo, "checkout", "--quiet", "main")
     commit_file(repo, "hotfix.txt", "fixed on main\n", "hotfix on main")
-    run_git(repo, "checkout", "--quiet", "dev")
+    run_git(repo, "checkout", "--quiet", branch)
     before = state(repo)
     out = io.StringIO()
     with pytest.raises(GateFailed, match="cannot be fast-forwarded") as caught:
         promote(repo, deploy=must_not_deploy, steps=STEPS, out=out)
-    assert "git merge main" in str(caught.value)
+    assert "git rebase main" in str(caught.value)
     assert state(repo) == before and out.getvalue() == ""
 
 
@@ -140,37 +169,17 @@ def test_diverged_branches_are_refused_before_the_gate(repo: Path) -> None:
     ],
     ids=["failing-test", "failing-lint"],
 )
-def test_failing_gate_on_dev_merges_nothing(repo: Path, path: str, content: str, failed: str) -> None:
+def test_a_failing_gate_moves_nothing(repo: Path, path: str, content: str, failed: str) -> None:
     commit_file(repo, path, content, "break the gate")
     before = state(repo)
     out = io.StringIO()
-    with pytest.raises(GateFailed, match=rf"The gate failed on dev \(nothing was merged\): {failed}\."):
+    with pytest.raises(GateFailed, match=rf"The gate failed on .* \(main was not moved\): {failed}\."):
         promote(repo, deploy=must_not_deploy, steps=STEPS, out=out)
     assert state(repo) == before
     assert f"gate: FAILED ({failed})" in out.getvalue()
-
-
-def test_failing_gate_on_main_puts_main_back(repo: Path) -> None:
-    main_before, dev_commit = head(repo, "main"), head(repo, "dev")
-
-    def only_fails_on_main(root: Path) -> list[str]:
-        return ["main-only check failed"] if gitrepo.current_branch(root) == "main" else []
-
-    steps = [*STEPS, Step("branch", "fails on main only", check=only_fails_on_main)]
-    with pytest.raises(GateFailed, match=r"gate failed on main; main was put back at"):
-        promote(repo, deploy=must_not_deploy, steps=steps, out=io.StringIO())
-    assert state(repo) == ("dev", main_before, dev_commit, [])
-
-
-def test_promoting_again_when_main_is_up_to_date_gates_and_deploys(repo: Path, prefect_server: RunningServer) -> None:
-    # The retry after a failed deploy: main already is at dev, so promotion only gates and deploys.
-    dev_commit = head(repo, "dev")
-    run_git(repo, "branch", "--force", "main", "dev")
-    pool = f"redeployed-{uuid.uuid4().hex[:8]}"
-    result = promote(repo, deploy=lambda: create_pool(pool), steps=STEPS, out=io.StringIO())
-    assert not result.moved
-    assert state(repo) == ("dev", dev_commit, dev_commit, [])
-    assert read_pool(pool) == pool
+    assert ("==> tests: not run" in out.getvalue()) == (failed == "lint")  # the first failure ends the gate
+    key = passes.tree_key(repo, gitrepo.clean_env())
+    assert key is not None and passes.find_pass(repo, key) is None
 
 
 def test_branch_names_come_from_the_branch_mapping(tmp_path: Path) -> None:
