@@ -282,19 +282,6 @@ def deploy(c: Context, env: str = "") -> None:
         _note("no Julia image matches julia/ yet: `invoke julia-image` (about 3 min) makes fresh jobs start faster")
 
 
-@task(help={"env": ENV_HELP, "exit_code": "exit 2 when the server differs from the repository (for scripts)"})
-@guarded
-def plan(c: Context, env: str = "", exit_code: bool = False) -> None:
-    """Show what `invoke deploy` (and `invoke blocks`) would change on the environment's server; changes nothing."""
-    from prefect_julia.kit import plan as plans
-
-    found = plans.compute(ROOT, _env(env))
-    print(plans.render(found))
-    status = plans.exit_status(found, exit_code)
-    if status:
-        raise SystemExit(status)
-
-
 def _print_rollout(report: object) -> None:
     from prefect_julia.kit.rollout import RolloutReport
 
