@@ -321,45 +321,65 @@ def require_blocks(env: Environment, checked: Plan) -> None:
         )
 
 
-def apply(root: Path, env: Environment, checked: Plan | None = None) -> AutomationReport:
-    """Make ``env``'s server hold exactly the declared notifications; nothing is written if one is bad."""
+def wanted(client: SyncPrefectClient, env: Environment, checked: Plan) -> tuple[list[AutomationCore], list[str]]:
+    """The automations ``checked`` makes on ``env``'s server, and what keeps the others from being made
+    (a webhook block or a deployment not on the server yet)."""
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
     from prefect.exceptions import ObjectNotFound
 
+    kit_deployments = client.read_deployments(
+        deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[deployments.MANAGED_TAG]))
+    )
+    ids = {d.name: f"prefect.deployment.{d.id}" for d in kit_deployments}
+    made: list[AutomationCore] = []
+    problems: list[str] = []
+    block_ids: dict[str, Any] = {}
+    for n in checked.notifications:
+        slug, name = n.block.split("/", 1)
+        if n.block not in block_ids:
+            try:
+                block_ids[n.block] = client.read_block_document_by_name(name, slug).id
+            except ObjectNotFound:
+                problems.append(f"the block {n.block} is not on the {env.name} server")
+                continue
+        names = sorted(ids) if ALL_DEPLOYMENTS in n.deployments else list(n.deployments)
+        missing = [d for d in names if d not in ids]
+        if missing or not names:
+            problems.append(f"notification {n.name!r}: deployment(s) {', '.join(missing) or '*'} not deployed")
+            continue
+        fmt = checked.formats.get(n.block, "generic")
+        made.append(desired(n, env, fmt, block_ids[n.block], [ids[d] for d in names]))
+    return made, problems
+
+
+def changed_fields(current: Any, automation: AutomationCore) -> list[str]:
+    """The fields of ``current`` (on the server) that differ from ``automation`` (declared); empty: in step."""
+    if _comparable(current) == _comparable(automation):
+        return []
+    fields = ("description", "enabled", "tags", "trigger", "actions", "actions_on_trigger")
+    return [f for f in fields if _comparable_field(current, f) != _comparable_field(automation, f)] or ["definition"]
+
+
+def _comparable_field(automation: Any, name: str) -> str:
+    whole = json.loads(_comparable(automation))
+    return json.dumps(whole.get(name), sort_keys=True)
+
+
+def apply(root: Path, env: Environment, checked: Plan | None = None) -> AutomationReport:
+    """Make ``env``'s server hold exactly the declared notifications; nothing is written if one is bad."""
     from prefect_julia.kit.prefect_api import client_for
 
     checked = checked or plan(root, env.name)
     report = AutomationReport()
     with client_for(env) as client:
-        kit_deployments = client.read_deployments(
-            deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[deployments.MANAGED_TAG]))
-        )
-        ids = {d.name: f"prefect.deployment.{d.id}" for d in kit_deployments}
-        wanted: list[AutomationCore] = []
-        problems: list[str] = []
-        block_ids: dict[str, Any] = {}
-        for n in checked.notifications:
-            slug, name = n.block.split("/", 1)
-            if n.block not in block_ids:
-                try:
-                    block_ids[n.block] = client.read_block_document_by_name(name, slug).id
-                except ObjectNotFound:
-                    problems.append(f"the block {n.block} is not on the {env.name} server")
-                    continue
-            names = sorted(ids) if ALL_DEPLOYMENTS in n.deployments else list(n.deployments)
-            missing = [d for d in names if d not in ids]
-            if missing or not names:
-                problems.append(f"notification {n.name!r}: deployment(s) {', '.join(missing) or '*'} not deployed")
-                continue
-            fmt = checked.formats.get(n.block, "generic")
-            wanted.append(desired(n, env, fmt, block_ids[n.block], [ids[d] for d in names]))
+        made, problems = wanted(client, env, checked)
         if problems:
             raise ConfigError(
                 f"Cannot apply the {env.name} notifications; nothing was applied: " + "; ".join(problems) + ".",
                 hint=f"Run `invoke blocks {env.name}` and `invoke deploy {env.name}` first.",
             )
         existing = {a.name: a for a in managed(client)}
-        for automation in wanted:
+        for automation in made:
             current = existing.pop(automation.name, None)
             if current is None:
                 client.create_automation(automation)

@@ -220,9 +220,46 @@ def _comparable(value: Any) -> Any:
     return value
 
 
+def digest(value: Any) -> str:
+    """A value's fingerprint: what the plan compares and keeps of a field that may hold a secret."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class BlockState:
+    """One declared block against the server: the block to save, whether it exists, which fields differ.
+
+    Fields are compared by ``digest``: a changed secret is named, its value is kept by no one but ``block``.
+    """
+
+    block: Any
+    exists: bool
+    changed: tuple[str, ...]
+
+
+def compare(client: Any, ref: str, fields: Mapping[str, Any]) -> BlockState:
+    """The declared block ``ref`` with ``fields`` against what ``client``'s server holds (no write)."""
+    from prefect.exceptions import ObjectNotFound
+
+    slug, name = ref.split("/", 1)
+    try:
+        current = client.read_block_document_by_name(name, slug, include_secrets=True)
+        existing: dict[str, Any] | None = _comparable(dict(current.data))
+    except ObjectNotFound:
+        existing = None
+    block = _instantiate(slug, fields)
+    wanted = _comparable(block.model_dump(include=set(fields)))
+    if existing is None:
+        return BlockState(block, False, tuple(wanted))
+    changed = tuple(k for k, v in wanted.items() if digest(existing.get(k)) != digest(v))
+    return BlockState(block, True, changed)
+
+
 def apply(decl: Declarations, env: Environment) -> ApplyReport:
     """Create or update ``decl``'s blocks and variables on ``env``'s server; report what changed."""
-    from prefect.exceptions import ObjectNotFound
     from prefect.variables import Variable
 
     from prefect_julia.kit.prefect_api import client_for
@@ -231,19 +268,12 @@ def apply(decl: Declarations, env: Environment) -> ApplyReport:
     report = ApplyReport()
     with client_for(env) as client:
         for ref, fields in blocks.items():
-            slug, name = ref.split("/", 1)
-            try:
-                current = client.read_block_document_by_name(name, slug, include_secrets=True)
-                existing: dict[str, Any] | None = _comparable(dict(current.data))
-            except ObjectNotFound:
-                existing = None
-            block = _instantiate(slug, fields)
-            wanted = _comparable(block.model_dump(include=set(fields)))
-            if existing is not None and all(existing.get(k) == v for k, v in wanted.items()):
+            state = compare(client, ref, fields)
+            if state.exists and not state.changed:
                 report.unchanged.append(f"block {ref}")
                 continue
-            block.save(name, overwrite=True)
-            (report.updated if existing is not None else report.created).append(f"block {ref}")
+            state.block.save(ref.split("/", 1)[1], overwrite=True)
+            (report.updated if state.exists else report.created).append(f"block {ref}")
         for name, value in variables.items():
             current_value = Variable.get(name, default=None)
             if current_value == value:

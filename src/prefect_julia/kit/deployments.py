@@ -276,7 +276,10 @@ def _options(entry: Mapping[str, Any], pool: str, code: Code) -> dict[str, Any]:
         "tags": tags,
         "parameters": dict(entry.get("parameters") or {}),
         "schedules": [
-            CronSchedule(cron=str(s["cron"]), timezone=str(s.get("timezone", "UTC")))
+            {
+                "schedule": CronSchedule(cron=str(s["cron"]), timezone=str(s.get("timezone", "UTC"))),
+                "active": s.get("active", True) not in (False, "false", "False"),
+            }
             for s in entry.get("schedules") or []
         ],
         "work_pool_name": work_pool.get("name") or pool,
@@ -286,6 +289,12 @@ def _options(entry: Mapping[str, Any], pool: str, code: Code) -> dict[str, Any]:
         if entry.get(key) is not None:
             options[key] = entry[key]
     return options
+
+
+def applied_options(root: Path, spec: DeploymentSpec, env: Environment, code: Code) -> dict[str, Any]:
+    """What ``apply`` gives Prefect for ``spec`` on ``env`` (placeholders filled): what ``invoke plan`` compares."""
+    entry = render(spec.raw, template_values(env, code), f"{DECLARATION_FILE} deployment {spec.name!r}")
+    return _options(entry, env.require("PREFECT_JULIA_WORK_POOL"), code)
 
 
 @dataclass

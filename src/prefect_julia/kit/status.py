@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prefect_julia.core.console import table
-from prefect_julia.kit import servers, workers
+from prefect_julia.kit import plan, servers, workers
 from prefect_julia.kit.environments import Environment
 
 __all__ = ["EnvironmentStatus", "collect", "render"]
@@ -57,6 +57,7 @@ class EnvironmentStatus:
     deployments: list[DeploymentRow] = field(default_factory=list)
     runs: list[RunRow] = field(default_factory=list)
     automations: list[AutomationRow] = field(default_factory=list)
+    drift: str = ""  # a one-line summary of ``invoke plan`` when the server differs from the repository
 
 
 def _when(moment: datetime | None, now: datetime) -> str:
@@ -163,6 +164,7 @@ def collect(env: Environment, *, last_runs: int = LAST_RUNS, now: datetime | Non
             )
         for automation in sorted(client.read_automations(), key=lambda a: a.name):
             status.automations.append(AutomationRow(automation.name, automation.enabled, automation.description))
+    status.drift = plan.status_line(env)
     return status
 
 
@@ -187,6 +189,7 @@ def render(status: EnvironmentStatus) -> str:
     if not status.server_healthy:
         lines.append(f"Start it with `invoke server-up {status.env}` to see deployments, runs and automations.")
         return "\n".join(lines)
+    lines += [status.drift] if status.drift else []
     lines += ["", f"deployments ({len(status.deployments)})"]
     lines.append(
         table(
