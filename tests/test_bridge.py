@@ -16,24 +16,22 @@ import pytest
 from harness import REPO_ROOT, wait_gone
 from prefect_julia.core.errors import CommandFailed, ConfigError, PrefectJuliaError
 from prefect_julia.core.processes import ExitWatch
-from prefect_julia.runtime.bridge import (
+from prefect_julia.runtime.bridge import julia_job, run_julia
+from prefect_julia.runtime.julia_log import JuliaLog, StderrParser
+from prefect_julia.runtime.julia_process import (
     ENTRY_POINT,
     CommandParts,
     JuliaFailed,
-    JuliaLog,
     JuliaNotFound,
     JuliaProgramMissing,
     JuliaProgramOutside,
     JuliaResultError,
     JuliaTimeout,
-    StderrParser,
     build_command,
     find_julia,
     julia_env,
-    julia_job,
     read_result,
     resolve_program,
-    run_julia,
     shell_line,
 )
 
@@ -187,17 +185,17 @@ def _sink(tmp_path: Path) -> Any:
 
 
 def test_the_error_record_is_the_failure_message_without_the_stderr_tail(tmp_path: Path) -> None:
-    from prefect_julia.runtime.bridge import _failure, emit_events
+    from prefect_julia.runtime.julia_process import emit_events, failure
 
     sink = _sink(tmp_path)
     with sink:
         emit_events(sink, feed_all(["plain line", "::prefect-log::" + json.dumps(UNCAUGHT)]))
     assert sink.failure == "clean_sales.jl:10: bad data"
-    error = _failure(Path("clean_sales.jl"), ["julia"], 1, "\n".join(sink.stderr_tail), sink.failure)
+    error = failure(Path("clean_sales.jl"), ["julia"], 1, "\n".join(sink.stderr_tail), sink.failure)
     assert str(error) == "clean_sales.jl:10: bad data"
     assert error.return_code == 1 and error.stderr_tail == ""
     # Without the record (a plain exit code), the tail is still what the failure shows.
-    bare = _failure(Path("clean_sales.jl"), ["julia"], 3, "no rows", None)
+    bare = failure(Path("clean_sales.jl"), ["julia"], 3, "no rows", None)
     assert "exited with code 3" in str(bare) and "no rows" in str(bare)
     # A record of an error that did not end the job changes nothing.
     other = _sink(tmp_path)
@@ -499,9 +497,9 @@ class TestInFlows:
 
 
 def test_result_document_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import prefect_julia.runtime.bridge as bridge
+    import prefect_julia.runtime.julia_process as julia_process
 
-    monkeypatch.setattr(bridge, "MAX_RESULT_BYTES", 10)
+    monkeypatch.setattr(julia_process, "MAX_RESULT_BYTES", 10)
     (tmp_path / "big.json").write_text(json.dumps({"rows": list(range(10))}))
     with pytest.raises(JuliaResultError, match="limit"):
         read_result(tmp_path / "big.json")

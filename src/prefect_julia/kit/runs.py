@@ -102,7 +102,7 @@ def _resolve(api: ApiClient, env: Environment, name: str) -> tuple[str, dict[str
     if len(matches) == 1:
         return matches[0], named[matches[0]]
     known = sorted(_by_full_name(api, api.request("POST", "/deployments/filter", {})))
-    listing = ", ".join(known) or "none: run `invoke deploy --env " + env.name + "` first"
+    listing = ", ".join(known) or "none: run `invoke deploy " + env.name + "` first"
     reason = "is ambiguous" if matches else "is not deployed"
     raise ConfigError(f"Deployment {name!r} {reason} on the {env.name} server.", hint=f"Known: {listing}.")
 
@@ -247,17 +247,17 @@ def run(
     except urllib.error.HTTPError as error:
         raise ServerError(
             f"The {env.name} server answered HTTP {error.code} ({error.reason}) while running {name!r}.",
-            hint=f"See `invoke server-logs --env {env.name}`; retry once it is healthy (`invoke server-status`).",
+            hint=f"See `invoke server-logs {env.name}`; retry once it is healthy (`invoke server-status`).",
         ) from None
     except (OSError, http.client.HTTPException):
         if submitted is None:
             raise ServerError(
                 f"The {env.name} Prefect server at {env.api_url} is not reachable.",
-                hint=f"Start it with `invoke server-up --env {env.name}` (or `just server-up {env.name}`), then retry.",
+                hint=f"Start it with `invoke server-up {env.name}` (or `just server-up {env.name}`), then retry.",
             ) from None
         raise ServerError(
             f"The {env.name} server went away while following flow run {submitted['name']} of {name}.",
-            hint=f"Check it with `invoke server-status`; once it is back (`invoke server-up --env {env.name}`), "
+            hint=f"Check it with `invoke server-status`; once it is back (`invoke server-up {env.name}`), "
             f"see the run at {env.ui_url}/runs/flow-run/{submitted['id']}.",
         ) from None
 
@@ -315,7 +315,7 @@ def _follow(
     if state_type != "COMPLETED":
         raise RunFailed(
             f"Flow run {outcome.name} of {full} ended {outcome.state}: {outcome.message}\n  see {outcome.url}",
-            hint=f"Read the run's logs above or in the UI, or `invoke server-logs --env {env.name}` and the worker log.",
+            hint=f"Read the run's logs above or in the UI, or `invoke server-logs {env.name}` and the worker log.",
         )
     return outcome
 
@@ -352,10 +352,10 @@ def result_line(env: Environment, outcome: RunOutcome, *, limit: int = RESULT_SH
 
 
 def _follow_hint(env: Environment, run_id: str, state: str) -> str:
-    follow = f'eval "$(invoke env --shell --env {env.name})" && prefect flow-run logs {run_id}'
+    follow = f'eval "$(invoke env --shell {env.name})" && prefect flow-run logs {run_id}'
     if state in ("Scheduled", "Late", "Pending"):
         return (
-            f"No worker has started it: check `invoke worker-status` (start one with `invoke worker-up --env {env.name}`); "
+            f"No worker has started it: check `invoke worker-status` (start one with `invoke worker-up {env.name}`); "
             f"follow it with `{follow}`, or wait longer with --timeout."
         )
     return f"Follow it with `{follow}`, or wait longer with --timeout; stop it with `prefect flow-run cancel {run_id}`."
