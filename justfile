@@ -116,11 +116,11 @@ bench-team *args:
 bench *args:
     {{quote(invoke)}} bench "$@"
 
-# Run the gate: pre-commit hooks, type check, tests (Julia too), declarations (just gate --skip-tests)
+# Run the gate cheapest step first, stopping at the first failure; once per clean tree (just gate --force)
 gate *args:
     {{quote(invoke)}} gate "$@"
 
-# The whole test path, as GitHub Actions runs it: the gate
+# The whole test path, as GitHub Actions runs it: the gate (just test --keep-going runs every step)
 test *args:
     {{quote(invoke)}} gate "$@"
 
@@ -128,6 +128,6 @@ test *args:
 hooks *args:
     {{quote(invoke)}} hooks "$@"
 
-# Promote dev to main (gate on both, fast-forward only) and deploy to prod
+# Promote your branch: check prod, one gate, fast-forward main to the branch, deploy prod (just promote)
 promote *args:
     {{quote(invoke)}} promote "$@"
