@@ -522,10 +522,10 @@ def gate(c: Context, skip: str = "", skip_tests: bool = False, keep_going: bool 
 def promote_task(c: Context, force: bool = False) -> None:
     """From your branch (not main), clean: prod checked, one gate, fast-forward main to it, deploy prod."""
     from prefect_julia.gates import promote as promotion
-    from prefect_julia.kit import codesource, rollout
+    from prefect_julia.kit import rollout
 
     prod = _env("prod")
-    by_ci = codesource.deployed_from_ci(prod)
+    by_ci = prod.deployed_from_ci
 
     def deploy_prod() -> None:
         if by_ci:  # exactly one place deploys prod: here the push to main does (.github/workflows/deploy.yml)
