@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT, KitRepo, make_kit_repo
-from harness import StandInHandler, api, serving
+from harness import StandInHandler, serving
 from live_kit import LiveKit
 from prefect_julia.core.prefect_http import ApiClient, ApiRefused
 from prefect_julia.core.secrets import is_secret_name, secret_values
@@ -423,7 +423,8 @@ def test_a_pem_key_printed_line_by_line_leaves_no_line_anywhere(live_kit: LiveKi
 
     body = [base64.b64encode(os.urandom(48)).decode() for _ in range(2)]
     key = "\n".join(["-----BEGIN " + "PRIVATE KEY-----", *body, "-----END " + "PRIVATE KEY-----"])
-    with settings_for(live_kit.env):
+    env = live_kit.repo.environment("dev")  # read now: it holds the credential server-up wrote
+    with settings_for(env):
         Secret(value=key).save("pem-key", overwrite=True)
     root = live_kit.repo.root
     (root / "julia" / "jobs" / "pemleak.jl").write_text(PEM_JOB)
@@ -437,9 +438,9 @@ def test_a_pem_key_printed_line_by_line_leaves_no_line_anywhere(live_kit: LiveKi
     assert run.returncode == 1, run.stdout + run.stderr
     found = re.search(r"flow-run/([0-9a-f-]{36})", run.stdout + run.stderr)
     assert found, run.stdout + run.stderr
-    api_url = live_kit.env.api_url
-    flow_run = api(api_url, "GET", f"/flow_runs/{found.group(1)}")
-    logs = api(api_url, "POST", "/logs/filter", {"logs": {"flow_run_id": {"any_": [found.group(1)]}}, "limit": 200})
+    client = security.api_client(env, timeout=30)
+    flow_run = client.request("GET", f"/flow_runs/{found.group(1)}")
+    logs = client.request("POST", "/logs/filter", {"logs": {"flow_run_id": {"any_": [found.group(1)]}}, "limit": 200})
     messages = "\n".join(str(entry["message"]) for entry in logs)
     assert messages.count("********") >= 4 and "cannot use the key" in messages, messages
     database = b"".join(
