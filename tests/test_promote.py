@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import RunningServer, make_kit_repo
+from conftest import REPO_ROOT, RunningServer, make_kit_repo
 from gitrepos import commit_file, head, make_repo, run_git
 from prefect_julia.core import gitrepo
 from prefect_julia.core.errors import ConfigError, GateFailed, ServerError
@@ -191,3 +191,41 @@ def test_branch_names_come_from_the_branch_mapping(tmp_path: Path) -> None:
     mapping.write_text("[branches\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         promotion_branches(tmp_path)
+
+
+def test_invoke_promote_from_a_feature_branch_end_to_end(tmp_path: Path) -> None:
+    """`invoke promote` in a kit copy: refused with prod down, then with prod's blocks missing, then it promotes
+    and deploys to a real prod server. The copy's tree is recorded as passed first (its own full gate would
+    need the project's tools and suite), so this also shows a passed tree is not gated again."""
+    kit = make_kit_repo(tmp_path / "repo", branch="feature/x", project=True)
+    (kit.root / ".gitignore").write_text(IGNORED)
+    automations = "envs/prod.automations.toml"  # prod's notifications: their webhook blocks must be on prod
+    (kit.root / automations).write_bytes((REPO_ROOT / automations).read_bytes())
+    kit.git("add", "-A")
+    kit.git("-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "the project")
+    kit.git("branch", "main", "HEAD~1")
+    commit = kit.git("rev-parse", "HEAD").strip()
+    key = passes.tree_key(kit.root, kit.environ())
+    assert key is not None
+    passes.record_pass(kit.root, key)
+    secrets = {"DEMO_API_TOKEN": "t0ken", "ONCALL_WEBHOOK_URL": "http://127.0.0.1:9/hook",
+               "ONCALL_SLACK_WEBHOOK_URL": "http://127.0.0.1:9/slack"}  # fmt: skip
+
+    down = kit.invoke("promote", **secrets)
+    assert down.returncode == 3, down.stdout + down.stderr
+    assert "prod's server at" in down.stderr and "does not answer" in down.stderr
+    assert "not gated again" not in down.stdout  # refused before the gate
+    try:
+        kit.invoke("server-up", "prod", check=True, **secrets)
+        no_blocks = kit.invoke("promote", **secrets)
+        assert no_blocks.returncode == 2 and "invoke blocks prod" in no_blocks.stderr, no_blocks.stderr
+        assert kit.git("rev-parse", "main").strip() != commit
+        kit.invoke("blocks", "prod", check=True, **secrets)
+        done = kit.invoke("promote", timeout=600, **secrets)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"main's tree {key.tree[:10]} passed the gate at " in done.stdout
+        assert "deployed  " in done.stdout and "promoted feature/x: main" in done.stdout
+        assert kit.git("rev-parse", "main").strip() == commit
+        assert kit.git("symbolic-ref", "--short", "HEAD").strip() == "feature/x"
+    finally:
+        kit.invoke("server-down", "prod", "--cancel")
