@@ -277,9 +277,22 @@ def deploy(c: Context, env: str = "") -> None:
     from prefect_julia.kit import images, rollout
 
     resolved = _env(env)
-    _print_rollout(rollout.deploy(ROOT, resolved))
+    _print_rollout(rollout.deploy(ROOT, resolved, show=print))
     if images.image_state(resolved.process_env(os.environ), quiet=True)[0] == "not built":
         _note("no Julia image matches julia/ yet: `invoke julia-image` (about 3 min) makes fresh jobs start faster")
+
+
+@task(help={"env": ENV_HELP, "exit_code": "exit 2 when the server differs from the repository (for scripts)"})
+@guarded
+def plan(c: Context, env: str = "", exit_code: bool = False) -> None:
+    """Show what `invoke deploy` (and `invoke blocks`) would change on the environment's server; changes nothing."""
+    from prefect_julia.kit import plan as plans
+
+    found = plans.compute(ROOT, _env(env))
+    print(plans.render(found))
+    status = plans.exit_status(found, exit_code)
+    if status:
+        raise SystemExit(status)
 
 
 def _print_rollout(report: object) -> None:
@@ -531,7 +544,7 @@ def promote_task(c: Context, force: bool = False) -> None:
         if by_ci:  # exactly one place deploys prod: here the push to main does (.github/workflows/deploy.yml)
             print("prod is deployed from CI (PREFECT_JULIA_CODE_SOURCE=git): pushing main deploys it.")
             return
-        _print_rollout(rollout.deploy(ROOT, _env("prod")))
+        _print_rollout(rollout.deploy(ROOT, _env("prod"), show=print))
 
     check = None if by_ci else (lambda: promotion.check_prod(ROOT, prod))
     result = promotion.promote(ROOT, deploy=deploy_prod, check_prod=check, force=force, env=os.environ)

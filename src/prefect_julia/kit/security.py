@@ -14,14 +14,14 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
+from prefect_julia.core import secrets as secret_rules
 from prefect_julia.core.errors import ConfigError
 from prefect_julia.core.prefect_http import ApiClient, ApiRefused
-from prefect_julia.core.secrets import create_private, is_secret_name
+from prefect_julia.core.secrets import PASS_ENV, create_private, is_secret_name
 from prefect_julia.kit.environments import Environment, resolve_environment
 from prefect_julia.kit.settings import AUTH
 
 AUTH_STRING = "PREFECT_API_AUTH_STRING"
-PASS_ENV = "PREFECT_JULIA_PASS_ENV"
 AUTH_USER = "prefect"
 #: The settings a client of the environment's server needs: kept for workers, dropped for the server.
 CLIENT_CREDENTIALS = ("PREFECT_API_KEY", AUTH_STRING)
@@ -102,7 +102,7 @@ def server_settings(env: Environment) -> dict[str, str]:
 
 def passed_names(env: Environment) -> set[str]:
     """Names the user lets through to workers and Julia jobs (``PREFECT_JULIA_PASS_ENV=NAME1,NAME2``)."""
-    return {name.strip() for name in (env.get(PASS_ENV) or "").split(",") if name.strip()}
+    return secret_rules.passed_names({PASS_ENV: env.get(PASS_ENV) or ""})
 
 
 def _without_secrets(env: Environment, full: Mapping[str, str], keep: set[str]) -> dict[str, str]:
@@ -137,6 +137,7 @@ def private_home(env: Environment, *, managed_postgres: bool = False) -> None:
     env.home.mkdir(parents=True, exist_ok=True)
     passes_through = os.geteuid() == 0 and managed_postgres
     os.chmod(env.home, 0o711 if passes_through else 0o700)
+    env.files.tighten()  # a database made or restored before processes ran with umask 077
 
 
 def private_file(path: Path) -> None:

@@ -18,13 +18,14 @@ import contextlib
 import contextvars
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
+
+from prefect_julia.core.files import private_folder
 
 __all__ = [
     "DEFAULT_BATCH_BYTES",
@@ -44,9 +45,15 @@ Log = logging.Logger | logging.LoggerAdapter[logging.Logger]
 
 
 def output_folder(env: Mapping[str, str]) -> Path:
-    """Where full outputs are kept: ``$PREFECT_HOME/julia-output``, else the temporary folder's."""
+    """Where full outputs are kept: ``$PREFECT_HOME/julia-output``, else ``$XDG_CACHE_HOME/prefect-julia/output``
+    (``~/.cache`` by default), never a shared folder; made 0700, and refused when others may enter it."""
     home = env.get("PREFECT_HOME", "")
-    return Path(home) / "julia-output" if home else Path(tempfile.gettempdir()) / "prefect-julia-output"
+    if home:
+        folder = Path(home) / "julia-output"
+    else:
+        cache = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".cache")
+        folder = Path(cache) / "prefect-julia" / "output"
+    return private_folder(folder, "the Julia jobs' output folder")
 
 
 class OutputSink:
