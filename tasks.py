@@ -23,10 +23,13 @@ from prefect_julia.cli.edge import guarded
 from prefect_julia.core.console import Progress, human_bytes, table
 from prefect_julia.core.files import tail
 from prefect_julia.core.processes import read_pid_file
-from prefect_julia.kit import environments, profiles, runs, security, servers
+from prefect_julia.kit.access import security
+from prefect_julia.kit.environment import environments, profiles
+from prefect_julia.kit.run import runs
+from prefect_julia.kit.server import servers
 
 if TYPE_CHECKING:
-    from prefect_julia.kit import inflight as inflight_types
+    from prefect_julia.kit.server import inflight as inflight_types
 
 ROOT = Path(__file__).resolve().parent
 ENV_HELP = "the environment, also as a bare word: `invoke TASK dev` (default: the current branch's)"
@@ -100,7 +103,8 @@ def server_up(c: Context, env: str = "", timeout: float = 0.0) -> None:
     else:
         print(f"warning: {security.open_warning(resolved)}", file=sys.stderr)
     if not result.already_up:  # it had stopped: runs it left in flight may be lost
-        from prefect_julia.kit import inflight, workers
+        from prefect_julia.kit.server import inflight
+        from prefect_julia.kit.worker import workers
 
         lost = inflight.mark_lost(
             resolved,
@@ -126,7 +130,8 @@ def _report_lost(runs: list[inflight_types.InFlightRun]) -> None:
 @guarded
 def server_down(c: Context, env: str = "", cancel: bool = False) -> None:
     """Stop the environment's server (and its worker first); refuses while runs are in flight unless --cancel."""
-    from prefect_julia.kit import inflight, workers
+    from prefect_julia.kit.server import inflight
+    from prefect_julia.kit.worker import workers
 
     resolved = _env(env)
     _report_cancelled(inflight.guard_stop(resolved, pool=None, what="server", task="server-down",
@@ -164,7 +169,7 @@ def _chosen(env: str) -> list[environments.Environment]:
 @guarded
 def server_status(c: Context, env: str = "") -> None:
     """Show every environment's server: branch, port, pid, health, database, URL, services logging errors."""
-    from prefect_julia.kit import serverlog
+    from prefect_julia.kit.server import serverlog
 
     mapping = environments.load_branch_mapping(ROOT)
     rows: list[list[object]] = []
@@ -192,7 +197,7 @@ def server_status(c: Context, env: str = "") -> None:
 
 
 def _server_state(resolved: environments.Environment, healthy: bool, pid: int | None) -> str:
-    from prefect_julia.kit import identity
+    from prefect_julia.kit.access import identity
 
     owner = identity.owner(resolved, timeout=2.0) if healthy or pid is None else None
     if owner is not None and not owner.ours:
@@ -231,7 +236,7 @@ def server_logs(c: Context, env: str = "", follow: bool = False, lines: int = 50
 @guarded
 def db_backup(c: Context, env: str = "", file: str = "") -> None:
     """Back up the environment's database while its server runs (sqlite online backup, or pg_dump)."""
-    from prefect_julia.kit import backups
+    from prefect_julia.kit.server import backups
 
     resolved = _env(env)
     written = backups.backup(resolved, Path(file) if file else None)
@@ -243,7 +248,7 @@ def db_backup(c: Context, env: str = "", file: str = "") -> None:
 def db_restore(c: Context, file: str = "", env: str = "") -> None:
     """Restore the environment's database from a backup (refused while flow runs are in flight)."""
     from prefect_julia.core.errors import ConfigError
-    from prefect_julia.kit import backups
+    from prefect_julia.kit.server import backups
 
     if not file:
         raise ConfigError("db-restore needs the backup file.", hint="Run `invoke db-restore FILE ENV`.")
@@ -261,7 +266,7 @@ def db_restore(c: Context, file: str = "", env: str = "") -> None:
 @guarded
 def blocks(c: Context, env: str = "") -> None:
     """Create or update the blocks and variables of envs/ENV.blocks.toml on that environment's server."""
-    from prefect_julia.kit import blocks as block_decls
+    from prefect_julia.kit.declarations import blocks as block_decls
 
     resolved = _env(env)
     report = block_decls.apply(block_decls.load(ROOT, resolved.name), resolved)
@@ -274,7 +279,8 @@ def blocks(c: Context, env: str = "") -> None:
 @guarded
 def deploy(c: Context, env: str = "") -> None:
     """Apply prefect.yaml and envs/ENV.automations.toml to the environment's server (all checked first)."""
-    from prefect_julia.kit import images, rollout
+    from prefect_julia.kit.declarations import rollout
+    from prefect_julia.kit.julia import images
 
     resolved = _env(env)
     _print_rollout(rollout.deploy(ROOT, resolved, show=print))
@@ -286,7 +292,7 @@ def deploy(c: Context, env: str = "") -> None:
 @guarded
 def plan(c: Context, env: str = "", exit_code: bool = False) -> None:
     """Show what `invoke deploy` (and `invoke blocks`) would change on the environment's server; changes nothing."""
-    from prefect_julia.kit import plan as plans
+    from prefect_julia.kit.declarations import plan as plans
 
     found = plans.compute(ROOT, _env(env))
     print(plans.render(found))
@@ -296,7 +302,7 @@ def plan(c: Context, env: str = "", exit_code: bool = False) -> None:
 
 
 def _print_rollout(report: object) -> None:
-    from prefect_julia.kit.rollout import RolloutReport
+    from prefect_julia.kit.declarations.rollout import RolloutReport
 
     assert isinstance(report, RolloutReport)
     deployed = report.deployments
@@ -314,7 +320,7 @@ def _print_rollout(report: object) -> None:
 
 
 def _print_automations(report: object) -> None:
-    from prefect_julia.kit.automations import AutomationReport
+    from prefect_julia.kit.declarations.automations import AutomationReport
 
     assert isinstance(report, AutomationReport)
     for label, names in (
@@ -331,7 +337,7 @@ def _print_automations(report: object) -> None:
 @guarded
 def automations(c: Context, env: str = "") -> None:
     """Apply envs/ENV.automations.toml (notifications) alone; `invoke deploy` applies it too."""
-    from prefect_julia.kit import automations as notifications
+    from prefect_julia.kit.declarations import automations as notifications
 
     resolved = _env(env)
     checked = notifications.plan(ROOT, resolved.name)
@@ -343,7 +349,7 @@ def automations(c: Context, env: str = "") -> None:
 @guarded
 def status(c: Context, env: str = "", runs: int = 10) -> None:
     """One screen per environment: server, worker, deployments and next runs, last runs, automations."""
-    from prefect_julia.kit import status as screens
+    from prefect_julia.kit.run import status as screens
 
     print("\n\n".join(screens.render(screens.collect(resolved, last_runs=runs)) for resolved in _chosen(env)))
 
@@ -352,7 +358,7 @@ def status(c: Context, env: str = "", runs: int = 10) -> None:
 @guarded
 def worker_up(c: Context, env: str = "") -> None:
     """Start a background process worker for the environment's work pool (lost runs are marked Crashed)."""
-    from prefect_julia.kit import workers
+    from prefect_julia.kit.worker import workers
 
     state, started = workers.worker_up(_env(env), os.environ, on_lost=_report_lost)
     print(f"{state.env} worker {'started' if started else 'already running'} (pid {state.pid}) on pool {state.pool}")
@@ -365,7 +371,8 @@ def worker_up(c: Context, env: str = "") -> None:
 @guarded
 def worker_down(c: Context, env: str = "", cancel: bool = False) -> None:
     """Stop the environment's worker; refuses while runs of its pool are in flight unless --cancel."""
-    from prefect_julia.kit import inflight, workers
+    from prefect_julia.kit.server import inflight
+    from prefect_julia.kit.worker import workers
 
     resolved = _env(env)
     pool = resolved.require("PREFECT_JULIA_WORK_POOL")
@@ -382,7 +389,7 @@ def worker_down(c: Context, env: str = "", cancel: bool = False) -> None:
 @guarded
 def worker_status(c: Context, env: str = "") -> None:
     """Show every environment's worker: pool, pid, online or not, warm Julia sessions, log file."""
-    from prefect_julia.kit import workers
+    from prefect_julia.kit.worker import workers
 
     rows = []
     for resolved in _chosen(env):
@@ -404,7 +411,7 @@ def worker_status(c: Context, env: str = "") -> None:
 @guarded
 def julia_image(c: Context, env: str = "", force: bool = False, check: bool = False) -> None:
     """Build the Julia image fresh jobs start with (the package compiled in: jobs start several times faster)."""
-    from prefect_julia.kit import images
+    from prefect_julia.kit.julia import images
 
     environ = _env(env).process_env(os.environ)
     if check:
@@ -440,8 +447,8 @@ def run(
     timeout: float = runs.DEFAULT_TIMEOUT,
 ) -> None:
     """Run a deployment, print its logs as they arrive, and exit 0 only when it Completed."""
-    from prefect_julia.kit import workers
-    from prefect_julia.kit.deployments import require_deployment, run_words
+    from prefect_julia.kit.declarations.deployments import require_deployment, run_words
+    from prefect_julia.kit.worker import workers
 
     deployment, env = run_words(ROOT, deployment, env)
     resolved = _env(env or None)
@@ -484,7 +491,7 @@ def run(
 def demo(c: Context, env: str = "", datastore: str = "local") -> None:
     """Server up, blocks, deploy, worker up, run the demo pipeline, show its output dataset."""
     from prefect_julia.core.errors import ConfigError
-    from prefect_julia.kit.demo import run_demo
+    from prefect_julia.kit.run.demo import run_demo
 
     if datastore not in ("local", "remote"):
         raise ConfigError(f"--datastore {datastore!r} is not a datastore.", hint="Use --datastore local or remote.")
@@ -535,7 +542,7 @@ def gate(c: Context, skip: str = "", skip_tests: bool = False, keep_going: bool 
 def promote_task(c: Context, force: bool = False) -> None:
     """From your branch (not main), clean: prod checked, one gate, fast-forward main to it, deploy prod."""
     from prefect_julia.gates import promote as promotion
-    from prefect_julia.kit import rollout
+    from prefect_julia.kit.declarations import rollout
 
     prod = _env("prod")
     by_ci = prod.deployed_from_ci

@@ -209,7 +209,7 @@ def demo_runs(tmp: Path, runs: int) -> dict[str, float]:
         try:
             kit.invoke("server-down", "--env", "dev", timeout=120, check=True)
         finally:
-            from prefect_julia.kit import servers
+            from prefect_julia.kit.server import servers
 
             servers.server_down(kit.environment("dev"))  # nothing left running even if the task failed
     return figures
@@ -217,7 +217,7 @@ def demo_runs(tmp: Path, runs: int) -> dict[str, float]:
 
 def ensure_image() -> float:
     """Build the Julia image of ``julia/`` unless it matches the code; the seconds the build took (0: none)."""
-    from prefect_julia.kit import images
+    from prefect_julia.kit.julia import images
 
     environ = {**os.environ, "PREFECT_JULIA_PROJECT": str(JULIA_PROJECT)}
     state, path = images.image_state({**environ, "PREFECT_JULIA_IMAGE": "auto"})
@@ -233,7 +233,7 @@ def ensure_image() -> float:
 def demo_job_warm(kit: Any, runs: int) -> dict[str, float]:
     """The demo's Julia job (reads and writes CSV through blocks): fresh without and with the Julia image, and
     in a warm session (first and Nth call)."""
-    from prefect_julia.kit import sessions
+    from prefect_julia.kit.julia import sessions
     from prefect_julia.runtime.bridge import run_julia
     from prefect_julia.runtime.julia_image import image_dir
 

@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from prefect_julia.core import processes
-from prefect_julia.kit import environments, server_process, servers
+from prefect_julia.kit.environment import environments
+from prefect_julia.kit.server import server_process, servers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests"))  # the throwaway servers and kit copies the tests use

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from prefect_julia.kit import database
+from prefect_julia.kit.server import postgres
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests"))
@@ -96,7 +96,7 @@ def _load(kind: str, runs: int, kill_db: bool, work: Path) -> None:
             repo.invoke(*step, check=True, timeout=600)
 
         def kill_and_recover() -> None:
-            pid = database.Cluster(repo.environment("prod")).pid()
+            pid = postgres.Cluster(repo.environment("prod")).pid()
             if pid is None:
                 return
             os.kill(pid, signal.SIGKILL)

@@ -26,7 +26,8 @@ from typing import Any
 
 from prefect_julia.core import processes
 from prefect_julia.core.prefect_http import ApiClient
-from prefect_julia.kit import environments, server_process, servers, settings
+from prefect_julia.kit.environment import environments, settings
+from prefect_julia.kit.server import server_process, servers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: The kit's committed front door, and (``project=True``) the flows, the Julia package and the blocks.
@@ -103,7 +104,7 @@ def kit_api(env: environments.Environment, method: str, path: str, body: object 
 
 @dataclass(frozen=True)
 class RunningServer:
-    """The kit's Prefect server (``kit/server_process.py``) in its own session, on a free port, with a temporary
+    """The kit's Prefect server (``kit/server/server_process.py``) in its own session, on a free port, with a temporary
     PREFECT_HOME."""
 
     api_url: str

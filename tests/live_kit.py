@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from harness import KitRepo, make_kit_repo
-from prefect_julia.kit.environments import Environment
+from prefect_julia.kit.environment.environments import Environment
 
 QUICK_FLOW = """
 from prefect import flow
@@ -113,7 +113,7 @@ def live_kit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveKit]:
 
 
 def read_run(env: Environment, run_id: str) -> Any:
-    from prefect_julia.kit.prefect_api import client_for
+    from prefect_julia.kit.access.prefect_api import client_for
 
     with client_for(env) as client:
         return client.read_flow_run(run_id)
@@ -123,7 +123,7 @@ def start_run(env: Environment, deployment: str, **parameters: Any) -> str:
     """Create a run of ``deployment`` (``flow/name``) without waiting; its id."""
     from prefect.deployments import run_deployment
 
-    from prefect_julia.kit.prefect_api import settings_for
+    from prefect_julia.kit.access.prefect_api import settings_for
 
     with settings_for(env):
         run = run_deployment(deployment, parameters=parameters or None, timeout=0)
@@ -143,9 +143,9 @@ def wait_state(env: Environment, run_id: str, states: set[str], timeout: float =
 
 def concurrent_runs(repo: KitRepo, count: int, timeout: float = 1800) -> dict[str, Any]:
     """Submit ``count`` runs of ``quick`` at once through the kit's client; wait for every one to end."""
-    from prefect_julia.kit import runs
-    from prefect_julia.kit.prefect_api import client_for
-    from prefect_julia.kit.security import api_client
+    from prefect_julia.kit.access.prefect_api import client_for
+    from prefect_julia.kit.access.security import api_client
+    from prefect_julia.kit.run import runs
 
     env = repo.environment("dev")
     deployment_id = api_client(env).request("GET", "/deployments/name/quick/quick")["id"]

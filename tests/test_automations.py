@@ -23,7 +23,8 @@ from conftest import KitRepo, RunningServer, free_port, make_kit_repo
 from harness import api
 from prefect_julia.core.errors import ConfigError
 from prefect_julia.core.redact import MASK, scrub
-from prefect_julia.kit import automations, workers
+from prefect_julia.kit.declarations import automations
+from prefect_julia.kit.worker import workers
 
 pytestmark = [pytest.mark.server, pytest.mark.julia]
 
@@ -311,7 +312,7 @@ def test_webhook_blocks_keep_their_url_secret(tmp_path: Path) -> None:
     repo = make_kit_repo(tmp_path / "repo", project=True)
     with (repo.root / "envs" / "dev.blocks.toml").open("a") as blocks:
         blocks.write('\n[[blocks]]\ntype = "custom-webhook"\nname = "h"\nformat = "generic"\nfields = { url = "x" }\n')
-    from prefect_julia.kit import blocks as block_decls
+    from prefect_julia.kit.declarations import blocks as block_decls
 
     with pytest.raises(ConfigError, match=r"secret_from|only fields"):
         block_decls.load(repo.root, "dev")

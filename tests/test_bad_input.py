@@ -215,7 +215,7 @@ SERVER_CASES = [
 
 
 def _flow_run_count(kit: LiveKit) -> int:
-    from prefect_julia.kit.prefect_api import client_for
+    from prefect_julia.kit.access.prefect_api import client_for
 
     with client_for(kit.env) as client:
         return len(client.read_flow_runs(limit=200))

@@ -10,8 +10,8 @@ import pytest
 
 from conftest import KitRepo, RunningServer, make_kit_repo
 from prefect_julia.core.errors import ConfigError, ServerError
-from prefect_julia.kit import blocks
-from prefect_julia.kit.environments import resolve_environment
+from prefect_julia.kit.declarations import blocks
+from prefect_julia.kit.environment.environments import resolve_environment
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 
 from harness import kit_api
 from live_kit import LiveKit, wait_state
-from prefect_julia.kit import workpool
+from prefect_julia.kit.worker import workpool
 
 
 def _status(url: str, method: str = "GET", body: bytes | None = None) -> int:

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import KitRepo, make_kit_repo
 from prefect_julia.core.errors import ConfigError
-from prefect_julia.kit import codesource
+from prefect_julia.kit.declarations import codesource
 
 
 def _main_repo(tmp_path: Path) -> KitRepo:

@@ -25,8 +25,8 @@ from conftest import KitRepo, RunningServer, make_kit_repo
 from harness import api
 from prefect_julia.core.errors import DatabaseError
 from prefect_julia.core.processes import read_pid_file
-from prefect_julia.kit import database
-from prefect_julia.kit.environments import resolve_environment
+from prefect_julia.kit.environment.environments import resolve_environment
+from prefect_julia.kit.server import backups, database, postgres
 
 pytestmark = pytest.mark.server
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -79,7 +79,7 @@ def _block_exists(api_url: str, name: str) -> bool:
 
 
 def _postmaster(repo: KitRepo) -> int | None:
-    return database.Cluster(repo.environment("prod")).pid()
+    return postgres.Cluster(repo.environment("prod")).pid()
 
 
 @needs_postgres
@@ -232,18 +232,18 @@ def test_unknown_database_kind_is_a_config_error(kit_repo: KitRepo) -> None:
 
 def test_masked_url() -> None:
     dsn = "postgresql+asyncpg://u:" + "s3cr%40t@h:5/db"  # built at run time: the secret scan refuses the literal
-    assert database.mask_url(dsn) == "postgresql+asyncpg://u:********@h:5/db"
-    assert database.mask_url("sqlite+aiosqlite:////x/prefect.db") == "sqlite+aiosqlite:////x/prefect.db"
+    assert postgres.mask_url(dsn) == "postgresql+asyncpg://u:********@h:5/db"
+    assert postgres.mask_url("sqlite+aiosqlite:////x/prefect.db") == "sqlite+aiosqlite:////x/prefect.db"
 
 
 def test_sqlite_online_backup_and_restore(prefect_server: RunningServer, tmp_path: Path) -> None:
     """An online backup of a running server's sqlite database, restored into another environment's home."""
     live = resolve_environment("dev", tmp_path, {"PREFECT_JULIA_HOME": str(prefect_server.home)})
     _save_secret(prefect_server.api_url, "in-the-backup")
-    copy = database.backup(live, tmp_path / "dev.db")
+    copy = backups.copy_database(live, tmp_path / "dev.db")
     assert copy.exists() and stat.S_IMODE(copy.stat().st_mode) == 0o600
     with pytest.raises(DatabaseError, match="already exists"):
-        database.backup(live, copy)  # never overwrites
+        backups.copy_database(live, copy)  # never overwrites
 
     other_home = tmp_path / "other"
     other_home.mkdir()
@@ -251,14 +251,14 @@ def test_sqlite_online_backup_and_restore(prefect_server: RunningServer, tmp_pat
         db.execute("CREATE TABLE replaced (x)")
     other = resolve_environment("dev", tmp_path, {"PREFECT_JULIA_HOME": str(other_home)})
     with pytest.raises(DatabaseError, match="does not exist"):
-        database.restore(other, tmp_path / "dev.db.missing", safety_copy=tmp_path / "s0.db")
+        backups.restore_database(other, tmp_path / "dev.db.missing", safety_copy=tmp_path / "s0.db")
     bogus = tmp_path / "bogus.db"
     bogus.write_bytes(b"not sqlite at all" * 100)
     with pytest.raises(DatabaseError, match="not a"):
-        database.restore(other, bogus, safety_copy=tmp_path / "s1.db")
+        backups.restore_database(other, bogus, safety_copy=tmp_path / "s1.db")
     assert not (tmp_path / "s1.db").exists()
 
-    database.restore(other, copy, safety_copy=tmp_path / "safety.db")
+    backups.restore_database(other, copy, safety_copy=tmp_path / "safety.db")
     with sqlite3.connect(other_home / "prefect.db") as db:
         names = [row[0] for row in db.execute("SELECT name FROM block_document")]
     assert "in-the-backup" in names

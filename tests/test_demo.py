@@ -1,4 +1,4 @@
-"""What the demo says about the local files it changes before anything starts (kit/demo.py).
+"""What the demo says about the local files it changes before anything starts (kit/run/demo.py).
 
 The demo runs end to end in tests/test_pipeline.py; these tests call its first step on a kit copy, no server.
 """
@@ -9,8 +9,8 @@ import stat
 from pathlib import Path
 
 from conftest import make_kit_repo
-from prefect_julia.kit.demo import TOKEN_SETTING, prepared_environment
-from prefect_julia.kit.security import AUTH_STRING
+from prefect_julia.kit.access.security import AUTH_STRING
+from prefect_julia.kit.run.demo import TOKEN_SETTING, prepared_environment
 
 
 def _kit(root: Path) -> Path:

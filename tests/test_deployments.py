@@ -13,8 +13,8 @@ import pytest
 from conftest import KitRepo, RunningServer, free_port, make_kit_repo
 from harness import api
 from prefect_julia.core.errors import ConfigError, ServerError
-from prefect_julia.kit import deployments
-from prefect_julia.kit.environments import resolve_environment
+from prefect_julia.kit.declarations import deployments
+from prefect_julia.kit.environment.environments import resolve_environment
 
 FLOW = """
 from prefect import flow

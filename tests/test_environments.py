@@ -7,10 +7,10 @@ import pytest
 
 from conftest import KitRepo, make_kit_repo
 from prefect_julia.core.errors import ConfigError
-from prefect_julia.kit import security
-from prefect_julia.kit.environments import describe_sources, load_branch_mapping, resolve_environment
-from prefect_julia.kit.settings import CODE_SOURCE
-from prefect_julia.kit.settings import DECLARED as SETTINGS_BY_NAME
+from prefect_julia.kit.access import security
+from prefect_julia.kit.environment.environments import describe_sources, load_branch_mapping, resolve_environment
+from prefect_julia.kit.environment.settings import CODE_SOURCE
+from prefect_julia.kit.environment.settings import DECLARED as SETTINGS_BY_NAME
 
 
 @pytest.mark.parametrize(("branch", "env"), [("main", "prod"), ("feature/x", "dev"), ("dev", "dev")])

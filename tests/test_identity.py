@@ -7,8 +7,8 @@ from pathlib import Path
 from conftest import KitRepo, make_kit_repo
 from harness import kit_api
 from prefect_julia.core.errors import ServerError
-from prefect_julia.kit import identity
-from prefect_julia.kit.environments import Environment, resolve_environment
+from prefect_julia.kit.access import identity
+from prefect_julia.kit.environment.environments import Environment, resolve_environment
 
 FLOW = 'from prefect import flow\n\n@flow(name="ident")\ndef ident() -> None:\n    pass\n'
 DECLARATION = "deployments:\n  - name: b-only\n    entrypoint: flows/ident.py:ident\n"

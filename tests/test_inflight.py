@@ -18,7 +18,7 @@ import pytest
 from live_kit import LiveKit, read_run, start_run, wait_state
 from prefect_julia.core import processes
 from prefect_julia.core.processes import is_alive, read_pid_file
-from prefect_julia.kit import servers
+from prefect_julia.kit.server import servers
 
 pytestmark = [pytest.mark.server, pytest.mark.julia]
 

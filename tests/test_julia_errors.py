@@ -81,7 +81,7 @@ def test_invoke_run_prints_a_julia_error_once_without_python_tracebacks(live_kit
     assert any(r[1] == "WARNING" and r[2].startswith("rows look odd") for r in records if len(r) == 3), out
     found = re.search(r"flow-run/([0-9a-f-]{36})", out)
     assert found, out
-    from prefect_julia.kit.security import api_client
+    from prefect_julia.kit.access.security import api_client
 
     client = api_client(live_kit.repo.environment("dev"))  # with the credential the server's first start made
     tasks = client.request("POST", "/task_runs/filter", {"flow_runs": {"id": {"any_": [found.group(1)]}}})
@@ -111,7 +111,7 @@ setresult(Dict("lookups" => n, "stopped" => isfile(stop)))
 def test_a_julia_job_rides_out_a_killed_and_restarted_server(tmp_path: Path) -> None:
     from prefect.blocks.system import Secret
 
-    from prefect_julia.kit.prefect_api import settings_for
+    from prefect_julia.kit.access.prefect_api import settings_for
     from prefect_julia.runtime.bridge import run_julia
 
     repo = make_kit_repo(tmp_path / "repo", project=True)
@@ -169,7 +169,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_invoke_run_prints_records_without_python_tracebacks_or_echoes_of_a_julia_error() -> None:
-    from prefect_julia.kit.runs import LogFollower, _log_line
+    from prefect_julia.kit.run.runs import LogFollower, _log_line
 
     traced = (
         "Task run failed with exception: ValueError('x')\nTraceback (most recent call last):\n  File ...\nValueError: x"

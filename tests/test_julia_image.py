@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT, make_kit_repo
-from prefect_julia.kit import images
+from prefect_julia.kit.julia import images
 from prefect_julia.runtime import julia_image, julia_session
 from prefect_julia.runtime.bridge import find_julia, run_julia
 

@@ -329,7 +329,7 @@ def test_small_output_leaves_no_file(tmp_path: Path) -> None:
 
 
 def test_worker_status_lists_and_worker_down_stops_sessions(kit_repo: Any, program: Program) -> None:
-    from prefect_julia.kit import sessions
+    from prefect_julia.kit.julia import sessions
 
     env = kit_repo.environment("dev")
     environ = env.process_env(os.environ)

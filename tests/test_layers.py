@@ -50,3 +50,59 @@ def test_the_layout_docs_name_every_module() -> None:
         named = set(re.findall(r"\w+", entry.group(1)))
         assert [m for m in modules if m not in named] == [], f"README's layout misses modules of {layer}/"
         assert [m for m in modules if not re.search(rf"\b{m}\b", architecture)] == [], layer
+    for sub in layers.KIT_ORDER:
+        modules = sorted(p.stem for p in (ROOT / "src/prefect_julia/kit" / sub).glob("*.py") if p.stem != "__init__")
+        entry = re.search(rf"^    {sub}/ +(.*)$", readme, re.MULTILINE)
+        assert entry is not None, f"README's layout has no kit/{sub}/ entry"
+        assert [m for m in modules if m not in set(re.findall(r"\w+", entry.group(1)))] == [], sub
+        assert [m for m in modules if not re.search(rf"\b{m}\b", architecture)] == [], sub
+
+
+def test_an_import_cycle_is_refused_inside_a_layer_too(tmp_path: Path) -> None:
+    root = _copy_package(tmp_path)
+    home = root / "src/prefect_julia/kit/environment/home.py"
+    home.write_text(
+        home.read_text()
+        + "\n\ndef _later() -> None:\n    from prefect_julia.kit.environment import environments  # noqa\n"
+    )
+    problems = layers.check(root)
+    cycles = [p for p in problems if p.startswith("import cycle")]
+    assert len(cycles) == 1, problems
+    assert "kit.environment.home" in cycles[0] and "kit.environment.environments" in cycles[0]
+
+
+def test_an_import_only_for_the_type_checker_is_no_cycle(tmp_path: Path) -> None:
+    root = _copy_package(tmp_path)
+    home = root / "src/prefect_julia/kit/environment/home.py"
+    home.write_text(
+        home.read_text()
+        + "\nfrom typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n"
+        + "    from prefect_julia.kit.environment import environments  # noqa\n"
+    )
+    assert layers.check(root) == []
+
+
+def test_a_kit_sub_package_importing_a_later_one_is_refused(tmp_path: Path) -> None:
+    root = _copy_package(tmp_path)
+    settings = root / "src/prefect_julia/kit/environment/settings.py"
+    settings.write_text(settings.read_text() + "\nfrom prefect_julia.kit.server import servers  # noqa\n")
+    problems = layers.check(root)
+    assert any(
+        "kit/environment/settings.py" in p and "kit/environment imports kit/server, which comes after it" in p
+        for p in problems
+    ), problems
+
+
+def test_a_kit_module_outside_the_sub_packages_is_refused(tmp_path: Path) -> None:
+    root = _copy_package(tmp_path)
+    (root / "src/prefect_julia/kit/loose.py").write_text("x = 1\n")
+    (root / "src/prefect_julia/kit/extra").mkdir()
+    (root / "src/prefect_julia/kit/extra/__init__.py").write_text("")
+    problems = layers.check(root)
+    assert any("kit/loose.py" in p and "sub-package" in p for p in problems), problems
+    assert any("kit/extra/" in p and "KIT_ORDER" in p for p in problems), problems
+
+
+def test_the_kit_sub_packages_are_the_order() -> None:
+    folders = {p.name for p in (ROOT / "src/prefect_julia/kit").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders == set(layers.KIT_ORDER)

@@ -17,7 +17,8 @@ import pytest
 from conftest import KitRepo, RunningServer, make_kit_repo
 from harness import api
 from prefect_julia.core.errors import ConfigError
-from prefect_julia.kit import limits, workers
+from prefect_julia.kit.declarations import limits
+from prefect_julia.kit.worker import workers
 
 FLOWS = """
 import time

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import KitRepo, make_kit_repo
 from prefect_julia.core.processes import is_alive, read_pid_file
-from prefect_julia.kit.environments import resolve_environment
+from prefect_julia.kit.environment.environments import resolve_environment
 
 pytestmark = [pytest.mark.server, pytest.mark.julia]
 

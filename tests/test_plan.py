@@ -15,7 +15,7 @@ import pytest
 
 from harness import KitRepo, kit_api, make_kit_repo
 from prefect_julia.core.errors import ConfigError, ServerError
-from prefect_julia.kit import plan, rollout
+from prefect_julia.kit.declarations import plan, rollout
 
 TOKEN = "plan-token-first-4f1c9e"
 NEW_TOKEN = "plan-token-second-77ab02"
@@ -138,7 +138,7 @@ def test_a_changed_secret_is_named_and_never_shown(kit: KitRepo) -> None:
 def test_a_step_that_fails_part_way_says_what_was_applied(kit: KitRepo, monkeypatch: pytest.MonkeyPatch) -> None:
     """Mocked: the automations step fails on purpose (a server cannot be made to fail between two steps on cue)."""
     _in_step(kit)
-    from prefect_julia.kit import automations
+    from prefect_julia.kit.declarations import automations
 
     def broken(*args: object, **kwargs: object) -> None:
         raise ServerError("The dev Prefect server at http://x is not reachable.", hint="Start it.")

@@ -132,7 +132,7 @@ def test_the_files_of_a_running_environment_are_private(live_kit: LiveKit) -> No
 
 
 def test_tighten_makes_a_homes_files_private(tmp_path: Path) -> None:
-    from prefect_julia.kit.home import Home
+    from prefect_julia.kit.environment.home import Home
 
     home = Home(tmp_path)
     for name in ("prefect.db", "prefect.db-wal", "server.pid", "kit-identity.json"):

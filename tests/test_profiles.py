@@ -8,8 +8,8 @@ import pytest
 
 from conftest import KitRepo
 from prefect_julia.core.errors import ConfigError
-from prefect_julia.kit import profiles
-from prefect_julia.kit.environments import PROFILES_FILE, all_environments
+from prefect_julia.kit.environment import profiles
+from prefect_julia.kit.environment.environments import PROFILES_FILE, all_environments
 
 
 def _sync(repo: KitRepo) -> profiles.SyncReport:

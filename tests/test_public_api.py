@@ -40,7 +40,9 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
         _ = prefect_julia.julia_jobs  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("module", ["prefect_julia.kit.settings", "prefect_julia.cli.edge", "prefect_julia"])
+@pytest.mark.parametrize(
+    "module", ["prefect_julia.kit.environment.settings", "prefect_julia.cli.edge", "prefect_julia"]
+)
 def test_the_kit_and_the_cli_do_not_import_prefect(module: str) -> None:
     """Every `invoke` call imports these; Prefect would add about 1.5 s to each."""
     probe = f"import sys, {module}; print(sorted(m for m in sys.modules if m == 'prefect' or m.startswith('prefect.')))"

@@ -24,14 +24,14 @@ import pytest
 
 from live_kit import LiveKit, concurrent_runs
 from prefect_julia.core import processes
-from prefect_julia.kit import server_process
+from prefect_julia.kit.server import server_process
 
 pytestmark = [pytest.mark.server]
 
 
 def test_twenty_runs_submitted_at_once_all_complete(live_kit: LiveKit) -> None:
     live_kit.worker_up()
-    # on the kit's server process (kit/server_process.py), which keeps a sqlite server answering under a burst
+    # on the kit's server process (kit/server/server_process.py), which keeps a sqlite server answering under a burst
     server_pid = processes.port_owner(live_kit.repo.ports["dev"])
     assert server_pid is not None and f"-m {server_process.MODULE} " in processes.command_of(server_pid)
     burst = concurrent_runs(live_kit.repo, 20, timeout=900)

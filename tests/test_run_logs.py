@@ -9,7 +9,7 @@ import pytest
 
 from conftest import RunningServer
 from prefect_julia.core.prefect_http import ApiClient
-from prefect_julia.kit.runs import LogFollower
+from prefect_julia.kit.run.runs import LogFollower
 
 pytestmark = [pytest.mark.server]
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from live_kit import LiveKit
-from prefect_julia.kit import runs
+from prefect_julia.kit.run import runs
 
 pytestmark = [pytest.mark.server, pytest.mark.julia]
 
@@ -35,7 +35,7 @@ def _run(kit: LiveKit, deployment: str, **params: str) -> tuple[runs.RunOutcome,
 
 
 def _artifact_rows(kit: LiveKit, flow_run_id: str, key: str) -> list[dict[str, Any]]:
-    from prefect_julia.kit.security import api_client
+    from prefect_julia.kit.access.security import api_client
 
     found = api_client(kit.env).request(
         "POST", "/artifacts/filter", {"artifacts": {"key": {"any_": [key]}, "flow_run_id": {"any_": [flow_run_id]}}}

@@ -18,8 +18,8 @@ import pytest
 
 from conftest import REPO_ROOT, RunningServer, S3Server, free_port, make_kit_repo
 from prefect_julia.core.errors import DatastoreError
-from prefect_julia.kit import blocks
-from prefect_julia.kit.environments import resolve_environment
+from prefect_julia.kit.declarations import blocks
+from prefect_julia.kit.environment.environments import resolve_environment
 from prefect_julia.runtime.bridge import find_julia
 from prefect_julia.runtime.dataset import Dataset, DatasetMissing
 from prefect_julia.runtime.s3store import S3Store

@@ -9,8 +9,8 @@ from typing import Any
 
 from conftest import KitRepo, make_kit_repo
 from harness import kit_api
-from prefect_julia.kit import serverlog
-from prefect_julia.kit.environments import Environment
+from prefect_julia.kit.environment.environments import Environment
+from prefect_julia.kit.server import serverlog
 
 FLOW = """
 from prefect import flow

@@ -24,8 +24,9 @@ from harness import StandInHandler, serving
 from live_kit import LiveKit
 from prefect_julia.core.prefect_http import ApiClient, ApiRefused
 from prefect_julia.core.secrets import is_secret_name, secret_values
-from prefect_julia.kit import security, servers
-from prefect_julia.kit.environments import resolve_environment
+from prefect_julia.kit.access import security
+from prefect_julia.kit.environment.environments import resolve_environment
+from prefect_julia.kit.server import servers
 from prefect_julia.runtime.bridge import JuliaFailed, find_julia, run_julia
 from prefect_julia.runtime.secrets import PendingScrubber, Scrubber, allowed_env
 
@@ -419,7 +420,7 @@ def test_a_pem_key_printed_line_by_line_leaves_no_line_anywhere(live_kit: LiveKi
     no line of it in `invoke run`'s output, the run's logs, its state message, worker.log or prefect.db."""
     from prefect.blocks.system import Secret
 
-    from prefect_julia.kit.prefect_api import settings_for
+    from prefect_julia.kit.access.prefect_api import settings_for
 
     body = [base64.b64encode(os.urandom(48)).decode() for _ in range(2)]
     key = "\n".join(["-----BEGIN " + "PRIVATE KEY-----", *body, "-----END " + "PRIVATE KEY-----"])

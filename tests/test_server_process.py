@@ -1,4 +1,4 @@
-"""The kit's server process (``kit/server_process.py``): sqlite's busy timeout and garbage collection off the loop.
+"""The kit's server process (``kit/server/server_process.py``): sqlite's busy timeout and garbage collection off the loop.
 
 The stall these prevent (a collection on the event loop waiting on a sqlite connection's mutex) needs a burst of
 runs to show: ``test_run_client`` submits 20 at once to a server `invoke server-up` started this way (and checks
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from prefect.server.database.configurations import AioSqliteConfiguration
 
-from prefect_julia.kit import server_process
+from prefect_julia.kit.server import server_process
 
 
 def _busy_timeout_ms(path: Path, timeout: float) -> int:

@@ -19,8 +19,8 @@ import pytest
 from conftest import KitRepo, make_kit_repo
 from prefect_julia.core.errors import ServerError
 from prefect_julia.core.processes import group_alive, is_alive, port_is_free, read_pid_file, running, write_pid_file
-from prefect_julia.kit import servers
-from prefect_julia.kit.environments import resolve_environment
+from prefect_julia.kit.environment.environments import resolve_environment
+from prefect_julia.kit.server import servers
 
 pytestmark = pytest.mark.server
 

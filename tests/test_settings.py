@@ -6,7 +6,7 @@ import pytest
 
 from prefect_julia.core.errors import ConfigError
 from prefect_julia.core.setting import Setting
-from prefect_julia.kit.settings import Source, read_env_file, resolve
+from prefect_julia.kit.environment.settings import Source, read_env_file, resolve
 
 
 @pytest.mark.parametrize(

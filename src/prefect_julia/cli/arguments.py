@@ -24,7 +24,6 @@ no value at once. invoke is pinned to the minor version this is tested on (``pyp
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -35,6 +34,8 @@ from invoke.parser.context import ParserContext, to_flag
 from invoke.program import Program
 from invoke.tasks import Task
 from invoke.tasks import task as invoke_task
+
+from prefect_julia.core.patches import signature_is
 
 EXIT_BAD_INPUT = 2
 _KINDS = {int: "a whole number", float: "a number", bool: "nothing (it is a switch)", list: "a value"}
@@ -300,7 +301,7 @@ def _contract_holds() -> bool:
             (Argument.set_value, ["self", "value", "cast"]),
             (Task.get_arguments, ["self", "ignore_unknown_help"]),
         ]
-        signatures_match = all(list(inspect.signature(fn).parameters) == params for fn, params in wanted)
+        signatures_match = all(signature_is(fn, params) for fn, params in wanted)
         return signatures_match and all(hasattr(Collection, name) for name in ("task_names", "__getitem__"))
     except (TypeError, ValueError):
         return False

@@ -1,7 +1,7 @@
 """What a setting is, and the settings a flow run itself reads (the Julia bridge and datasets).
 
 Every setting is declared once, as a :class:`Setting`: its name, its help text, its default and its type.
-The kit's registry (``kit/settings.py``) lists the ones below together with its own, resolves them per
+The kit's registry (``kit/environment/settings.py``) lists the ones below together with its own, resolves them per
 environment and shows them in ``invoke env``; a flow run reads the ones below from its process environment
 with :meth:`Setting.lookup` and friends.
 """

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect_julia.kit import automations, blocks, deployments, limits
-from prefect_julia.kit.environments import ENVIRONMENTS
+from prefect_julia.kit.declarations import automations, blocks, deployments, limits
+from prefect_julia.kit.environment.environments import ENVIRONMENTS
 
 
 def check(root: Path) -> list[str]:

@@ -24,8 +24,10 @@ from prefect_julia.core.errors import GateFailed, ServerError
 from prefect_julia.core.prefect_http import ApiRefused
 from prefect_julia.gates.gate import Step, require_passed
 from prefect_julia.gates.passes import Verdict, gate_once
-from prefect_julia.kit import automations, identity, security, servers
-from prefect_julia.kit.environments import BRANCHES_FILE, Environment, load_branch_mapping
+from prefect_julia.kit.access import identity, security
+from prefect_julia.kit.declarations import automations
+from prefect_julia.kit.environment.environments import BRANCHES_FILE, Environment, load_branch_mapping
+from prefect_julia.kit.server import servers
 
 __all__ = ["Branches", "Promotion", "check_prod", "promote", "promotion_branches"]
 

@@ -20,6 +20,8 @@ from collections.abc import Callable, Generator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+from prefect_julia.core.patches import signature_is
+
 #: The attribute that marks the kit's loop.
 _MARK = "prefect_julia"
 #: What the loop uses of Prefect's flow run engine.
@@ -75,6 +77,12 @@ def install() -> bool:
         return False
     if not all(hasattr(engine, part) for part in _ENGINE_PARTS):
         return False
+    if not (
+        signature_is(current, ["engine", "join_on_exit"])
+        and signature_is(engine._build_heartbeat_event_template, ["self"])
+        and signature_is(engine._emit_flow_run_heartbeat, ["self", "resource", "related"])
+    ):
+        return False  # a Prefect whose engine differs: its own heartbeats, unchanged
     setattr(flow_engine, "_send_heartbeats", _prompt_heartbeats(minimum))  # noqa: B010 (a private name)
     return True
 

@@ -2,7 +2,7 @@
 
 Julia 1.5 keeps no machine code of a package between runs: every fresh ``julia`` compiles again what a job
 calls, the package's code and Base's code for the job's own types (here the first ``@info`` with a keyword
-and the first ``Dict`` of mixed values cost about 0.3 s each). ``invoke julia-image`` (``kit/images.py``)
+and the first ``Dict`` of mixed values cost about 0.3 s each). ``invoke julia-image`` (``kit/julia/images.py``)
 builds a system image with the package loaded and a job-like workload run (``<project>/build/image.jl``),
 and the bridge starts every job with it (``--sysimage``) while it matches:
 

@@ -1,0 +1,1 @@
+"""What the repository declares and the kit applies: deployments (prefect.yaml) and the code they run, blocks and variables, notifications, limits, the plan of changes, and the deploy that applies them."""

@@ -1,0 +1,350 @@
+"""Environments: which one a git branch uses, and everything an environment resolves to.
+
+The branch mapping is data, in the committed ``envs/branches.toml``. An :class:`Environment` carries its
+name, port, ``PREFECT_HOME``, URLs, file locations and the resolved settings with their sources.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prefect_julia.core import gitrepo
+from prefect_julia.core.errors import CommandFailed, ConfigError, PrefectJuliaError
+from prefect_julia.core.setting import JULIA_PROJECT, Setting, parse_port, parse_seconds
+from prefect_julia.kit.environment.home import Home
+from prefect_julia.kit.environment.settings import (
+    CODE_SOURCE,
+    DECLARED,
+    ENV_MARKER,
+    SETTINGS,
+    Source,
+    Value,
+    api_url,
+    read_env_file,
+    resolve,
+    server_url,
+)
+
+ENVIRONMENTS: tuple[str, ...] = ("dev", "prod")
+#: The placeholder (and exported variable) naming the folder a run executes.
+CODE_DIR_SETTING = "PREFECT_JULIA_CODE_DIR"
+#: Records the commit of the worktree the deployments point at, inside ``<home>/code``.
+DEPLOYED_FILE = "DEPLOYED"
+BRANCHES_FILE = Path("envs/branches.toml")
+#: The Prefect profiles file ``invoke profile-sync`` writes, one profile per environment.
+PROFILES_FILE = Path("profiles/profiles.toml")
+
+
+@dataclass(frozen=True)
+class BranchMapping:
+    """Branch name -> environment name, with a default for every other branch."""
+
+    branches: Mapping[str, str]
+    default: str
+
+    def environment_for(self, branch: str) -> str:
+        return self.branches.get(branch, self.default)
+
+    def branches_of(self, env: str) -> str:
+        """How the mapping reads for ``env``, e.g. ``main`` or ``any other branch``."""
+        named = [b for b, e in self.branches.items() if e == env]
+        if env == self.default:
+            named.append("any other branch")
+        return ", ".join(named) or "-"
+
+
+def load_branch_mapping(root: Path) -> BranchMapping:
+    """Read ``envs/branches.toml``; missing or malformed files are errors naming the fix."""
+    path = root / BRANCHES_FILE
+    example = 'default = "dev"\n\n[branches]\nmain = "prod"'
+    if not path.exists():
+        raise ConfigError(f"The branch mapping {path} is missing.", hint=f"Create it with:\n{example}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}.", hint=f"It should read like:\n{example}") from None
+    branches = data.get("branches", {})
+    default = data.get("default", "dev")
+    if not isinstance(branches, dict) or not all(isinstance(v, str) for v in branches.values()):
+        raise ConfigError(f"{path}: [branches] must map branch names to environment names.", hint=example)
+    for env in [default, *branches.values()]:
+        if env not in ENVIRONMENTS:
+            raise ConfigError(
+                f"{path} names the unknown environment {env!r}.",
+                hint=f"Use one of: {', '.join(ENVIRONMENTS)}.",
+            )
+    return BranchMapping(branches=dict(branches), default=default)
+
+
+def current_branch(root: Path) -> str | None:
+    """The checked-out branch, or None when ``root`` is not in a git repository (or HEAD is detached)."""
+    try:
+        return gitrepo.current_branch(root)
+    except CommandFailed:  # git itself is missing
+        return None
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One environment, fully resolved."""
+
+    name: str
+    root: Path
+    values: Mapping[str, Value] = field(repr=False)
+    process: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        value = self.values.get(name)
+        return value.value if value else default
+
+    def lookup(self, name: str) -> str | None:
+        """A setting, or else a variable of the process environment (for names no file declares, e.g. secrets)."""
+        found = self.get(name)
+        if found is None and self.process.get(ENV_MARKER, self.name) == self.name:
+            found = self.process.get(name)
+        return found or None
+
+    def require(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise ConfigError(
+                f"The setting {name} of environment {self.name!r} is not set.",
+                hint=f"Add {name}=... to envs/{self.name}.local.env (git-ignored) or export it.",
+            )
+        return value
+
+    def _path(self, name: str) -> Path:
+        path = Path(self.require(name)).expanduser()
+        return path if path.is_absolute() else self.root / path
+
+    @property
+    def host(self) -> str:
+        return self.require("PREFECT_JULIA_HOST")
+
+    def _source(self, name: str) -> str:
+        value = self.values.get(name)
+        return value.source.describe(self.name) if value else ""
+
+    def _set_or_default(self, setting: Setting) -> str | None:
+        """The setting's value; a blank one (``NAME=`` in a file) is the environment's default, as if the line
+        were not there."""
+        raw = self.get(setting.name)
+        if (raw or "").strip():
+            return raw
+        return setting.default_for(self.name, {name: value.value for name, value in self.values.items()})
+
+    def choice(self, setting: Setting, *, error: type[PrefectJuliaError] = ConfigError) -> str:
+        """A ``choice`` setting's value (blank: the environment's default), checked against its choices."""
+        return setting.choose(self._set_or_default(setting), self._source(setting.name), error=error)
+
+    def switch(self, setting: Setting, *, error: type[PrefectJuliaError] = ConfigError) -> bool:
+        """A ``switch`` setting's value (blank: the environment's default): on (True) or off (False)."""
+        return setting.switch(self._set_or_default(setting), self._source(setting.name), error=error)
+
+    def seconds(self, name: str) -> float:
+        """A ``seconds`` setting as a number."""
+        return parse_seconds(name, self.require(name), self._source(name))
+
+    @property
+    def port(self) -> int:
+        return parse_port("PREFECT_JULIA_PORT", self.require("PREFECT_JULIA_PORT"), self._source("PREFECT_JULIA_PORT"))
+
+    @property
+    def home(self) -> Path:
+        return self._path("PREFECT_JULIA_HOME")
+
+    @property
+    def data_root(self) -> Path:
+        return self._path("PREFECT_JULIA_DATA_ROOT")
+
+    @property
+    def api_url(self) -> str:
+        return self.require("PREFECT_API_URL").rstrip("/")
+
+    @property
+    def ui_url(self) -> str:
+        return server_url(self.host, self.port)
+
+    @property
+    def local_api_url(self) -> str:
+        """The API URL of the local server this kit runs (may differ from ``api_url`` for a remote prod)."""
+        return api_url(self.ui_url)
+
+    @property
+    def files(self) -> Home:
+        """The files the kit keeps in this environment's PREFECT_HOME."""
+        return Home(self.home)
+
+    @property
+    def health_timeout(self) -> float:
+        return self.seconds("PREFECT_JULIA_HEALTH_TIMEOUT")
+
+    @property
+    def julia_project(self) -> Path:
+        return self._path(JULIA_PROJECT.name)
+
+    def prefect_settings(self) -> dict[str, str]:
+        """The Prefect settings a server or client of this environment runs with (the profile's content)."""
+        settings = {
+            "PREFECT_API_URL": self.api_url,
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_SERVER_API_HOST": self.host,
+            "PREFECT_SERVER_API_PORT": str(self.port),
+            "PREFECT_UI_API_URL": self.api_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        }
+        auth_string = self.get("PREFECT_API_AUTH_STRING")
+        if auth_string:
+            settings["PREFECT_API_AUTH_STRING"] = auth_string
+        return settings
+
+    def exports(self, *, secrets: bool) -> dict[str, str]:
+        """What a process of this environment gets on top of its parent's environment: the Prefect settings,
+        every resolved setting (secrets only when ``secrets``), the environment marker and the profiles file.
+        ``invoke env --shell`` prints it without secrets; servers, workers and flow runs get it whole."""
+        env = {name: value.value for name, value in self.values.items() if secrets or not value.secret}
+        env.update(self.prefect_settings())
+        env[JULIA_PROJECT.name] = str(self.julia_project)
+        env[ENV_MARKER] = self.name
+        env["PREFECT_PROFILES_PATH"] = str(self.root / PROFILES_FILE)
+        if self.code_dir is not None:
+            env[CODE_DIR_SETTING] = str(self.code_dir)
+        return env
+
+    # --- the code its runs execute (how it gets there: kit/declarations/codesource.py) ---------------------------
+
+    @property
+    def code_source(self) -> str:
+        """Where runs get their code: ``tree`` (the checkout), ``worktree`` (the deployed commit) or ``git``."""
+        return self.choice(CODE_SOURCE)
+
+    @property
+    def deployed_from_ci(self) -> bool:
+        """True when the environment is deployed by CI from git (``.github/workflows/deploy.yml``)."""
+        return self.code_source == "git"
+
+    @property
+    def deployed_commit(self) -> str | None:
+        """The commit whose worktree the environment's deployments run, or None before the first deploy."""
+        path = self.files.code / DEPLOYED_FILE
+        text = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+        return text or None
+
+    @property
+    def code_dir(self) -> Path | None:
+        """The folder runs execute (None: a worktree source with nothing deployed yet, or git)."""
+        kind = self.code_source
+        if kind == "tree":
+            return self.root
+        commit = self.deployed_commit if kind == "worktree" else None
+        return self.files.code / commit if commit else None
+
+    def process_env(self, base: Mapping[str, str]) -> dict[str, str]:
+        """``base`` plus everything a Prefect process of this environment needs, secrets included."""
+        env = {k: v for k, v in base.items() if k != "PREFECT_PROFILE"}
+        env.update(self.exports(secrets=True))
+        return env
+
+
+def private_local_file(path: Path) -> str | None:
+    """Keep a local settings file owner-only: a group/world-readable one is made 0600 (said in the note
+    returned); one that others may write, or that cannot be fixed, is refused."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return None
+    if not mode & 0o077:
+        return None
+    shown = f"{path.parent.name}/{path.name}"
+    if mode & 0o002:
+        raise ConfigError(
+            f"{shown} may be changed by other users (mode {mode:04o}); its settings are not trusted.",
+            hint=f"Check its content, then `chmod 600 {path}`.",
+        )
+    try:
+        os.chmod(path, 0o600)
+    except OSError:
+        raise ConfigError(
+            f"{shown} holds secrets but other users may read it (mode {mode:04o}).",
+            hint=f"chmod 600 {path}",
+        ) from None
+    return f"{shown} was readable by other users (mode {mode:04o}): made it 0600. Change secrets it held if they may have been read."
+
+
+def resolve_environment(
+    name: str | None,
+    root: Path,
+    environ: Mapping[str, str],
+    *,
+    notes: list[str] | None = None,
+) -> Environment:
+    """Resolve environment ``name`` (default: the current branch's) under ``root``.
+
+    ``notes`` collects what a person should hear, e.g. that there is no git repository and dev is used.
+    """
+    if name is None:
+        branch = current_branch(root)
+        if branch is None:
+            name = "dev"
+            if notes is not None:
+                notes.append(f"{root} is not in a git repository (or HEAD is detached): using the dev environment.")
+        else:
+            name = load_branch_mapping(root).environment_for(branch)
+    if name not in ENVIRONMENTS:
+        raise ConfigError(
+            f"Unknown environment {name!r}.",
+            hint=f"Use one of: {', '.join(ENVIRONMENTS)}.",
+        )
+    local = root / "envs" / f"{name}.local.env"
+    note = private_local_file(local)
+    if note and notes is not None:
+        notes.append(note)
+    values = resolve(
+        name,
+        committed=read_env_file(root / "envs" / f"{name}.env"),
+        local=read_env_file(local),
+        process=environ,
+    )
+    env = Environment(name=name, root=root, values=values, process=dict(environ))
+    env.port  # noqa: B018 - validate early: a bad port is reported before anything starts
+    return env
+
+
+def all_environments(root: Path, environ: Mapping[str, str]) -> list[Environment]:
+    return [resolve_environment(name, root, environ) for name in ENVIRONMENTS]
+
+
+def describe_sources(env: Environment) -> list[tuple[str, str, str, str]]:
+    """(name, shown value, source, help) rows for ``invoke env``: every declared setting (set or not) and the
+    extra names the files define; secrets masked."""
+    rows = []
+    for setting in SETTINGS:
+        value = env.values.get(setting.name)
+        if value is None:
+            rows.append((setting.name, "", "not set", setting.help))
+    for value in env.values.values():
+        source = value.source.describe(env.name)
+        if value.note:
+            source = f"{source} {value.note}"
+        declared = DECLARED.get(value.name)
+        rows.append((value.name, value.shown(), source, declared.help if declared else ""))
+    order = {s.name: i for i, s in enumerate(SETTINGS)}
+    return sorted(rows, key=lambda row: order.get(row[0], len(order)))
+
+
+__all__ = [
+    "ENVIRONMENTS",
+    "BranchMapping",
+    "Environment",
+    "Source",
+    "all_environments",
+    "current_branch",
+    "describe_sources",
+    "load_branch_mapping",
+    "resolve_environment",
+]

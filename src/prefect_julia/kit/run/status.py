@@ -1,0 +1,222 @@
+"""``invoke status``: one screen per environment for whoever is on call.
+
+The server and the worker, the deployments with their next scheduled run, the last runs with their state and
+duration, and the automations in force, read from the environment's server through Prefect's client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect_julia.core.console import table
+from prefect_julia.kit.declarations import plan
+from prefect_julia.kit.environment.environments import Environment
+from prefect_julia.kit.server import servers
+from prefect_julia.kit.worker import workers
+
+__all__ = ["EnvironmentStatus", "collect", "render"]
+
+LAST_RUNS = 10
+
+
+@dataclass(frozen=True)
+class DeploymentRow:
+    name: str  # flow/deployment
+    schedule: str
+    next_run: str
+    paused: bool
+    limit: str
+
+
+@dataclass(frozen=True)
+class RunRow:
+    name: str
+    deployment: str
+    state: str
+    started: str
+    duration: str
+
+
+@dataclass(frozen=True)
+class AutomationRow:
+    name: str
+    enabled: bool
+    description: str
+
+
+@dataclass
+class EnvironmentStatus:
+    env: str
+    api_url: str
+    ui_url: str
+    server_pid: int | None
+    server_healthy: bool
+    worker: workers.WorkerState
+    pool_limit: int | None = None
+    deployments: list[DeploymentRow] = field(default_factory=list)
+    runs: list[RunRow] = field(default_factory=list)
+    automations: list[AutomationRow] = field(default_factory=list)
+    drift: str = ""  # a one-line summary of ``invoke plan`` when the server differs from the repository
+
+
+def _when(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "-"
+    delta = (moment - now).total_seconds()
+    stamp = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"{stamp} ({_span(abs(delta))} {'from now' if delta >= 0 else 'ago'})"
+
+
+def _span(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} d"
+
+
+def _schedule(deployment: Any) -> str:
+    described = []
+    for item in deployment.schedules or []:
+        schedule = item.schedule
+        text = getattr(schedule, "cron", None) or getattr(schedule, "interval", None) or getattr(schedule, "rrule", "")
+        described.append(f"{text}{'' if item.active else ' (off)'}")
+    return ", ".join(str(d) for d in described) or "-"
+
+
+def collect(env: Environment, *, last_runs: int = LAST_RUNS, now: datetime | None = None) -> EnvironmentStatus:
+    """What ``env``'s server and worker are doing; only the first two fields when the server is down."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+    from prefect.exceptions import ObjectNotFound
+
+    from prefect_julia.kit.access.prefect_api import client_for
+
+    now = now or datetime.now(UTC)
+    record = servers.server_status(env, "")
+    status = EnvironmentStatus(
+        env=env.name,
+        api_url=env.api_url,
+        ui_url=env.ui_url,
+        server_pid=record.pid,
+        server_healthy=servers.is_healthy(env.api_url),
+        worker=workers.worker_status(env),
+    )
+    if not status.server_healthy:
+        return status
+    with client_for(env) as client:
+        with contextlib.suppress(ObjectNotFound):
+            status.pool_limit = client.read_work_pool(status.worker.pool).concurrency_limit
+        flows = {f.id: f.name for f in client.read_flows()}
+        deployments = sorted(client.read_deployments(), key=lambda d: (flows.get(d.flow_id, ""), d.name))
+        names = {d.id: f"{flows.get(d.flow_id, '?')}/{d.name}" for d in deployments}
+        upcoming = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                deployment_id=FlowRunFilterDeploymentId(any_=list(names)),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+            ),
+            sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+            limit=200,
+        )
+        next_run: dict[Any, datetime | None] = {}
+        for run in upcoming:
+            next_run.setdefault(run.deployment_id, run.next_scheduled_start_time or run.expected_start_time)
+        for d in deployments:
+            status.deployments.append(
+                DeploymentRow(
+                    name=names[d.id],
+                    schedule=_schedule(d),
+                    next_run=_when(next_run.get(d.id), now),
+                    paused=bool(d.paused),
+                    limit=str(d.global_concurrency_limit.limit) if d.global_concurrency_limit else "-",
+                )
+            )
+        finished = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(not_any_=[StateType.SCHEDULED]))
+            ),
+            sort=FlowRunSort.START_TIME_DESC,
+            limit=last_runs,
+        )
+        for run in finished:
+            if run.start_time is None:
+                duration = "-"
+            else:
+                end = run.end_time or now
+                duration = _span((end - run.start_time).total_seconds()) + ("" if run.end_time else " so far")
+            status.runs.append(
+                RunRow(
+                    name=run.name,
+                    deployment=names.get(run.deployment_id, "-") if run.deployment_id else "-",
+                    state=(run.state.name if run.state else None) or "?",
+                    started=_when(run.start_time, now),
+                    duration=duration,
+                )
+            )
+        for automation in sorted(client.read_automations(), key=lambda a: a.name):
+            status.automations.append(AutomationRow(automation.name, automation.enabled, automation.description))
+    status.drift = plan.status_line(env)
+    return status
+
+
+def render(status: EnvironmentStatus) -> str:
+    """The screen for one environment."""
+    worker = status.worker
+    worker_text = (
+        f"online (pid {worker.pid})"
+        if worker.online
+        else (f"running, not seen online (pid {worker.pid})" if worker.pid else "down")
+    )
+    server_text = "healthy" if status.server_healthy else "down"
+    if status.server_pid:
+        server_text += f" (pid {status.server_pid})"
+    lines = [
+        f"== {status.env}   {status.ui_url}",
+        f"server   {server_text}   {status.api_url}",
+        f"worker   {worker_text}   pool {worker.pool}"
+        + (f" (at most {status.pool_limit} runs at once)" if status.pool_limit else "")
+        + f"   log {worker.log}",
+    ]
+    if not status.server_healthy:
+        lines.append(f"Start it with `invoke server-up {status.env}` to see deployments, runs and automations.")
+        return "\n".join(lines)
+    lines += [status.drift] if status.drift else []
+    lines += ["", f"deployments ({len(status.deployments)})"]
+    lines.append(
+        table(
+            ["deployment", "schedule", "next run", "limit", "paused"],
+            [[d.name, d.schedule, d.next_run, d.limit, "yes" if d.paused else "no"] for d in status.deployments],
+        )
+        if status.deployments
+        else f"  none: run `invoke deploy {status.env}`"
+    )
+    lines += ["", f"last runs ({len(status.runs)})"]
+    lines.append(
+        table(
+            ["run", "deployment", "state", "started", "duration"],
+            [[r.name, r.deployment, r.state, r.started, r.duration] for r in status.runs],
+        )
+        if status.runs
+        else "  none yet"
+    )
+    lines += ["", f"automations ({len(status.automations)})"]
+    lines.append(
+        table(
+            ["automation", "enabled", "what it does"],
+            [[a.name, "yes" if a.enabled else "no", a.description] for a in status.automations],
+        )
+        if status.automations
+        else f"  none: declare them in envs/{status.env}.automations.toml"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,244 @@
+"""Local Prefect servers, one per environment: start detached, wait until healthy, stop, report, show logs.
+
+``prefect server start --background`` dies of SIGPIPE when started from a script, so the kit starts the
+foreground command itself as a detached child, keeps its pid file and log file in the environment's
+``PREFECT_HOME``, and polls ``GET /api/health``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect_julia.core.errors import ServerError
+from prefect_julia.core.files import tail
+from prefect_julia.core.processes import (
+    describe_pid,
+    file_lock,
+    is_alive,
+    port_is_free,
+    port_owner,
+    read_pid_file,
+    spawn_detached,
+    stop_recorded,
+    stop_tree,
+    write_pid_file,
+)
+from prefect_julia.kit.access import identity
+from prefect_julia.kit.access.security import private_file, private_home, server_env
+from prefect_julia.kit.environment.environments import Environment
+from prefect_julia.kit.julia import sessions
+from prefect_julia.kit.server import database, server_process
+
+Progress = Callable[[float], None]
+POLL_INTERVAL = 0.2
+
+
+def is_healthy(api_url: str, *, timeout: float = 1.0) -> bool:
+    """True when ``GET {api_url}/health`` answers 200 ``true``."""
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout) as response:
+            return bool(response.status == 200 and response.read().strip() == b"true")
+    except (OSError, urllib.error.URLError, ValueError):
+        return False
+
+
+def server_command(env: Environment) -> list[str]:
+    return server_process.command(env.host, env.port)
+
+
+@dataclass(frozen=True)
+class UpResult:
+    env: str
+    pid: int
+    already_up: bool
+    seconds: float
+    notes: tuple[str, ...] = ()
+
+
+def server_up(
+    env: Environment,
+    environ: Mapping[str, str],
+    *,
+    progress: Progress | None = None,
+    timeout: float | None = None,
+) -> UpResult:
+    """Start the server of ``env`` unless a healthy one runs; return once it is healthy.
+
+    Two calls at once for one environment take turns on a lock, so exactly one server results.
+    """
+    started = time.monotonic()
+    timeout = env.health_timeout if timeout is None else timeout
+    notes: list[str] = []
+    if not env.files.server_pid.exists():
+        _check_port(env)  # a bad host or a taken port is refused before anything is written
+    private_home(env, managed_postgres=database.is_managed(env))
+    with file_lock(env.files.server_lock):
+        db = database.ensure_running(env)
+        notes.extend(db.notes)
+        record = read_pid_file(env.files.server_pid)
+        if record is not None and is_alive(record) and db.started:
+            stop_recorded(record, grace=10)  # its database had stopped: a fresh server reconnects cleanly
+            notes.append(f"Restarted the {env.name} server: its database had stopped.")
+            env.files.server_pid.unlink(missing_ok=True)
+            record = None
+        if record is not None and is_alive(record):
+            if is_healthy(env.local_api_url):
+                identity.check(env)
+                return UpResult(env.name, record.pid, True, time.monotonic() - started)
+            _wait_healthy(env, record.pid, None, started, timeout, progress)
+            return UpResult(env.name, record.pid, True, time.monotonic() - started)
+        if record is not None:
+            notes.append(
+                f"Replaced a stale pid file ({env.files.server_pid.name}: pid {record.pid} no longer runs the server)."
+            )
+            env.files.server_pid.unlink(missing_ok=True)
+        elif env.files.server_pid.exists():
+            notes.append(f"Replaced an unreadable pid file {env.files.server_pid}.")
+            env.files.server_pid.unlink(missing_ok=True)
+        _check_port(env)
+        identity.ensure(env)
+        command = server_command(env)
+        process_env = {**server_env(env, environ), **db.server_env}
+        private_file(env.files.server_log)
+        process = spawn_detached(command, env=process_env, log_file=env.files.server_log, cwd=env.root)
+        write_pid_file(env.files.server_pid, process.pid, command)
+        try:
+            _wait_healthy(env, process.pid, process.poll, started, timeout, progress)
+        except BaseException:
+            stop_tree(process.pid, grace=5)
+            env.files.server_pid.unlink(missing_ok=True)
+            if db.started:
+                database.stop(env)
+            raise
+        return UpResult(env.name, process.pid, False, time.monotonic() - started, tuple(notes))
+
+
+def _check_port(env: Environment) -> None:
+    """Raise ``ServerError`` unless the server of ``env`` can listen on its host and port."""
+    try:
+        free = port_is_free(env.host, env.port)
+    except OSError as error:
+        raise ServerError(
+            f"Cannot listen on {env.host}:{env.port} for the {env.name} server: {error.strerror or error}.",
+            hint=f"Check PREFECT_JULIA_HOST in envs/{env.name}.env (e.g. 127.0.0.1).",
+        ) from None
+    if not free:
+        identity.check(env)  # another checkout's server: say whose
+        owner = port_owner(env.port)
+        held_by = describe_pid(owner) if owner else "another process"
+        raise ServerError(
+            f"Port {env.port} ({env.name}) is held by {held_by}, which is not this environment's server.",
+            hint=f"Stop that process, or set PREFECT_JULIA_PORT to a free port in envs/{env.name}.local.env.",
+        )
+
+
+def _wait_healthy(
+    env: Environment,
+    pid: int,
+    poll: Callable[[], int | None] | None,
+    started: float,
+    timeout: float,
+    progress: Progress | None,
+) -> None:
+    while True:
+        if is_healthy(env.local_api_url, timeout=1.0):
+            return
+        elapsed = time.monotonic() - started
+        exit_code = poll() if poll is not None else None
+        if exit_code is not None:
+            raise ServerError(
+                f"The {env.name} server exited during start-up (exit code {exit_code}). Last lines of {env.files.server_log}:\n"
+                + tail(env.files.server_log, 25),
+                hint=f"Fix the cause above, then run `invoke server-up {env.name}` again.",
+            )
+        if elapsed > timeout:
+            raise ServerError(
+                f"The {env.name} server (pid {pid}) was not healthy after {timeout:.0f} s; it was stopped. "
+                f"Last lines of {env.files.server_log}:\n" + tail(env.files.server_log, 25),
+                hint=f"Raise PREFECT_JULIA_HEALTH_TIMEOUT in envs/{env.name}.local.env if the machine is slow.",
+            )
+        if progress is not None:
+            progress(elapsed)
+        time.sleep(POLL_INTERVAL)
+
+
+@dataclass(frozen=True)
+class DownResult:
+    env: str
+    was_running: bool
+    killed: bool
+    notes: tuple[str, ...] = ()
+
+
+def server_down(env: Environment, *, grace: float = 10.0) -> DownResult:
+    """Stop the server of ``env`` (and the kit's worker first); succeed when nothing runs."""
+    notes: list[str] = []
+    for path in env.files.dependent_pid_files():
+        dependent = read_pid_file(path)
+        if dependent is not None and is_alive(dependent):
+            stop_recorded(dependent, grace=grace)
+            notes.append(f"Stopped the {path.stem} (pid {dependent.pid}) first.")
+        path.unlink(missing_ok=True)
+    stopped_sessions = sessions.stop(env)
+    if stopped_sessions:
+        notes.append(f"Stopped {len(stopped_sessions)} warm Julia session(s) first.")
+    with file_lock(env.files.server_lock) if env.home.exists() else contextlib.nullcontext():
+        record = read_pid_file(env.files.server_pid)
+        was_running = killed = False
+        if record is not None and not is_alive(record):
+            notes.append(f"Removed a stale pid file (pid {record.pid} no longer runs the server).")
+        elif record is not None:
+            killed = stop_recorded(record, grace=grace)
+            was_running = True
+        env.files.server_pid.unlink(missing_ok=True)
+        if database.stop(env):  # after the server, which holds connections to it
+            notes.append(f"Stopped the {env.name} PostgreSQL after the server.")
+        return DownResult(env.name, was_running, killed, tuple(notes))
+
+
+@dataclass(frozen=True)
+class Status:
+    env: str
+    branches: str
+    port: int
+    pid: int | None
+    healthy: bool
+    database: str
+    database_bytes: int
+    url: str
+
+
+def server_status(env: Environment, branches: str) -> Status:
+    record = read_pid_file(env.files.server_pid)
+    pid = record.pid if record is not None and is_alive(record) else None
+    db = database.status(env)
+    shown = f"{db.kind} {db.location}" + ("" if db.running is None else (" (up)" if db.running else " (down)"))
+    return Status(
+        env=env.name,
+        branches=branches,
+        port=env.port,
+        pid=pid,
+        healthy=pid is not None and is_healthy(env.local_api_url),
+        database=shown,
+        database_bytes=db.size,
+        url=env.ui_url,
+    )
+
+
+def follow_log(path: Path, *, lines: int, write: Callable[[str], None], stop: Callable[[], bool]) -> None:
+    """Print the last ``lines`` lines of ``path``, then what is appended, until ``stop()`` says so."""
+    write(tail(path, lines) + "\n")
+    with contextlib.suppress(FileNotFoundError), path.open("rb") as stream:
+        stream.seek(0, 2)
+        while not stop():
+            chunk = stream.read()
+            if chunk:
+                write(chunk.decode("utf-8", "replace"))
+            else:
+                time.sleep(0.3)

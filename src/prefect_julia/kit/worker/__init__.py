@@ -1,0 +1,1 @@
+"""An environment's worker: starting, stopping, status, the worker process, and its locked work pool."""
