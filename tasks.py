@@ -22,7 +22,6 @@ from prefect_julia.cli.arguments import task
 from prefect_julia.cli.edge import guarded
 from prefect_julia.core.console import Progress, human_bytes, table
 from prefect_julia.core.files import tail
-from prefect_julia.core.processes import read_pid_file
 from prefect_julia.kit.access import security
 from prefect_julia.kit.environment import environments, profiles
 from prefect_julia.kit.run import runs
@@ -87,32 +86,24 @@ def profile_sync(c: Context) -> None:
 @guarded
 def server_up(c: Context, env: str = "", timeout: float = 0.0) -> None:
     """Start the environment's Prefect server in the background and wait until it is healthy."""
+    from prefect_julia.kit.worker import lifecycle
+
     resolved = security.ensure_auth_string(_env(env), os.environ)
     progress = Progress(f"waiting for the {resolved.name} server on port {resolved.port}")
     try:
-        result = servers.server_up(resolved, os.environ, progress=progress, timeout=timeout or None)
+        up = lifecycle.server_up(resolved, os.environ, progress=progress, timeout=timeout or None)
     finally:
         progress.done()
     _sync_profiles(active=resolved.name)  # after the start: a refused start writes nothing
-    for note in result.notes:
+    for note in up.server.notes:
         print(f"note: {note}")
-    state = "already up" if result.already_up else f"started in {result.seconds:.1f} s"
-    print(f"{resolved.name} server {state} (pid {result.pid}): {resolved.ui_url}")
+    state = "already up" if up.server.already_up else f"started in {up.server.seconds:.1f} s"
+    print(f"{resolved.name} server {state} (pid {up.server.pid}): {resolved.ui_url}")
     if security.auth_enabled(resolved):
         print(f"UI login: the value of PREFECT_API_AUTH_STRING in envs/{resolved.name}.local.env")
     else:
         print(f"warning: {security.open_warning(resolved)}", file=sys.stderr)
-    if not result.already_up:  # it had stopped: runs it left in flight may be lost
-        from prefect_julia.kit.server import inflight
-        from prefect_julia.kit.worker import workers
-
-        lost = inflight.mark_lost(
-            resolved,
-            pool=resolved.require("PREFECT_JULIA_WORK_POOL"),
-            reason=f"The {resolved.name} server stopped (crashed or killed) while this run was in flight",
-            worker_running=workers.worker_status(resolved).pid is not None,
-        )
-        _report_lost(lost)
+    _report_lost(up.lost)
 
 
 def _report_lost(runs: list[inflight_types.InFlightRun]) -> None:
@@ -130,25 +121,20 @@ def _report_lost(runs: list[inflight_types.InFlightRun]) -> None:
 @guarded
 def server_down(c: Context, env: str = "", cancel: bool = False) -> None:
     """Stop the environment's server (and its worker first); refuses while runs are in flight unless --cancel."""
-    from prefect_julia.kit.server import inflight
-    from prefect_julia.kit.worker import workers
+    from prefect_julia.kit.worker import lifecycle
 
     resolved = _env(env)
-    _report_cancelled(inflight.guard_stop(resolved, pool=None, what="server", task="server-down",
-                                          cancel_runs=cancel, say=_note))  # fmt: skip
-    worker = read_pid_file(resolved.files.worker_pid)
-    if workers.worker_down(resolved) and worker is not None:
-        print(f"note: Stopped the worker (pid {worker.pid}) first.")
-    if cancel:  # a run the worker picked up meanwhile
-        _report_cancelled(inflight.guard_stop(resolved, pool=None, what="server", task="server-down",
-                                              cancel_runs=True, say=_note))  # fmt: skip
-    result = servers.server_down(resolved)
-    for note in result.notes:
+    down = lifecycle.server_down(resolved, cancel=cancel, say=_note)
+    _report_cancelled(down.cancelled)
+    if down.worker_pid is not None:
+        print(f"note: Stopped the worker (pid {down.worker_pid}) first.")
+    assert down.server is not None
+    for note in down.server.notes:
         print(f"note: {note}")
-    if not result.was_running:
+    if not down.server.was_running:
         print(f"{resolved.name} server is not running: nothing to stop.")
     else:
-        print(f"{resolved.name} server stopped{' (killed after the grace period)' if result.killed else ''}.")
+        print(f"{resolved.name} server stopped{' (killed after the grace period)' if down.server.killed else ''}.")
 
 
 def _note(line: str) -> None:
@@ -371,18 +357,12 @@ def worker_up(c: Context, env: str = "") -> None:
 @guarded
 def worker_down(c: Context, env: str = "", cancel: bool = False) -> None:
     """Stop the environment's worker; refuses while runs of its pool are in flight unless --cancel."""
-    from prefect_julia.kit.server import inflight
-    from prefect_julia.kit.worker import workers
+    from prefect_julia.kit.worker import lifecycle
 
     resolved = _env(env)
-    pool = resolved.require("PREFECT_JULIA_WORK_POOL")
-    _report_cancelled(inflight.guard_stop(resolved, pool=pool, what="worker", task="worker-down",
-                                          cancel_runs=cancel, say=_note))  # fmt: skip
-    stopped = workers.worker_down(resolved)
-    if cancel:
-        _report_cancelled(inflight.guard_stop(resolved, pool=pool, what="worker", task="worker-down",
-                                              cancel_runs=True, say=_note))  # fmt: skip
-    print(f"{resolved.name} worker {'stopped' if stopped else 'is not running: nothing to stop'}.")
+    down = lifecycle.worker_down(resolved, cancel=cancel, say=_note)
+    _report_cancelled(down.cancelled)
+    print(f"{resolved.name} worker {'stopped' if down.worker_stopped else 'is not running: nothing to stop'}.")
 
 
 @task(name="worker-status", help={"env": ALL_ENV_HELP})
