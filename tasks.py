@@ -255,7 +255,7 @@ def blocks(c: Context, env: str = "") -> None:
     from prefect_julia.kit.declarations import blocks as block_decls
 
     resolved = _env(env)
-    report = block_decls.apply(block_decls.load(ROOT, resolved.name), resolved)
+    report = block_decls.apply(block_decls.load(ROOT, resolved.declares), resolved)
     for label, names in (("created", report.created), ("updated", report.updated), ("unchanged", report.unchanged)):
         for name in names:
             print(f"{label:9}  {name}")
@@ -326,7 +326,7 @@ def automations(c: Context, env: str = "") -> None:
     from prefect_julia.kit.declarations import automations as notifications
 
     resolved = _env(env)
-    checked = notifications.plan(ROOT, resolved.name)
+    checked = notifications.plan(ROOT, resolved.declares)
     notifications.require_blocks(resolved, checked)
     _print_automations(notifications.apply(ROOT, resolved, checked))
 
@@ -433,7 +433,7 @@ def run(
     deployment, env = run_words(ROOT, deployment, env)
     resolved = _env(env or None)
     if not deployment:
-        require_deployment(ROOT, resolved.name)
+        require_deployment(ROOT, resolved.declares)
     params = runs.parse_params(param or [])
     if servers.is_healthy(resolved.api_url) and not workers.worker_status(resolved).online:
         print(

@@ -16,7 +16,9 @@ from invoke.exceptions import Exit, ParseError
 
 from cli_parse import just_recipes, parse
 from harness import REPO_ROOT
-from prefect_julia.kit.environment.environments import ENVIRONMENTS
+from prefect_julia.kit.environment.environments import declared_environments
+
+ENVIRONMENTS = declared_environments(REPO_ROOT)
 
 DOCS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md")), REPO_ROOT / "julia" / "README.md"]
 #: A command: `invoke` or `just` (or .venv/bin/...), its words one space apart, up to the end of its code, two

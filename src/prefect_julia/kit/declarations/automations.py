@@ -369,7 +369,7 @@ def apply(root: Path, env: Environment, checked: Plan | None = None) -> Automati
     """Make ``env``'s server hold exactly the declared notifications; nothing is written if one is bad."""
     from prefect_julia.kit.access.prefect_api import client_for
 
-    checked = checked or plan(root, env.name)
+    checked = checked or plan(root, env.declares)
     report = AutomationReport()
     with client_for(env) as client:
         made, problems = wanted(client, env, checked)

@@ -24,7 +24,7 @@ from prefect_julia.core.errors import CommandFailed, ConfigError
 from prefect_julia.kit.access import identity
 from prefect_julia.kit.declarations import codesource
 from prefect_julia.kit.declarations.codesource import Code
-from prefect_julia.kit.environment.environments import CODE_DIR_SETTING, ENVIRONMENTS, Environment
+from prefect_julia.kit.environment.environments import CODE_DIR_SETTING, Environment, declared_environments
 from prefect_julia.kit.environment.settings import DECLARED, ENV_MARKER, read_env_file
 from prefect_julia.kit.worker import workpool
 
@@ -59,7 +59,7 @@ class DeploymentSpec:
     name: str
     entrypoint: str
     raw: Mapping[str, Any] = field(repr=False)
-    environments: tuple[str, ...] = ENVIRONMENTS
+    environments: tuple[str, ...] = ()
 
     @property
     def path(self) -> str:
@@ -109,7 +109,7 @@ def load(root: Path) -> list[DeploymentSpec]:
             )
         if any(spec.name == name for spec in specs):
             raise ConfigError(f"{where}: the deployment name {name!r} is declared twice.", hint="Rename one.")
-        envs = raw.get("environments", list(ENVIRONMENTS))
+        envs = raw.get("environments", list(declared_environments(root)))
         if isinstance(envs, str):
             envs = [envs]
         specs.append(DeploymentSpec(name=name, entrypoint=entrypoint, raw=dict(raw), environments=tuple(envs)))
@@ -119,7 +119,7 @@ def load(root: Path) -> list[DeploymentSpec]:
 def run_words(root: Path, deployment: str, env: str) -> tuple[str, str]:
     """(deployment, environment) of ``invoke run WORDS``: an environment named alone (``invoke run dev``) is the
     environment, unless a deployment of that name is declared."""
-    if deployment in ENVIRONMENTS and not env and all(spec.name != deployment for spec in load(root)):
+    if deployment in declared_environments(root) and not env and all(spec.name != deployment for spec in load(root)):
         return "", deployment
     return deployment, env
 
@@ -156,7 +156,7 @@ def _load_flow(root: Path, spec: DeploymentSpec) -> Any:
 def known_placeholders(root: Path) -> set[str]:
     """Names a ``{{ $NAME }}`` may use: the kit's settings, the committed env files' names, the code folder."""
     names = {*DECLARED, CODE_DIR_SETTING, ENV_MARKER}
-    for env in ENVIRONMENTS:
+    for env in declared_environments(root):
         names |= set(read_env_file(root / "envs" / f"{env}.env"))
     return names
 
@@ -171,7 +171,7 @@ def _placeholders(value: Any) -> set[str]:
     return set()
 
 
-def _shape_problems(spec: DeploymentSpec, known: set[str]) -> list[str]:
+def _shape_problems(spec: DeploymentSpec, known: set[str], declared: tuple[str, ...]) -> list[str]:
     problems = []
     where = f"Deployment {spec.name!r}"
     for key in spec.raw:
@@ -182,8 +182,8 @@ def _shape_problems(spec: DeploymentSpec, known: set[str]) -> list[str]:
         elif key not in APPLIED_KEYS:
             problems.append(f"{where}: `invoke deploy` does not apply the key {key!r}; remove it from the entry.")
     for env in spec.environments:
-        if env not in ENVIRONMENTS:
-            problems.append(f"{where}: unknown environment {env!r} (use {', '.join(ENVIRONMENTS)}).")
+        if env not in declared:
+            problems.append(f"{where}: unknown environment {env!r} (use {', '.join(declared)}).")
     for schedule in spec.schedules:
         if not isinstance(schedule, Mapping) or "cron" not in schedule or set(schedule) - SCHEDULE_KEYS:
             problems.append(f"{where}: a schedule must be a mapping of cron (and timezone, active): {schedule!r}.")
@@ -196,7 +196,7 @@ def check_spec(root: Path, spec: DeploymentSpec, known: set[str] | None = None) 
     """Problems with one deployment, found without a server: keys, entrypoint, parameters, cron strings."""
     from prefect.client.schemas.schedules import CronSchedule
 
-    problems = _shape_problems(spec, known_placeholders(root) if known is None else known)
+    problems = _shape_problems(spec, known_placeholders(root) if known is None else known, declared_environments(root))
     try:
         flow = _load_flow(root, spec)
     except ConfigError as error:
@@ -323,7 +323,7 @@ def apply(root: Path, env: Environment, code: Code | None = None) -> DeployRepor
     identity.check(env)  # before anything is prepared or written
     code = code or codesource.prepare(env, root)
     source_root = code.root
-    specs = [spec for spec in load(source_root) if env.name in spec.environments]
+    specs = [spec for spec in load(source_root) if env.declares in spec.environments]
     known = known_placeholders(source_root)
     problems = [problem for spec in specs for problem in check_spec(source_root, spec, known)]
     if problems:

@@ -19,7 +19,7 @@ from typing import Any
 
 from prefect_julia.core.errors import ConfigError
 from prefect_julia.kit.declarations import deployments
-from prefect_julia.kit.environment.environments import ENVIRONMENTS, Environment
+from prefect_julia.kit.environment.environments import Environment, declared_environments
 
 __all__ = ["Limits", "apply_pool_limit", "check", "declared"]
 
@@ -83,7 +83,7 @@ def declared(root: Path, env: str) -> Limits:
 def check(root: Path) -> list[str]:
     """Problems with the limits of every environment, found without a server."""
     problems = []
-    for env in ENVIRONMENTS:
+    for env in declared_environments(root):
         try:
             declared(root, env)
         except ConfigError as error:

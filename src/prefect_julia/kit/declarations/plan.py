@@ -3,7 +3,8 @@
 Read only: nothing is written to the server or to disk. Compared, in the order ``invoke deploy`` applies them:
 
 - the code its deployments run (a commit source, prod's ``worktree``/``git``): the deployed commit vs HEAD;
-- the prefect.yaml deployments declared for the environment: schedules (cron, timezone, active), parameters,
+- the prefect.yaml deployments declared for the environment: schedules (cron, timezone, active; inactive where
+  ``PREFECT_JULIA_SCHEDULES=paused``, as ``invoke deploy`` applies them), parameters,
   tags, description (when declared), concurrency limit, work pool, paused (when declared); a deployment the
   kit made (tag ``prefect-julia``) that is no longer declared is to be removed, any other is left alone;
 - the work pool (created when missing) and its concurrency limit;
@@ -74,9 +75,9 @@ def _declared(root: Path, env: Environment, check: bool) -> tuple[list[deploymen
             "The deployment declarations have problems; nothing was compared:\n  " + "\n  ".join(problems),
             hint=f"Fix {deployments.DECLARATION_FILE} as each line says (`invoke gate --skip-tests` checks it).",
         )
-    specs = [spec for spec in deployments.load(root) if env.name in spec.environments]
-    limits.declared(root, env.name)  # refuses bad limits
-    return specs, automations.plan(root, env.name), blocks.load(root, env.name)
+    specs = [spec for spec in deployments.load(root) if env.declares in spec.environments]
+    limits.declared(root, env.declares)  # refuses bad limits
+    return specs, automations.plan(root, env.declares), blocks.load(root, env.declares)
 
 
 def compute(root: Path, env: Environment, *, check: bool = True) -> Plan:
@@ -97,7 +98,7 @@ def compute(root: Path, env: Environment, *, check: bool = True) -> Plan:
         if specs:
             plan.changes += _code_changes(env, code, managed)
         plan.changes += _deployment_changes(root, env, code, specs, on_server, flows)
-        plan.changes += _pool_changes(client, env, limits.declared(root, env.name).pool)
+        plan.changes += _pool_changes(client, env, limits.declared(root, env.declares).pool)
         plan.changes += _automation_changes(client, env, notifications, plan.notes)
         plan.changes += _block_changes(client, env, declared_blocks, plan.notes)
     return plan

@@ -55,8 +55,8 @@ def deploy(root: Path, env: Environment, show: Callable[[str], Any] | None = Non
     ``show`` gets the plan (``kit.plan``) before anything is applied.
     """
     problems = deployments.check(root)
-    declared_limits = limits.declared(root, env.name)
-    checked = automations.plan(root, env.name)
+    declared_limits = limits.declared(root, env.declares)
+    checked = automations.plan(root, env.declares)
     if not problems:  # else deployments.apply reports them, before it writes anything
         if show is not None:
             show(plan.render(plan.compute(root, env, check=False)))

@@ -1,26 +1,37 @@
 """Environments: which one a git branch uses, and everything an environment resolves to.
 
-The branch mapping is data, in the committed ``envs/branches.toml``. An :class:`Environment` carries its
-name, port, ``PREFECT_HOME``, URLs, file locations and the resolved settings with their sources.
+The environments and the branch mapping are data (``envs/<name>.env``, ``envs/branches.toml``: kit/environment/
+branches.py); a branch environment is recorded once for the whole repository (kit/environment/registry.py). An
+:class:`Environment` carries its name, base, port, ``PREFECT_HOME``, URLs, file locations and the resolved settings
+with their sources.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefect_julia.core import gitrepo
 from prefect_julia.core.errors import CommandFailed, ConfigError, PrefectJuliaError
+from prefect_julia.core.processes import port_is_free
 from prefect_julia.core.setting import JULIA_PROJECT, Setting, parse_port, parse_seconds
+from prefect_julia.kit.environment import registry
+from prefect_julia.kit.environment.branches import (
+    BRANCHES_FILE,
+    BranchMapping,
+    declared_environments,
+    load_branch_mapping,
+)
 from prefect_julia.kit.environment.home import Home
 from prefect_julia.kit.environment.settings import (
+    BRANCH_PORTS,
     CODE_SOURCE,
     DECLARED,
     ENV_MARKER,
+    READ_FROM,
     SETTINGS,
     Source,
     Value,
@@ -30,55 +41,26 @@ from prefect_julia.kit.environment.settings import (
     server_url,
 )
 
-ENVIRONMENTS: tuple[str, ...] = ("dev", "prod")
+#: What a flow run and a Julia job read when a file is missing from their data root: the environment reads
+#: fall back to (``PREFECT_JULIA_READ_FROM``), by data root and by name.
+FALLBACK_ROOT = "PREFECT_DATA_FALLBACK_ROOT"
+FALLBACK_NAME = "PREFECT_DATA_FALLBACK_NAME"
+#: Settings of a base that belong to its own server, never to a branch environment based on it.
+NOT_INHERITED = frozenset(
+    {
+        "PREFECT_API_URL",
+        "PREFECT_API_AUTH_STRING",
+        "PREFECT_API_DATABASE_CONNECTION_URL",
+        "PREFECT_JULIA_DATABASE_PORT",
+        "PREFECT_JULIA_DATABASE_PASSWORD",
+    }
+)
 #: The placeholder (and exported variable) naming the folder a run executes.
 CODE_DIR_SETTING = "PREFECT_JULIA_CODE_DIR"
 #: Records the commit of the worktree the deployments point at, inside ``<home>/code``.
 DEPLOYED_FILE = "DEPLOYED"
-BRANCHES_FILE = Path("envs/branches.toml")
 #: The Prefect profiles file ``invoke profile-sync`` writes, one profile per environment.
 PROFILES_FILE = Path("profiles/profiles.toml")
-
-
-@dataclass(frozen=True)
-class BranchMapping:
-    """Branch name -> environment name, with a default for every other branch."""
-
-    branches: Mapping[str, str]
-    default: str
-
-    def environment_for(self, branch: str) -> str:
-        return self.branches.get(branch, self.default)
-
-    def branches_of(self, env: str) -> str:
-        """How the mapping reads for ``env``, e.g. ``main`` or ``any other branch``."""
-        named = [b for b, e in self.branches.items() if e == env]
-        if env == self.default:
-            named.append("any other branch")
-        return ", ".join(named) or "-"
-
-
-def load_branch_mapping(root: Path) -> BranchMapping:
-    """Read ``envs/branches.toml``; missing or malformed files are errors naming the fix."""
-    path = root / BRANCHES_FILE
-    example = 'default = "dev"\n\n[branches]\nmain = "prod"'
-    if not path.exists():
-        raise ConfigError(f"The branch mapping {path} is missing.", hint=f"Create it with:\n{example}")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path} is not valid TOML: {error}.", hint=f"It should read like:\n{example}") from None
-    branches = data.get("branches", {})
-    default = data.get("default", "dev")
-    if not isinstance(branches, dict) or not all(isinstance(v, str) for v in branches.values()):
-        raise ConfigError(f"{path}: [branches] must map branch names to environment names.", hint=example)
-    for env in [default, *branches.values()]:
-        if env not in ENVIRONMENTS:
-            raise ConfigError(
-                f"{path} names the unknown environment {env!r}.",
-                hint=f"Use one of: {', '.join(ENVIRONMENTS)}.",
-            )
-    return BranchMapping(branches=dict(branches), default=default)
 
 
 def current_branch(root: Path) -> str | None:
@@ -97,6 +79,15 @@ class Environment:
     root: Path
     values: Mapping[str, Value] = field(repr=False)
     process: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: The environment a branch environment is based on (None: a declared environment).
+    base: str | None = None
+    #: The git branch of a branch environment.
+    branch: str | None = None
+
+    @property
+    def declares(self) -> str:
+        """Whose declarations (deployments, blocks, limits, notifications) apply: the base's, or its own."""
+        return self.base or self.name
 
     def get(self, name: str, default: str | None = None) -> str | None:
         value = self.values.get(name)
@@ -128,7 +119,7 @@ class Environment:
 
     def _source(self, name: str) -> str:
         value = self.values.get(name)
-        return value.source.describe(self.name) if value else ""
+        return value.source.describe(self.name, self.base) if value else ""
 
     def _set_or_default(self, setting: Setting) -> str | None:
         """The setting's value; a blank one (``NAME=`` in a file) is the environment's default, as if the line
@@ -136,7 +127,7 @@ class Environment:
         raw = self.get(setting.name)
         if (raw or "").strip():
             return raw
-        return setting.default_for(self.name, {name: value.value for name, value in self.values.items()})
+        return setting.default_for(self.declares, {name: value.value for name, value in self.values.items()})
 
     def choice(self, setting: Setting, *, error: type[PrefectJuliaError] = ConfigError) -> str:
         """A ``choice`` setting's value (blank: the environment's default), checked against its choices."""
@@ -214,7 +205,25 @@ class Environment:
         env["PREFECT_PROFILES_PATH"] = str(self.root / PROFILES_FILE)
         if self.code_dir is not None:
             env[CODE_DIR_SETTING] = str(self.code_dir)
+        fallback = self.reads_from()
+        if fallback is not None:
+            env[FALLBACK_ROOT] = str(fallback.data_root.resolve())
+            env[FALLBACK_NAME] = fallback.name
         return env
+
+    def reads_from(self) -> Environment | None:
+        """The environment reads fall back to (``PREFECT_JULIA_READ_FROM``); None when there is none."""
+        raw = (self.get(READ_FROM.name) or "").strip() or "base"
+        target = None if raw == "none" else self.base if raw == "base" else raw
+        if target is None or target == self.name:
+            return None
+        try:
+            return resolve_environment(target, self.root, self.process)
+        except ConfigError as error:
+            raise ConfigError(
+                f"{READ_FROM.name}={raw!r} ({self._source(READ_FROM.name)}): {error.message}",
+                hint=f"Set {READ_FROM.name} to base, none or a declared environment's name.",
+            ) from None
 
     # --- the code its runs execute (how it gets there: kit/declarations/codesource.py) ---------------------------
 
@@ -276,6 +285,107 @@ def private_local_file(path: Path) -> str | None:
     return f"{shown} was readable by other users (mode {mode:04o}): made it 0600. Change secrets it held if they may have been read."
 
 
+def _local_values(root: Path, name: str, notes: list[str] | None) -> dict[str, str]:
+    local = root / "envs" / f"{name}.local.env"
+    note = private_local_file(local)
+    if note and notes is not None:
+        notes.append(note)
+    return read_env_file(local)
+
+
+def _finish(env: Environment) -> Environment:
+    env.port  # noqa: B018 - validate early: a bad port is reported before anything starts
+    return env
+
+
+def _declared(name: str, root: Path, environ: Mapping[str, str], notes: list[str] | None) -> Environment:
+    values = resolve(
+        name,
+        committed=read_env_file(root / "envs" / f"{name}.env"),
+        local=_local_values(root, name, notes),
+        process=environ,
+    )
+    return _finish(Environment(name=name, root=root, values=values, process=dict(environ)))
+
+
+def _branch_values(entry: registry.Entry) -> dict[str, str]:
+    """What a branch environment has of its own: its recorded port, its home, data root and work pool."""
+    return {
+        "PREFECT_JULIA_PORT": str(entry.port),
+        "PREFECT_JULIA_HOME": f".prefect/{entry.name}",
+        "PREFECT_JULIA_DATA_ROOT": f"data/{entry.name}",
+        "PREFECT_JULIA_WORK_POOL": f"{entry.name}-process",
+    }
+
+
+def branch_environment(
+    entry: registry.Entry, environ: Mapping[str, str], notes: list[str] | None = None
+) -> Environment:
+    """The recorded branch environment ``entry``, resolved in its checkout: its base's committed and local
+    settings, then its own (recorded values, ``envs/<name>.local.env``, the process)."""
+    root = Path(entry.checkout)
+
+    def inherited(values: Mapping[str, str]) -> dict[str, str]:
+        return {k: v for k, v in values.items() if k not in NOT_INHERITED}
+
+    base = (
+        entry.base,
+        inherited(read_env_file(root / "envs" / f"{entry.base}.env")),
+        inherited(_local_values(root, entry.base, notes)),
+    )
+    values = resolve(
+        entry.name,
+        committed=read_env_file(root / "envs" / f"{entry.name}.env"),
+        local=_local_values(root, entry.name, notes),
+        process=environ,
+        base=base,
+        recorded=_branch_values(entry),
+    )
+    env = Environment(entry.name, root, values, dict(environ), base=entry.base, branch=entry.branch)
+    return _finish(env)
+
+
+def _port_range(base: Environment) -> range:
+    raw = base.require(BRANCH_PORTS.name)
+    first, _, last = raw.partition("-")
+    if not (first.strip().isdigit() and last.strip().isdigit() and 1024 <= int(first) <= int(last) <= 65535):
+        raise ConfigError(
+            f"{BRANCH_PORTS.name}={raw!r} ({base._source(BRANCH_PORTS.name)}) is not a range of ports.",
+            hint=f"Write it as FIRST-LAST, e.g. {BRANCH_PORTS.name}=4400-4499.",
+        )
+    return range(int(first), int(last) + 1)
+
+
+def claim_branch(
+    root: Path, branch: str, base: str, environ: Mapping[str, str], notes: list[str] | None = None
+) -> Environment:
+    """The environment of ``branch`` in the checkout ``root``, based on ``base``: recorded on first use with a
+    name made from the branch and a free port (nothing to write by hand)."""
+    declared = declared_environments(root)
+    based = _declared(base, root, environ, notes)
+    reserved = {_declared(name, root, environ, None).port for name in declared}
+    entry = registry.claim(
+        root,
+        branch,
+        base=base,
+        declared=declared,
+        ports=_port_range(based),
+        reserved_ports=reserved,
+        is_free=lambda port: port_is_free(based.host, port),
+    )
+    return branch_environment(entry, environ, notes)
+
+
+def _unknown(name: str, root: Path) -> ConfigError:
+    known = [*declared_environments(root), *(entry.name for entry in registry.entries(root))]
+    return ConfigError(
+        f"Unknown environment {name!r}.",
+        hint=f"Use one of: {', '.join(known)} (or add envs/{name}.env to declare it)."
+        if name and name[0].isalpha()
+        else f"Use one of: {', '.join(known)}.",
+    )
+
+
 def resolve_environment(
     name: str | None,
     root: Path,
@@ -285,6 +395,7 @@ def resolve_environment(
 ) -> Environment:
     """Resolve environment ``name`` (default: the current branch's) under ``root``.
 
+    ``name`` is a declared environment or a recorded branch environment (resolved in its own checkout).
     ``notes`` collects what a person should hear, e.g. that there is no git repository and dev is used.
     """
     if name is None:
@@ -294,29 +405,25 @@ def resolve_environment(
             if notes is not None:
                 notes.append(f"{root} is not in a git repository (or HEAD is detached): using the dev environment.")
         else:
-            name = load_branch_mapping(root).environment_for(branch)
-    if name not in ENVIRONMENTS:
-        raise ConfigError(
-            f"Unknown environment {name!r}.",
-            hint=f"Use one of: {', '.join(ENVIRONMENTS)}.",
-        )
-    local = root / "envs" / f"{name}.local.env"
-    note = private_local_file(local)
-    if note and notes is not None:
-        notes.append(note)
-    values = resolve(
-        name,
-        committed=read_env_file(root / "envs" / f"{name}.env"),
-        local=read_env_file(local),
-        process=environ,
-    )
-    env = Environment(name=name, root=root, values=values, process=dict(environ))
-    env.port  # noqa: B018 - validate early: a bad port is reported before anything starts
-    return env
+            mapping = load_branch_mapping(root)
+            name = mapping.environment_for(branch)
+            if name is None:
+                return claim_branch(root, branch, mapping.base or "dev", environ, notes)
+    if name in declared_environments(root):
+        return _declared(name, root, environ, notes)
+    entry = registry.find(root, name)
+    if entry is None:
+        raise _unknown(name, root)
+    return branch_environment(entry, environ, notes)
 
 
 def all_environments(root: Path, environ: Mapping[str, str]) -> list[Environment]:
-    return [resolve_environment(name, root, environ) for name in ENVIRONMENTS]
+    """The declared environments, then every recorded branch environment whose checkout is still there."""
+    found = [_declared(name, root, environ, None) for name in declared_environments(root)]
+    for entry in registry.entries(root):
+        if (Path(entry.checkout) / "envs").is_dir():
+            found.append(branch_environment(entry, environ))
+    return found
 
 
 def describe_sources(env: Environment) -> list[tuple[str, str, str, str]]:
@@ -328,7 +435,7 @@ def describe_sources(env: Environment) -> list[tuple[str, str, str, str]]:
         if value is None:
             rows.append((setting.name, "", "not set", setting.help))
     for value in env.values.values():
-        source = value.source.describe(env.name)
+        source = value.source.describe(env.name, env.base)
         if value.note:
             source = f"{source} {value.note}"
         declared = DECLARED.get(value.name)
@@ -338,12 +445,15 @@ def describe_sources(env: Environment) -> list[tuple[str, str, str, str]]:
 
 
 __all__ = [
-    "ENVIRONMENTS",
+    "BRANCHES_FILE",
     "BranchMapping",
     "Environment",
     "Source",
     "all_environments",
+    "branch_environment",
+    "claim_branch",
     "current_branch",
+    "declared_environments",
     "describe_sources",
     "load_branch_mapping",
     "resolve_environment",

@@ -8,6 +8,7 @@ python-dotenv. Functions here take mappings and paths; only the edge reads ``os.
 from __future__ import annotations
 
 import enum
+import hashlib
 import io
 import logging
 import re
@@ -29,20 +30,37 @@ class Source(enum.IntEnum):
     """Where a value came from, in order of precedence."""
 
     DEFAULT = 0
-    COMMITTED = 1
-    LOCAL = 2
-    PROCESS = 3
+    BASE_COMMITTED = 1
+    BASE_LOCAL = 2
+    RECORDED = 3
+    COMMITTED = 4
+    LOCAL = 5
+    PROCESS = 6
 
-    def describe(self, env: str) -> str:
+    def describe(self, env: str, base: str | None = None) -> str:
         return {
             Source.DEFAULT: "default",
+            Source.BASE_COMMITTED: f"envs/{base}.env",
+            Source.BASE_LOCAL: f"envs/{base}.local.env",
+            Source.RECORDED: "branch environment",
             Source.COMMITTED: f"envs/{env}.env",
             Source.LOCAL: f"envs/{env}.local.env",
             Source.PROCESS: "process environment",
         }[self]
 
 
+#: Ports of the kit's own environments; another declared environment gets a stable one from its name, and a
+#: branch environment a free one from PREFECT_JULIA_BRANCH_PORTS (recorded once chosen).
 DEFAULT_PORTS = {"prod": "4300", "dev": "4309"}
+OTHER_PORTS = range(4320, 4400)
+
+
+def default_port(env: str) -> str:
+    """The port an environment's server gets when no file sets one."""
+    if env in DEFAULT_PORTS:
+        return DEFAULT_PORTS[env]
+    digest = int(hashlib.sha1(env.encode("utf-8")).hexdigest(), 16)
+    return str(OTHER_PORTS.start + digest % len(OTHER_PORTS))
 
 
 def server_url(host: str, port: int | str) -> str:
@@ -83,6 +101,17 @@ AUTH = Setting(
     default="on",
     kind="switch",
 )
+BRANCH_PORTS = Setting(
+    "PREFECT_JULIA_BRANCH_PORTS",
+    "ports a new branch environment based on this one may take (first-last; the one chosen is recorded)",
+    default="4400-4499",
+)
+READ_FROM = Setting(
+    "PREFECT_JULIA_READ_FROM",
+    "where a run's reads fall back to when its data root lacks a file: base (the environment's base), none, "
+    "or an environment's name",
+    default="base",
+)
 DATABASE = Setting(
     "PREFECT_JULIA_DATABASE",
     "database of the environment's server: sqlite or postgresql",
@@ -98,7 +127,7 @@ SETTINGS: tuple[Setting, ...] = (
         "PREFECT_JULIA_PORT",
         "port of the environment's local server",
         kind="port",
-        derive=lambda env, _v: DEFAULT_PORTS.get(env, "4309"),
+        derive=lambda env, _v: default_port(env),
     ),
     Setting(
         "PREFECT_JULIA_HOME",
@@ -136,6 +165,8 @@ SETTINGS: tuple[Setting, ...] = (
         kind="path",
         derive=lambda env, _v: f"data/{env}",
     ),
+    BRANCH_PORTS,
+    READ_FROM,
     *RUNTIME_SETTINGS,
     CODE_SOURCE,
     Setting("PREFECT_JULIA_GIT_URL", "repository a git code source clones (default: the origin remote)"),
@@ -266,15 +297,23 @@ def resolve(
     committed: Mapping[str, str],
     local: Mapping[str, str],
     process: Mapping[str, str],
+    base: tuple[str, Mapping[str, str], Mapping[str, str]] | None = None,
+    recorded: Mapping[str, str] | None = None,
 ) -> dict[str, Value]:
     """Resolve every declared setting, plus any extra name the files define, remembering sources.
 
     Process values override only when the process is not marked (``PREFECT_JULIA_ENV``) for another
     environment: after ``eval "$(invoke env --shell --env dev)"``, ``invoke server-up --env prod`` still gets prod.
+    A branch environment has a ``base`` (name, committed and local values: below its own) and ``recorded``
+    values (port, home, data root, work pool); the defaults are its base's.
     """
     marked = process.get(ENV_MARKER)
     foreign_process = bool(marked) and marked != env
-    layers: list[tuple[Source, Mapping[str, str]]] = [(Source.COMMITTED, committed), (Source.LOCAL, local)]
+    layers: list[tuple[Source, Mapping[str, str]]] = []
+    if base is not None:
+        layers += [(Source.BASE_COMMITTED, base[1]), (Source.BASE_LOCAL, base[2]), (Source.RECORDED, recorded or {})]
+    layers += [(Source.COMMITTED, committed), (Source.LOCAL, local)]
+    defaults_for = base[0] if base is not None else env
     if not foreign_process:
         layers.append((Source.PROCESS, process))
 
@@ -287,7 +326,7 @@ def resolve(
                 raw = layer[setting.name]
                 found = Value(setting.name, raw, source, setting.secret or bool(url_passwords(raw)))
         if found is None:
-            default = setting.default_for(env, plain)
+            default = setting.default_for(defaults_for, plain)
             if default is None:
                 continue
             note = (
@@ -296,7 +335,7 @@ def resolve(
             found = Value(setting.name, default, Source.DEFAULT, setting.secret, note)
         resolved[setting.name] = found
         plain[setting.name] = found.value
-    for file_source, layer in layers[:2]:  # extra names come from the files only, not the whole process env
+    for file_source, layer in [item for item in layers if item[0] != Source.PROCESS]:  # files only, not the process
         for name, value in layer.items():
             if name in DECLARED:
                 continue

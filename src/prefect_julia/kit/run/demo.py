@@ -92,7 +92,7 @@ def run_demo(
     for note in up.notes:
         say(f"note: {note}")
     say(f"[1/5] {env.name} server {'already up' if up.already_up else 'started'}: {env.ui_url}")
-    report = blocks.apply(blocks.load(root, env.name), env)
+    report = blocks.apply(blocks.load(root, env.declares), env)
     say(
         f"[2/5] blocks and variables: {len(report.created)} created, {len(report.updated)} updated, {len(report.unchanged)} unchanged"
     )
