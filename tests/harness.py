@@ -18,11 +18,11 @@ import tempfile
 import threading
 import time
 import urllib.error
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect_julia.core import processes
 from prefect_julia.core.prefect_http import ApiClient
@@ -44,14 +44,36 @@ PROJECT_FILES = (
 )
 
 
+T = TypeVar("T")
+
+
+def eventually(predicate: Callable[[], T], timeout: float, what: str) -> T:
+    """The first truthy value of ``predicate()``, called again after a short, growing pause until ``timeout`` s.
+
+    The one way the tests wait. An exception from ``predicate`` counts as "not yet" and is kept; on timeout an
+    AssertionError names ``what`` was awaited and the last value or exception seen.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.05
+    while True:
+        try:
+            last: object = predicate()
+            if last:
+                return last  # type: ignore[return-value]
+        except Exception as error:  # not there yet: a refused connection, a failed assert, a missing file
+            last = error
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; last seen: {last!r}")
+        time.sleep(min(pause, max(deadline - time.monotonic(), 0.0)))
+        pause = min(pause * 1.5, 1.0)
+
+
 def wait_gone(pid: int, seconds: float = 10.0) -> bool:
     """True once ``pid`` has exited (``processes.running`` is False) within ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not processes.running(pid):
-            return True
-        time.sleep(0.05)
-    return False
+    try:
+        return eventually(lambda: not processes.running(pid), seconds, f"pid {pid} to exit")
+    except AssertionError:
+        return False
 
 
 def free_port() -> int:
@@ -83,17 +105,23 @@ def api(
     connection or a 5xx answer is asked again until ``patience`` seconds have passed; any other answer (a 4xx,
     a refusal) is raised at once.
     """
-    deadline = time.monotonic() + patience
-    while True:
+
+    def attempt() -> tuple[Any, Exception | None]:  # a failure worth asking again raises: eventually retries it
         try:
-            return ApiClient(api_url, auth_string=auth, timeout=30).request(method, path, body)
+            return ApiClient(api_url, auth_string=auth, timeout=30).request(method, path, body), None
         except urllib.error.HTTPError as error:
-            if error.code < 500 or time.monotonic() > deadline:
+            if error.code >= 500:
                 raise
+            return None, error
         except (TimeoutError, urllib.error.URLError, ConnectionError):
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(1)
+            raise
+        except Exception as error:  # a refusal: raised at once
+            return None, error
+
+    answer, refusal = eventually(attempt, patience, f"{method} {path} on {api_url} to answer")
+    if refusal is not None:
+        raise refusal
+    return answer
 
 
 def kit_api(env: environments.Environment, method: str, path: str, body: object = None, **kwargs: Any) -> Any:
@@ -184,13 +212,20 @@ def start_server(home: Path, *, timeout: float = 120.0, seed: bool | None = None
             start_new_session=True,
         )
     server = RunningServer(api_url, port, home, process)
-    deadline = time.monotonic() + timeout
-    while not servers.is_healthy(api_url, timeout=2.0):
-        if process.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError("The Prefect server did not start:\n" + log.read_text()[-3000:])
-        time.sleep(0.5)
-    return server
+
+    def started() -> str:
+        if process.poll() is not None:
+            return "exited"  # a server that died is not waited for
+        return "healthy" if servers.is_healthy(api_url, timeout=2.0) else ""
+
+    try:
+        state = eventually(started, timeout, f"the Prefect server at {api_url} to answer /api/health")
+    except AssertionError:
+        state = "silent"
+    if state == "healthy":
+        return server
+    server.stop()
+    raise RuntimeError("The Prefect server did not start:\n" + log.read_text()[-3000:])
 
 
 @dataclass(frozen=True)
@@ -231,19 +266,11 @@ class KitRepo:
 
 
 def make_kit_repo(
-    root: Path,
-    *,
-    branch: str = "feature",
-    git: bool = True,
-    project: bool = False,
-    seed: bool | None = None,
-    per_branch: bool = False,
+    root: Path, *, branch: str = "feature", git: bool = True, project: bool = False, seed: bool | None = None
 ) -> KitRepo:
     """A kit repository in ``root``; ``project=True`` also copies the flows, the Julia package and blocks.
 
     ``seed`` (default :data:`SEED_DATABASES`) gives both environments' homes a migrated empty database.
-    ``branch`` uses the shared dev environment, unless ``per_branch`` gives it one of its own (the kit's
-    committed ``envs/branches.toml``).
     """
     for name in KIT_FILES + (PROJECT_FILES if project else ()):
         source, target = REPO_ROOT / name, root / name
@@ -252,7 +279,7 @@ def make_kit_repo(
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "Manifest.toml"))
         else:
             target.write_bytes(source.read_bytes())
-    if not per_branch and branch not in ("main", "dev"):
+    if not per_branch:
         (root / "envs" / "branches.toml").write_text(
             f'[branches]\nmain = "prod"\ndev = "dev"\n{json.dumps(branch)} = "dev"\n\n'
             '[default]\nper_branch = true\nbase = "dev"\n'

@@ -7,6 +7,9 @@ const DATASTORE_TYPES = ("local", "remote")
 const DATASET_TYPES = ("extracts", "reports", "images")
 const RUNDATE_TYPES = ("latest", "specific")
 const DATASTORE_BLOCK_ENV = Dict("local" => "PREFECT_DATA_BLOCK_LOCAL", "remote" => "PREFECT_DATA_BLOCK_REMOTE")
+# The base environment's local datastore folder a read falls back to, and that environment's name (for the log).
+const FALLBACK_ROOT_ENV = "PREFECT_DATA_FALLBACK_ROOT"
+const FALLBACK_NAME_ENV = "PREFECT_DATA_FALLBACK_NAME"
 
 """
     Dataset(; dataset_name, datastore_type=nothing, dataset_type="extracts", file_format="csv",
@@ -25,6 +28,12 @@ Reading and writing ([`read`](@ref), [`write`](@ref), [`readcsv`](@ref), [`write
 another day reads and writes the latest file only; `specific` reads and writes the dated file.
 The datastore's block name comes from `PREFECT_DATA_BLOCK_LOCAL` or `PREFECT_DATA_BLOCK_REMOTE`; the
 block is loaded once and reused by the dataset operations of the next minute (see [`datastore_block`](@ref)).
+
+In an environment with a base (a branch environment based on dev), `PREFECT_DATA_FALLBACK_ROOT` names the
+base's local datastore folder and `PREFECT_DATA_FALLBACK_NAME` the base: a read of the `local` datastore (a
+local-file-system block) that finds no file in its own store reads the base's file and logs
+`Dataset "NAME" read from dev's data: PATH`; writes go to the own store only, and [`rundates`](@ref) lists
+both stores' rundates. A `remote` datastore, or an s3-bucket block, never falls back.
 
 Besides its fields, a dataset answers `ds.dataset_path` (the dated path), `ds.latest_path` and
 `ds.image_path` (`{dataset_type}/dataset={name}/rundate={yyyy-mm-dd}`). It prints as the call that makes it.
@@ -230,11 +239,58 @@ function withblock(f, ds::Dataset, block, api, env)
 end
 
 """
+    Datasets.fallbackroot(ds::Dataset, b, env) -> Union{Nothing,String}
+
+The base's datastore folder (`PREFECT_DATA_FALLBACK_ROOT`) a read of `ds` in block `b` falls back to:
+only for the `local` datastore of a local-file-system block, and only when it is another folder.
+"""
+function fallbackroot(ds::Dataset, b, env::AbstractDict)
+    (ds.datastore_type == "local" && b isa LocalFSBlock) || return nothing
+    raw = strip(get(env, FALLBACK_ROOT_ENV, ""))
+    isempty(raw) && return nothing
+    root = expanduser(String(raw))
+    isabspath(root) || throw(ArgumentError("$FALLBACK_ROOT_ENV=\"$raw\" is not an absolute folder: set it to the " *
+                                           "base environment's datastore folder, or leave it empty."))
+    samefolder(root, expanduser(b.basepath)) && return nothing
+    return root
+end
+
+samefolder(a, b) = (ispath(a) && ispath(b)) ? realpath(a) == realpath(b) : normpath(abspath(a)) == normpath(abspath(b))
+
+fallbackname(env::AbstractDict) = (n = strip(get(env, FALLBACK_NAME_ENV, "")); isempty(n) ? "the base environment" : String(n))
+
+# The base's file a read of `rel` uses when the own store has none (logged), else nothing.
+function fallbackfile(ds::Dataset, b, rel::String, env::AbstractDict)
+    root = fallbackroot(ds, b, env)
+    (root === nothing || isfile(abspath(b, rel))) && return nothing
+    path = joinpath(root, rel)
+    isfile(path) || return nothing
+    @info "Dataset \"$(ds.dataset_name)\" read from $(fallbackname(env))'s data: $path (not in this environment's store)"
+    return path
+end
+
+"The rundates stored for `ds` in a local-file-system block, and in the base's store too when `fallback`."
+function localrundates(ds::Dataset, b::LocalFSBlock, env::AbstractDict; fallback::Bool=true)
+    dir = string(ds.dataset_type, "/", ds.file_format, "/dataset=", ds.dataset_name)
+    data = "data." * ds.file_format
+    root = fallback ? fallbackroot(ds, b, env) : nothing
+    found = String[]
+    for folder in (abspath(b, dir), root === nothing ? nothing : joinpath(root, dir))
+        (folder === nothing || !isdir(folder)) && continue
+        for name in readdir(folder)
+            startswith(name, "rundate=") && isfile(joinpath(folder, name, data)) && push!(found, name[9:end])
+        end
+    end
+    return found
+end
+
+"""
     datasetpath(ds::Dataset; which=:read, block=nothing, api=nothing, env=ENV) -> String
 
 Absolute location of the dataset's file for readers and writers of your own (CSV.jl, DataFrames.jl...):
-`which` is `:read` (the file a read uses), `:dated` or `:latest`. A path under the basepath of a
-local-file-system block, or `s3://bucket/folder/...` for an s3-bucket block. Writing to it yourself is
+`which` is `:read` (the file a read uses: the base's when only the base has it, see [`Dataset`](@ref)),
+`:dated` or `:latest` (always the own store). A path under the basepath of a local-file-system block, or
+`s3://bucket/folder/...` for an s3-bucket block. Writing to it yourself is
 not atomic; prefer [`write`](@ref) when you can produce bytes.
 """
 function datasetpath(ds::Dataset; which::Symbol=:read, block=nothing, api=nothing, env::AbstractDict=ENV)
@@ -246,7 +302,8 @@ function datasetpath(ds::Dataset; which::Symbol=:read, block=nothing, api=nothin
             return string("s3://", b.bucket_name, "/", isempty(folder) ? "" : folder * "/", rel)
         end
         b isa LocalFSBlock || unsupported(b, "a file path")
-        return abspath(b, rel)
+        base = which === :read ? fallbackfile(ds, b, rel, env) : nothing
+        return base === nothing ? abspath(b, rel) : base
     end
 end
 
@@ -255,7 +312,8 @@ end
     read(ds::Dataset, String; ...) -> String
     read(ds::Dataset, Vector{UInt8}; ...) -> Vector{UInt8}
 
-Read the dataset's file (see [`read_path`](@ref)) from its datastore block. A CSV dataset reads as a
+Read the dataset's file (see [`read_path`](@ref)) from its datastore block, or from the base's store
+when only the base has it (see [`Dataset`](@ref)). A CSV dataset reads as a
 `DataFrame` when DataFrames and CSV are loaded (Julia 1.9+, as in PrefectInterfaces.jl), else as bytes.
 `block` may be a [`PrefectBlock`](@ref) or a typed block (e.g. a [`LocalFSBlock`](@ref) on no server).
 """
@@ -263,8 +321,12 @@ function Base.read(ds::Dataset; kwargs...)
     bytes = read(ds, Vector{UInt8}; kwargs...)
     return ds.file_format == "csv" ? astable(bytes) : bytes
 end
-Base.read(ds::Dataset, ::Type{Vector{UInt8}}; block=nothing, api=nothing, env::AbstractDict=ENV) =
-    withblock(b -> read(b, read_path(ds)), ds, block, api, env)
+function Base.read(ds::Dataset, ::Type{Vector{UInt8}}; block=nothing, api=nothing, env::AbstractDict=ENV)
+    return withblock(ds, block, api, env) do b
+        base = fallbackfile(ds, b, read_path(ds), env)
+        base === nothing ? read(b, read_path(ds)) : read(base)     # the base's store is only ever read
+    end
+end
 Base.read(ds::Dataset, ::Type{String}; kwargs...) = String(read(ds, Vector{UInt8}; kwargs...))
 
 """

@@ -300,12 +300,13 @@ function s3keys(b::S3BucketBlock, prefix::AbstractString)
 end
 
 """
-    rundates(ds::Dataset; block=nothing, api=nothing, env=ENV) -> Vector{String}
+    rundates(ds::Dataset; fallback=true, block=nothing, api=nothing, env=ENV) -> Vector{String}
 
 The rundates (`"yyyy-mm-dd"`) that have a dated file for the dataset, oldest first, in a local-file-system
-or an s3-bucket datastore.
+or an s3-bucket datastore; with a base's store to fall back to (see [`Dataset`](@ref)), those of both
+stores together (`fallback=false`: the own store's).
 """
-function rundates(ds::Dataset; block=nothing, api=nothing, env::AbstractDict=ENV)
+function rundates(ds::Dataset; fallback::Bool=true, block=nothing, api=nothing, env::AbstractDict=ENV)
     dir = string(ds.dataset_type, "/", ds.file_format, "/dataset=", ds.dataset_name)
     data = "data." * ds.file_format
     found = String[]
@@ -316,11 +317,7 @@ function rundates(ds::Dataset; block=nothing, api=nothing, env::AbstractDict=ENV
                 length(parts) == 2 && parts[2] == data && push!(found, String(parts[1][length("rundate=")+1:end]))
             end
         elseif b isa LocalFSBlock
-            folder = abspath(b, dir)
-            isdir(folder) || return
-            for name in readdir(folder)
-                startswith(name, "rundate=") && isfile(joinpath(folder, name, data)) && push!(found, name[9:end])
-            end
+            append!(found, localrundates(ds, b, env; fallback=fallback))
         else
             unsupported(b, "listing rundates")
         end

@@ -12,16 +12,25 @@ file. The base comes from the block named by ``PREFECT_DATA_BLOCK_LOCAL`` or ``P
 (``slug/name``): a ``local-file-system`` block's basepath, or an ``s3-bucket`` block's bucket and folder
 (``runtime/s3store.py``; one PUT per object, so readers see a whole object, old or new). Writes are atomic, and
 the temporary file of a killed write (from Python or Julia) is removed by the next read or write.
+
+Fallback: in an environment with a base (a branch environment based on dev), ``PREFECT_DATA_FALLBACK_ROOT`` is the
+base's local datastore folder (same layout) and ``PREFECT_DATA_FALLBACK_NAME`` its name. A read of the ``local``
+datastore (a local-file-system block) that finds no file in its own store reads the base's file, and logs
+``Dataset "NAME" read from dev's data: PATH``; writes, and the sweep of stale temporary files, touch the own store
+only. :meth:`Dataset.rundates` lists the union of both stores. A ``remote`` datastore, or an s3-bucket block, never
+falls back.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path, PurePosixPath
 
@@ -37,7 +46,9 @@ __all__ = [
     "Dataset",
     "DatasetError",
     "DatasetMissing",
+    "Fallback",
     "block_reference",
+    "data_fallback",
     "load_block_basepath",
 ]
 
@@ -48,6 +59,11 @@ RUNDATE_TYPES = ("latest", "specific")
 DEFAULT_TYPE_VAR = DATASTORE_DEFAULT_TYPE.name
 BLOCK_VARS = {"local": DATA_BLOCK_LOCAL.name, "remote": DATA_BLOCK_REMOTE.name}
 SUPPORTED_BLOCK_SLUGS = ("local-file-system", "s3-bucket")
+#: The base environment's local datastore folder a read falls back to, and that environment's name (for the log).
+FALLBACK_ROOT_VAR = "PREFECT_DATA_FALLBACK_ROOT"
+FALLBACK_NAME_VAR = "PREFECT_DATA_FALLBACK_NAME"
+
+_LOGGER = logging.getLogger("prefect_julia.dataset")
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _FILE_FORMAT = re.compile(r"^[A-Za-z0-9]+(\.[A-Za-z0-9]+)*$")
@@ -186,6 +202,57 @@ def load_block_basepath(slug: str, name: str) -> Path:
     return Path(block.basepath).expanduser().resolve()
 
 
+# --- the base's data ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """The base environment's local datastore: its folder and its name."""
+
+    root: Path
+    name: str
+
+
+def data_fallback(env: Mapping[str, str]) -> Fallback | None:
+    """The fallback named by ``PREFECT_DATA_FALLBACK_ROOT``/``_NAME``; None when the root is unset or empty."""
+    raw = env.get(FALLBACK_ROOT_VAR, "").strip()
+    if not raw:
+        return None
+    root = Path(raw).expanduser()
+    if not root.is_absolute():
+        raise ConfigError(
+            f"{FALLBACK_ROOT_VAR}={raw!r} is not an absolute folder.",
+            hint=f"Set {FALLBACK_ROOT_VAR} to the base environment's datastore folder, or leave it empty.",
+        )
+    return Fallback(root.resolve(), env.get(FALLBACK_NAME_VAR, "").strip() or "the base environment")
+
+
+def _log_fallback(dataset_name: str, fallback: Fallback, path: Path) -> None:
+    """Say in the run log (or this module's log outside a run) that a read used the base's data."""
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger]
+    try:
+        logger = get_run_logger()
+    except MissingContextError:
+        logger = _LOGGER
+    logger.info(
+        "Dataset \"%s\" read from %s's data: %s (not in this environment's store)", dataset_name, fallback.name, path
+    )
+
+
+def _local_rundates(folder: Path, data: str) -> set[str]:
+    """The rundates under a local dataset folder that hold ``data``."""
+    if not folder.is_dir():
+        return set()
+    return {
+        child.name.removeprefix("rundate=")
+        for child in folder.iterdir()
+        if child.name.startswith("rundate=") and (child / data).is_file()
+    }
+
+
 # --- the dataset ------------------------------------------------------------------------------------------
 
 
@@ -301,17 +368,34 @@ class Dataset:
             self._basepath = load_block_basepath(*block_reference(self.datastore_type, self._env))
         return self._basepath
 
+    def fallback(self) -> Fallback | None:
+        """The base's store a read of this dataset falls back to: only for the ``local`` datastore of a
+        local-file-system block, and only when it is another folder than the own store."""
+        if self.datastore_type != "local":
+            return None
+        found = data_fallback(self._env)
+        if found is None or self.remote() is not None or found.root == self.basepath():
+            return None
+        return found
+
     def path(self) -> Path:
-        """The absolute path this dataset reads from (local datastores)."""
-        return self.basepath() / self.read_path
+        """The absolute path this dataset reads from (local datastores): the own store's file, or the base's
+        when only the base has it (logged; see :meth:`fallback`)."""
+        own = self.basepath() / self.read_path
+        fallback = self.fallback()
+        if fallback is not None and not own.is_file() and (fallback.root / self.read_path).is_file():
+            _log_fallback(self.dataset_name, fallback, fallback.root / self.read_path)
+            return fallback.root / self.read_path
+        return own
 
     def location(self) -> str:
         """Where this dataset reads from: an absolute path, or ``s3://bucket/folder/...``."""
         store = self.remote()
         return store.location(str(self.read_path)) if store is not None else str(self.path())
 
-    def rundates(self) -> list[str]:
-        """The rundates (``yyyy-mm-dd``) that have a dated file for this dataset, oldest first."""
+    def rundates(self, *, fallback: bool = True) -> list[str]:
+        """The rundates (``yyyy-mm-dd``) that have a dated file for this dataset, oldest first: with a
+        :meth:`fallback`, those of the own store and the base's together (``fallback=False``: the own store's)."""
         store = self.remote()
         if store is not None:
             data = f"data.{self.extension}"
@@ -321,40 +405,59 @@ class Dataset:
                 if name == data and "/" not in parent.removeprefix(f"{self.dataset_dir}/"):
                     found.add(parent.rsplit("rundate=", 1)[1])
             return sorted(found)
-        folder = self.basepath() / self.dataset_dir
-        if not folder.is_dir():
-            return []
-        found_local = [
-            child.name.removeprefix("rundate=")
-            for child in folder.iterdir()
-            if child.name.startswith("rundate=") and (child / f"data.{self.extension}").is_file()
-        ]
+        data = f"data.{self.extension}"
+        found_local = _local_rundates(self.basepath() / self.dataset_dir, data)
+        base = self.fallback() if fallback else None
+        if base is not None:
+            found_local |= _local_rundates(base.root / self.dataset_dir, data)
         return sorted(found_local)
 
     # -- reading and writing --
 
     def read_bytes(self) -> bytes:
-        """The dataset's bytes; :class:`DatasetMissing` names the location and the rundates that exist."""
+        """The dataset's bytes (from the base's store when only it has them: see :meth:`fallback`);
+        :class:`DatasetMissing` names where it looked and the rundates that exist."""
         store = self.remote()
-        where: Path | str
-        try:
-            if store is not None:
-                where = store.location(str(self.read_path))
+        if store is not None:
+            try:
                 return store.read(str(self.read_path))
-            where = self.path()
-            for relative in {self.read_path, *self.write_paths}:
-                sweep_stale_temps(self.basepath() / relative)  # left by a killed write: never outlives a read
+            except ObjectMissing:
+                raise self._missing(store.location(str(self.read_path))) from None
+        where = self.basepath() / self.read_path
+        for relative in {self.read_path, *self.write_paths}:
+            sweep_stale_temps(self.basepath() / relative)  # left by a killed write: never outlives a read
+        try:
             return where.read_bytes()
-        except (FileNotFoundError, ObjectMissing):
-            rundates = self.rundates()
-            have = ", ".join(rundates) if rundates else "none"
-            raise DatasetMissing(
-                f"Dataset {self.dataset_name!r} has no {self.rundate_type} file at {where}. "
-                f"Rundates stored for it: {have}.",
-                path=where,
-                rundates=rundates,
-                hint="Write it first, or pick one of the existing rundates with rundate_type='specific'.",
-            ) from None
+        except FileNotFoundError:
+            pass
+        fallback = self.fallback()
+        if fallback is not None:
+            base_file = fallback.root / self.read_path
+            try:
+                data = base_file.read_bytes()  # the base's store is read, never swept nor written
+            except FileNotFoundError:
+                raise self._missing(where, base_file) from None
+            _log_fallback(self.dataset_name, fallback, base_file)
+            return data
+        raise self._missing(where) from None
+
+    def _missing(self, where: Path | str, base_file: Path | None = None) -> DatasetMissing:
+        """The error of a read that found no file (``base_file``: where the base's store was looked at too)."""
+        rundates = self.rundates()
+        have = ", ".join(rundates) if rundates else "none"
+        also = ""
+        fallback = self.fallback() if base_file is not None else None
+        if fallback is not None:
+            also = f" nor in {fallback.name}'s data at {base_file}"
+        elif self.remote() is not None and data_fallback(self._env) is not None:
+            also = f" ({FALLBACK_ROOT_VAR} applies to local-file-system datastores only)"
+        return DatasetMissing(
+            f"Dataset {self.dataset_name!r} has no {self.rundate_type} file at {where}{also}. "
+            f"Rundates stored for it: {have}.",
+            path=where,
+            rundates=rundates,
+            hint="Write it first, or pick one of the existing rundates with rundate_type='specific'.",
+        )
 
     def read_text(self, encoding: str = "utf-8") -> str:
         """The dataset decoded as text."""

@@ -42,6 +42,7 @@ from prefect_julia.core.setting import (
     JULIA_PROJECT,
     JULIA_TIMEOUT,
 )
+from prefect_julia.runtime.dataset import FALLBACK_NAME_VAR, FALLBACK_ROOT_VAR
 from prefect_julia.runtime.joboutput import OutputSink
 from prefect_julia.runtime.julia_image import SYSIMAGE_FLAG, julia_start
 from prefect_julia.runtime.julia_log import Event, JuliaLog, StderrParser
@@ -51,7 +52,14 @@ DEFAULT_TIMEOUT = float(JULIA_TIMEOUT.default or 3600)
 KILL_GRACE = 5.0
 MAX_RESULT_BYTES = 16 * 1024 * 1024
 INSTALL_HINT = "Install it with `bash scripts/install-julia.sh`, or set PREFECT_JULIA_BIN to a julia executable."
-PASSED_THROUGH = (DATA_BLOCK_LOCAL.name, DATA_BLOCK_REMOTE.name, DATASTORE_DEFAULT_TYPE.name, JULIA_API_PATIENCE.name)
+PASSED_THROUGH = (
+    DATA_BLOCK_LOCAL.name,
+    DATA_BLOCK_REMOTE.name,
+    DATASTORE_DEFAULT_TYPE.name,
+    JULIA_API_PATIENCE.name,
+    FALLBACK_ROOT_VAR,
+    FALLBACK_NAME_VAR,
+)
 #: What julia runs: the package's entry point, which runs the job file (the next argument) with the rest as its
 #: ARGS, and reports an uncaught error as one ERROR record (``PrefectInterfaces.runjob`` in julia/src/bridge.jl).
 #: In a project without the package, the job file runs as ``julia FILE ARGS...`` would run it.

@@ -1,10 +1,11 @@
 """What a Julia job may see, and what it must not show: its allow-list environment and the secret scrubber.
 
 The Julia process gets only the variables on the allow-list (PATH, HOME, locale, ``JULIA_*``, proxies and
-certificates, the Prefect API URL and credential, the data block names, the result path and log format) plus
-the names listed in ``PREFECT_JULIA_PASS_ENV``. Every secret value the bridge knows of (secret settings and
-credentials in its environment, passwords inside URLs, and the secret blocks and secret variables on the
-server) is replaced by ``********`` in each line the bridge forwards and in the errors it raises.
+certificates, the Prefect API URL and credential, the data block names, the base environment's data folder and
+name, the result path and log format) plus the names listed in ``PREFECT_JULIA_PASS_ENV``. Every secret value
+the bridge knows of (secret settings and credentials in its environment, passwords inside URLs, and the secret
+blocks and secret variables on the server) is replaced by ``********`` in each line the bridge forwards and in
+the errors it raises.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ ALLOWED = frozenset(
         "PREFECT_DATA_BLOCK_LOCAL",
         "PREFECT_DATA_BLOCK_REMOTE",
         "PREFECT_DATASTORE_DEFAULT_TYPE",
+        "PREFECT_DATA_FALLBACK_ROOT",
+        "PREFECT_DATA_FALLBACK_NAME",
         "PREFECT_JULIA_RESULT_PATH",
         "PREFECT_JULIA_LOG_FORMAT",
     }
