@@ -154,21 +154,24 @@ def _chosen(env: str) -> list[environments.Environment]:
 @task(name="server-status", help={"env": ALL_ENV_HELP})
 @guarded
 def server_status(c: Context, env: str = "") -> None:
-    """Show every environment's server: branch, port, pid, health, database, URL, services logging errors."""
+    """Show every environment's server, branch environments of every worktree too: branch, checkout, port, pid,
+    state, size, database, URL, services logging errors."""
     from prefect_julia.kit.server import serverlog
 
     mapping = environments.load_branch_mapping(ROOT)
     rows: list[list[object]] = []
     opened: list[environments.Environment] = []
     for resolved in _chosen(env):
-        s = servers.server_status(resolved, mapping.branches_of(resolved.name))
+        s = servers.server_status(resolved, resolved.branch or mapping.branches_of(resolved.name))
         rows.append(
             [
                 s.env,
                 s.branches,
+                "." if resolved.root == ROOT else str(resolved.root),
                 s.port,
                 s.pid or "-",
                 _server_state(resolved, s.healthy, s.pid),
+                human_bytes(servers.footprint(resolved)),
                 f"{s.database} ({human_bytes(s.database_bytes)})",
                 s.url,
                 serverlog.describe(serverlog.service_errors(resolved.files.server_log)) if s.pid else "-",
@@ -177,9 +180,30 @@ def server_status(c: Context, env: str = "") -> None:
         if not security.auth_enabled(resolved):
             rows[-1][-1] = "auth off" if rows[-1][-1] == "-" else f"auth off; {rows[-1][-1]}"
             opened.append(resolved)
-    print(table(["env", "branch", "port", "pid", "state", "database", "url", "warnings"], rows))
+    headers = ["env", "branch", "checkout", "port", "pid", "state", "size", "database", "url", "warnings"]
+    print(table(headers, rows))
     for resolved in opened:
         print(f"warning: {resolved.name}: {security.open_warning(resolved)}")
+
+
+@task(
+    name="env-prune",
+    help={"dry_run": "only show what would be removed", "data": "also delete their home and data root"},
+)
+@guarded
+def env_prune(c: Context, dry_run: bool = False, data: bool = False) -> None:
+    """Stop and remove the branch environments whose branch is deleted or merged into main (of every worktree)."""
+    from prefect_julia.kit.worker import prune
+
+    report = prune.prune(ROOT, dict(os.environ), dry_run=dry_run, data=data)
+    for entry, reason in report.gone:
+        print(f"{'would remove' if dry_run else 'removed'}  {entry.name}  ({entry.branch}: {reason}; {entry.checkout})")
+    for folder in report.removed_folders:
+        print(f"deleted  {folder}")
+    if not report.gone:
+        print("No branch environment to prune.")
+    elif not data and not dry_run:
+        print("Their homes (.prefect/NAME) and data roots (data/NAME) are kept; `--data` deletes them too.")
 
 
 def _server_state(resolved: environments.Environment, healthy: bool, pid: int | None) -> str:

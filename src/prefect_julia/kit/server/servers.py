@@ -242,3 +242,12 @@ def follow_log(path: Path, *, lines: int, write: Callable[[str], None], stop: Ca
                 write(chunk.decode("utf-8", "replace"))
             else:
                 time.sleep(0.3)
+
+
+def footprint(env: Environment) -> int:
+    """Bytes the environment keeps on disk: its home (database, logs) and its data root."""
+    total = 0
+    for folder in (env.home, env.data_root):
+        if folder.is_dir():
+            total += sum(path.stat().st_size for path in folder.rglob("*") if path.is_file() and not path.is_symlink())
+    return total
