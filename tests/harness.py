@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from prefect_julia.core import processes
 from prefect_julia.core.prefect_http import ApiClient
 from prefect_julia.kit.environment import environments, settings
-from prefect_julia.kit.server import server_process, servers
+from prefect_julia.kit.server import server_process, servers, template
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: The kit's committed front door, and (``project=True``) the flows, the Julia package and the blocks.
@@ -153,30 +153,24 @@ class RunningServer:
 #: Whether new server homes start from a copy of an empty, migrated database (see :func:`seed_database`).
 #: The tests turn it on (conftest); the benchmarks keep it off, so a first start is timed as users see it.
 SEED_DATABASES = False
-_template: Path | None = None
-_template_lock = threading.Lock()
+_cache: Path | None = None
+_cache_lock = threading.Lock()
+
+
+def template_cache() -> Path:
+    """This process's ``XDG_CACHE_HOME``: kit copies and test servers share one migrated template
+    (``kit/server/template.py``), built at most once per process, never in the user's ``~/.cache``."""
+    global _cache
+    with _cache_lock:
+        if _cache is None:
+            _cache = Path(tempfile.mkdtemp(prefix="prefect-julia-cache-"))
+            atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+        return _cache
 
 
 def _migrated_template() -> Path:
-    """An empty sqlite database with all of Prefect's migrations applied, made once per process."""
-    global _template
-    with _template_lock:
-        if _template is None:
-            folder = Path(tempfile.mkdtemp(prefix="prefect-julia-db-template-"))
-            atexit.register(shutil.rmtree, folder, ignore_errors=True)
-            done = subprocess.run(
-                [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
-                env=prefect_env("http://127.0.0.1:9/api", folder),
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-            database = folder / "prefect.db"
-            if done.returncode != 0 or not database.is_file():
-                raise RuntimeError(f"Could not make a migrated template database:\n{done.stdout}{done.stderr}")
-            _template = database
-        return _template
+    """An empty sqlite database with all of Prefect's migrations applied: the kit's template."""
+    return template.ensure({**os.environ, "XDG_CACHE_HOME": str(template_cache())})
 
 
 def _seeding(seed: bool | None) -> bool:
@@ -192,7 +186,9 @@ def seed_database(home: Path, seed: bool | None = None) -> None:
     if not _seeding(seed) or (home / "prefect.db").exists():
         return
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(_migrated_template(), home / "prefect.db")
+    note = template.seed(home / "prefect.db", {}, template=_migrated_template())
+    if note:
+        raise RuntimeError(note)
 
 
 def start_server(home: Path, *, timeout: float = 120.0, seed: bool | None = None) -> RunningServer:
@@ -238,6 +234,7 @@ class KitRepo:
     def environ(self, **extra: str) -> dict[str, str]:
         """A process environment without the caller's PREFECT_* settings."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env["XDG_CACHE_HOME"] = str(template_cache())  # the kit's database template: this process's
         env.update(extra)
         return env
 

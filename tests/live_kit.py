@@ -8,6 +8,7 @@ the worker start it again with `invoke worker-up`.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from harness import KitRepo, make_kit_repo
+from harness import KitRepo, eventually, make_kit_repo
 from prefect_julia.kit.environment.environments import Environment
 
 QUICK_FLOW = """
@@ -131,14 +132,12 @@ def start_run(env: Environment, deployment: str, **parameters: Any) -> str:
 
 
 def wait_state(env: Environment, run_id: str, states: set[str], timeout: float = 300) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
+    def reached() -> Any:
         run = read_run(env, run_id)
-        if run.state and run.state.name in states:
-            return run
-        if time.monotonic() > deadline:
-            raise AssertionError(f"run {run_id} is {run.state.name if run.state else '?'}, not one of {states}")
-        time.sleep(0.5)
+        assert run.state and run.state.name in states, f"run {run_id} is {run.state.name if run.state else '?'}"
+        return run
+
+    return eventually(reached, timeout, f"run {run_id} to be one of {sorted(states)}")
 
 
 def concurrent_runs(repo: KitRepo, count: int, timeout: float = 1800) -> dict[str, Any]:
@@ -164,16 +163,17 @@ def concurrent_runs(repo: KitRepo, count: int, timeout: float = 1800) -> dict[st
                 failed += 1
                 print(f"submission failed: {type(error).__name__}: {error}", flush=True)
     states: dict[str, str] = {}
-    deadline = time.monotonic() + timeout
     with client_for(env) as client:
-        while time.monotonic() < deadline:
+
+        def ended() -> bool:
             for run_id in ids:
                 if run_id not in states or states[run_id] not in FINAL:
                     run = client.read_flow_run(run_id)
                     states[run_id] = run.state.name if run.state else "?"
-            if all(states.get(i) in FINAL for i in ids):
-                break
-            time.sleep(1)
+            return all(states.get(i) in FINAL for i in ids)
+
+        with contextlib.suppress(AssertionError):  # the runs still going are counted as such
+            eventually(ended, timeout, f"{len(ids)} runs to end")
     elapsed = time.perf_counter() - started
     final = [s for s in states.values() if s in FINAL]
     return {

@@ -13,12 +13,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from datetime import date
 from pathlib import Path
 
 import pytest
 
+from harness import eventually
 from prefect_julia.core.files import stale_temps, write_atomic
 from prefect_julia.runtime.dataset import Dataset
 
@@ -40,14 +40,13 @@ def _temps(folder: Path) -> list[Path]:
 
 
 def _wait_for_temp(folder: Path, process: subprocess.Popen[bytes], timeout: float = 120) -> Path:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [p for p in _temps(folder) if p.stat().st_size > 0]
-        if found:
-            return found[0]
-        assert process.poll() is None, process.stderr.read().decode() if process.stderr else "writer exited"
-        time.sleep(0.05)
-    raise AssertionError("the writer never started its temporary file")
+
+    def found() -> list[Path] | str:
+        return [p for p in _temps(folder) if p.stat().st_size > 0] or ("exited" if process.poll() is not None else "")
+
+    temps = eventually(found, timeout, "the writer to start its temporary file")
+    assert not isinstance(temps, str), process.stderr.read().decode() if process.stderr else "writer exited"
+    return temps[0]
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
@@ -141,12 +140,10 @@ def test_julia_write_killed_is_swept_by_the_next_julia_write_and_python_write(tm
 
 def _wait_for_any_temp(folder: Path, process: subprocess.Popen[bytes], timeout: float = 180) -> Path:
     """Julia's temporary file is empty while it waits for stdin: wait for it to exist."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = _temps(folder)
-        if found:
-            return found[0]
-        if process.poll() is not None:
-            raise AssertionError(process.stderr.read().decode() if process.stderr else "julia exited")
-        time.sleep(0.05)
-    raise AssertionError("julia never started its temporary file")
+
+    def found() -> list[Path] | str:
+        return _temps(folder) or ("exited" if process.poll() is not None else "")
+
+    temps = eventually(found, timeout, "julia to start its temporary file")
+    assert not isinstance(temps, str), process.stderr.read().decode() if process.stderr else "julia exited"
+    return temps[0]

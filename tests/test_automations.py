@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from conftest import KitRepo, RunningServer, free_port, make_kit_repo
-from harness import api
+from harness import api, eventually
 from prefect_julia.core.errors import ConfigError
 from prefect_julia.core.redact import MASK, scrub
 from prefect_julia.kit.declarations import automations
@@ -174,13 +174,6 @@ def _api(server: RunningServer, path: str, body: dict[str, Any]) -> Any:
     return api(server.api_url, "POST", path, body)
 
 
-def _wait(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(1)
-
-
 def test_failed_crashed_and_late_runs_notify_completed_ones_do_not(
     tmp_path: Path, prefect_server: RunningServer, receiver: Receiver
 ) -> None:
@@ -207,19 +200,19 @@ def test_failed_crashed_and_late_runs_notify_completed_ones_do_not(
             found = _api(prefect_server, "/flow_runs/filter", {"flow_runs": {"id": {"any_": [str(runs[name].id)]}}})
             return str(found[0]["state"]["name"])
 
-        _wait(lambda: all(state(n) in automations.FINAL_STATES for n in runs), 240, "the four runs to end")
+        eventually(lambda: all(state(n) in automations.FINAL_STATES for n in runs), 240, "the four runs to end")
         assert {n: state(n) for n in runs} == {
             "fails": "Failed",
             "crash": "Crashed",
             "slow": "Completed",
             "ok": "Completed",
         }
-        _wait(lambda: len(receiver.on("/generic")) >= 3 and receiver.on("/slack"), 90, "the notifications")
+        eventually(lambda: len(receiver.on("/generic")) >= 3 and receiver.on("/slack"), 90, "the notifications")
         time.sleep(8)  # room for anything that should not come
 
         # The on-call screen: server, worker, deployments with the next run, last runs, automations.
         screens: list[str] = []
-        _wait(
+        eventually(
             lambda: (
                 screens.append(repo.invoke("status", "--env", "dev", check=True).stdout) or "from now" in screens[-1]
             ),

@@ -17,14 +17,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import RunningServer, free_port, wait_gone
+from harness import RunningServer, eventually, free_port, wait_gone
 from prefect_julia.core import processes
 from prefect_julia.core.prefect_http import ApiClient
 from prefect_julia.runtime.forkserver import CLIENT_MODULE, SOCKET_ENV
@@ -85,11 +84,14 @@ def fork_server(tmp_path: Path, prefect_server: RunningServer) -> Iterator[ForkS
             stdout=out,
             stderr=subprocess.STDOUT,
         )  # in this session, as the worker's is in the worker's: a forked run can join its client's group
-    deadline = time.monotonic() + 60
-    while not socket_path.exists():
-        assert process.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, "the fork server did not start"
-        time.sleep(0.1)
+    ready = f"fork server ready on {socket_path}"  # what it prints once it listens
+
+    def started() -> str:
+        if process.poll() is not None:
+            return "exited"  # a server that died is not waited for
+        return "ready" if ready in log.read_text() else ""
+
+    assert eventually(started, 60, f"the line {ready!r} in {log}") == "ready", log.read_text()
     yield ForkServer(process, socket_path, log)
     processes.stop_tree(process.pid, grace=5)
     process.wait()
@@ -171,11 +173,12 @@ def test_failing_flow_exits_as_a_cold_engine_does(
 
 
 def _wait_for(out: Path, process: subprocess.Popen[str]) -> dict[str, Any]:
-    deadline = time.monotonic() + 120
-    while not out.exists() or not out.read_text():
-        assert process.poll() is None, process.communicate()[0]
-        assert time.monotonic() < deadline, "the flow did not start"
-        time.sleep(0.1)
+    def started() -> str:
+        if process.poll() is not None:
+            return "exited"
+        return "started" if out.exists() and out.read_text() else ""
+
+    assert eventually(started, 120, f"the flow to write {out}") == "started", process.communicate()[0]
     return _report(out)
 
 

@@ -11,14 +11,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from conftest import make_kit_repo
+from harness import eventually
 from prefect_julia.core import processes
 from prefect_julia.core.processes import read_pid_file
 from prefect_julia.gates.runmark import MARK_VARIABLE, marked
@@ -37,14 +36,6 @@ def test_a_server_then_wait_to_be_interrupted():
     Path(os.environ["PROBE_READY"]).write_text("server up")
     threading.Event().wait(600)
 """
-
-
-def eventually(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.2)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from harness import eventually
 from prefect_julia.core.prefect_http import ApiClient
 from prefect_julia.runtime import bridge, heartbeats
 
@@ -52,12 +53,14 @@ def test_a_flow_returns_when_its_body_ends_and_still_sends_a_heartbeat(on_server
         },
         "limit": 50,
     }
-    deadline = time.monotonic() + 60
-    beats: set[str] = set()
-    while time.monotonic() < deadline and len(beats) < len(run_ids):  # the server persists events in batches
+
+    def heard() -> set[str]:  # the server persists events in batches
         found = client.request("POST", "/events/filter", query)["events"]
         beats = {event["resource"]["prefect.resource.id"].rsplit(".", 1)[-1] for event in found}
-        time.sleep(0.5)
+        assert len(beats) >= len(run_ids), beats
+        return beats
+
+    beats = eventually(heard, 60, "a heartbeat event from each of the three runs")
     assert beats == set(run_ids)
 
 

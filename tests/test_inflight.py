@@ -10,11 +10,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import time
 
 import psutil
 import pytest
 
+from harness import eventually
 from live_kit import LiveKit, read_run, start_run, wait_state
 from prefect_julia.core import processes
 from prefect_julia.core.processes import is_alive, read_pid_file
@@ -32,16 +32,15 @@ def _alive(process: psutil.Process) -> bool:
 
 def _running_with_julia(kit: LiveKit, run_id: str, timeout: float = 300) -> list[psutil.Process]:
     """Wait until the run is Running and its process tree holds the Julia job; return the tree."""
-    run = wait_state(kit.env, run_id, {"Running"}, timeout=timeout)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    wait_state(kit.env, run_id, {"Running"}, timeout=timeout)
+
+    def with_julia() -> list[psutil.Process]:
         run = read_run(kit.env, run_id)
         pid = int(run.infrastructure_pid) if run.infrastructure_pid else None
         members = processes.tree(pid) if pid else []
-        if any("julia" in " ".join(m.cmdline()) for m in members[1:] if _alive(m)):
-            return members
-        time.sleep(0.5)
-    raise AssertionError(f"run {run_id} never started its Julia job")
+        return members if any("julia" in " ".join(m.cmdline()) for m in members[1:] if _alive(m)) else []
+
+    return eventually(with_julia, timeout, f"run {run_id} to start its Julia job")
 
 
 def _worker(kit: LiveKit) -> object:
@@ -83,9 +82,7 @@ def test_worker_up_after_a_worker_crash_marks_lost_runs_crashed(live_kit: LiveKi
     members = _running_with_julia(live_kit, run_id)
     for member in [psutil.Process(worker.pid), *members]:  # the worker and its run die at once, as in a crash
         os.kill(member.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while any(_alive(m) for m in members) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    eventually(lambda: not any(_alive(m) for m in members), 30, "the killed run's processes to die")
     assert read_run(live_kit.env, run_id).state.name == "Running"  # what the server believes: stuck
 
     up = live_kit.invoke("worker-up", "--env", "dev")
@@ -110,9 +107,7 @@ def test_server_up_after_a_server_crash_marks_lost_runs_crashed(live_kit: LiveKi
     for process in doomed:
         with contextlib.suppress(ProcessLookupError):
             os.kill(process.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while any(_alive(p) for p in doomed) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    eventually(lambda: not any(_alive(p) for p in doomed), 30, "the killed server, worker and run to die")
 
     up = live_kit.invoke("server-up", "--env", "dev")
     assert up.returncode == 0, up.stdout + up.stderr

@@ -12,13 +12,11 @@ from __future__ import annotations
 import os
 import re
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from harness import make_kit_repo
+from harness import eventually, make_kit_repo
 from live_kit import LiveKit
 from prefect_julia.core.processes import read_pid_file
 
@@ -45,15 +43,6 @@ BAD_DEPLOYMENT = """
     entrypoint: flows/baddata.py:baddata
     work_pool: *work_pool
 """
-
-
-def wait_for(what: str, predicate: Callable[[], bool], timeout: float = 120.0) -> None:
-    """Return once ``predicate()`` holds; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout:g} s waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.mark.server
@@ -142,16 +131,16 @@ def test_a_julia_job_rides_out_a_killed_and_restarted_server(tmp_path: Path) -> 
 
         runner = threading.Thread(target=job)
         runner.start()
-        wait_for("the job's first block lookup", lambda: progress.exists() or not runner.is_alive(), timeout=180)
+        eventually(lambda: progress.exists() or not runner.is_alive(), 180, "the job's first block lookup")
         assert "error" not in outcome, outcome.get("error")
         record = read_pid_file(env.files.server_pid)
         assert record is not None
         os.kill(record.pid, signal.SIGKILL)
-        wait_for("the killed server to be gone", lambda: not _alive(record.pid), timeout=30)
+        eventually(lambda: not _alive(record.pid), 30, "the killed server to be gone")
         before = int(progress.read_text() or 0)
         repo.invoke("server-up", "--env", "dev", timeout=300, check=True)
         assert env.files.server_pid.exists()
-        wait_for("a lookup after the restart", lambda: int(progress.read_text() or 0) > before, timeout=180)
+        eventually(lambda: int(progress.read_text() or 0) > before, 180, "a lookup after the restart")
         stop.touch()
         runner.join(timeout=300)
         assert not runner.is_alive()

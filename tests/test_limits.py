@@ -6,7 +6,6 @@ then finish.
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 
 from conftest import KitRepo, RunningServer, make_kit_repo
-from harness import api
+from harness import api, eventually
 from prefect_julia.core.errors import ConfigError
 from prefect_julia.kit.declarations import limits
 from prefect_julia.kit.worker import workers
@@ -109,12 +108,11 @@ def test_extra_runs_wait_for_a_slot_then_finish(tmp_path: Path, prefect_server: 
             )
 
         def all_final() -> bool:
-            return all(r["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED") for r in runs())
+            states = [r["state"] for r in runs()]
+            assert all(s["type"] in ("COMPLETED", "FAILED", "CRASHED") for s in states), [s["name"] for s in states]
+            return True
 
-        deadline = time.monotonic() + 300
-        while not all_final():
-            assert time.monotonic() < deadline, [r["state"]["name"] for r in runs()]
-            time.sleep(2)
+        eventually(all_final, 300, "the five runs to end")
     finally:
         workers.worker_down(env)
 

@@ -17,11 +17,11 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 
+from harness import eventually
 from live_kit import LiveKit, concurrent_runs
 from prefect_julia.core import processes
 from prefect_julia.kit.server import server_process
@@ -122,11 +122,13 @@ def _follow_in_background(live_kit: LiveKit, relay: Relay) -> subprocess.Popen[s
         text=True,
     )
     assert process.stdout is not None
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if line.startswith("state:") or not line:
-            break
+    stdout = process.stdout
+
+    def following() -> bool:  # a line at a time: its first state line, or the end of its output
+        line = stdout.readline()
+        return line.startswith("state:") or not line
+
+    eventually(following, 300, "`invoke run` to print its first state line")
     assert process.poll() is None, process.stderr.read() if process.stderr else ""
     return process
 

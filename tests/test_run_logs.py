@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 import pytest
 
 from conftest import RunningServer
+from harness import eventually
 from prefect_julia.core.prefect_http import ApiClient
 from prefect_julia.kit.run.runs import LogFollower
 
@@ -32,11 +32,13 @@ def test_a_task_runs_closing_line_does_not_end_the_wait_for_the_flow_runs_last_l
     follower = LogFollower(api, run_id, lines.append)
 
     def poll_until(count: int) -> None:
-        deadline = time.monotonic() + 30
-        while len(lines) < count:
-            assert time.monotonic() < deadline, lines
-            follower.poll()
-            time.sleep(0.2)
+        def polled() -> bool:
+            if len(lines) < count:
+                follower.poll()
+            assert len(lines) >= count, lines
+            return True
+
+        eventually(polled, 30, f"{count} log lines")
 
     api.request("POST", "/logs/", [_log(run_id, "extracted 96 readings", task_run_id)])
     api.request("POST", "/logs/", [_log(run_id, "Finished in state Completed()", task_run_id)])

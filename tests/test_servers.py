@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,6 +16,7 @@ import psutil
 import pytest
 
 from conftest import KitRepo, make_kit_repo
+from harness import eventually
 from prefect_julia.core.errors import ServerError
 from prefect_julia.core.processes import group_alive, is_alive, port_is_free, read_pid_file, running, write_pid_file
 from prefect_julia.kit.environment.environments import resolve_environment
@@ -83,9 +83,9 @@ def test_server_lifecycle(tmp_path: Path) -> None:
         assert not up.already_up and _block_exists(dev.api_url, "persist-me")
 
         os.killpg(up.pid, signal.SIGKILL)  # a crash: the pid file stays behind
-        deadline = time.monotonic() + 30  # the whole group dead and the port released, children included
-        while (running(up.pid) or not port_is_free(dev.host, dev.port)) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        eventually(  # the whole group dead and the port released, children included
+            lambda: not running(up.pid) and port_is_free(dev.host, dev.port), 30, "the killed server's port to be free"
+        )
         assert dev.files.server_pid.exists()
         recovered = servers.server_up(dev, kit_repo.environ())
         assert not recovered.already_up and recovered.pid != up.pid

@@ -33,7 +33,7 @@ from prefect_julia.kit.access import identity
 from prefect_julia.kit.access.security import private_file, private_home, server_env
 from prefect_julia.kit.environment.environments import Environment
 from prefect_julia.kit.julia import sessions
-from prefect_julia.kit.server import database, server_process
+from prefect_julia.kit.server import database, server_process, template
 
 Progress = Callable[[float], None]
 POLL_INTERVAL = 0.2
@@ -103,13 +103,14 @@ def server_up(
             env.files.server_pid.unlink(missing_ok=True)
         _check_port(env)
         identity.ensure(env)
+        notes.extend(template.seed_home(env, environ))  # a new sqlite home: a migrated copy, not a migration
         command = server_command(env)
         process_env = {**server_env(env, environ), **db.server_env}
         private_file(env.files.server_log)
         process = spawn_detached(command, env=process_env, log_file=env.files.server_log, cwd=env.root)
         write_pid_file(env.files.server_pid, process.pid, command)
-        try:
-            _wait_healthy(env, process.pid, process.poll, started, timeout, progress)
+        try:  # the timeout is the server's own: building a database template before it does not count
+            _wait_healthy(env, process.pid, process.poll, time.monotonic(), timeout, progress)
         except BaseException:
             stop_tree(process.pid, grace=5)
             env.files.server_pid.unlink(missing_ok=True)
@@ -242,12 +243,3 @@ def follow_log(path: Path, *, lines: int, write: Callable[[str], None], stop: Ca
                 write(chunk.decode("utf-8", "replace"))
             else:
                 time.sleep(0.3)
-
-
-def footprint(env: Environment) -> int:
-    """Bytes the environment keeps on disk: its home (database, logs) and its data root."""
-    total = 0
-    for folder in (env.home, env.data_root):
-        if folder.is_dir():
-            total += sum(path.stat().st_size for path in folder.rglob("*") if path.is_file() and not path.is_symlink())
-    return total
