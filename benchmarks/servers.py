@@ -12,7 +12,11 @@ envs/dev.local.env), so its PREFECT_HOME is temporary too:
    - kit: ``python -m invoke server-up --env dev`` (the command users run) until it exits 0 (healthy);
    and prints both medians and their ratio (target <= 1.10);
 3. with the server up, times the no-op ``python -m invoke server-up --env dev`` (target < 0.5 s) against the
-   ``python -m invoke --list`` baseline, and the in-process ``servers.server_up`` no-op.
+   ``python -m invoke --list`` baseline, and the in-process ``servers.server_up`` no-op;
+4. a new environment: ``--rounds`` starts of each on a fresh PREFECT_HOME (the home removed before each, order
+   swapped every round): the kit's ``server-up`` (a copy of the migrated database template, which the first
+   start built) against raw ``prefect server start`` (which migrates an empty database); prints both medians
+   and their ratio (target <= 0.5).
 
 Every server it starts is stopped before it returns, whatever happens.
 """
@@ -20,6 +24,7 @@ Every server it starts is stopped before it returns, whatever happens.
 from __future__ import annotations
 
 import argparse
+import shutil
 import socket
 import statistics
 import subprocess
@@ -39,6 +44,7 @@ sys.path.insert(0, str(REPO_ROOT / "tests"))  # the throwaway servers and kit co
 from harness import make_kit_repo  # noqa: E402
 
 COLD_RATIO_TARGET = 1.10
+NEW_HOME_RATIO_TARGET = 0.5
 WARM_TARGET_S = 0.5
 START_TIMEOUT = 180.0
 
@@ -102,6 +108,31 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def new_home_rounds(
+    rounds: int,
+    home: Path,
+    kit: tuple[Callable[[], None], Callable[[], None]],
+    raw: RawServer,
+    raw_down: Callable[[], None],
+) -> tuple[list[float], list[float]]:
+    """Starts on a fresh PREFECT_HOME (removed before each): (kit times, raw times). Servers are down on entry."""
+    kit_up, kit_down = kit
+    kit_times: list[float] = []
+    raw_times: list[float] = []
+    for round_ in range(rounds):
+        for which in ("raw", "kit") if round_ % 2 == 0 else ("kit", "raw"):
+            shutil.rmtree(home, ignore_errors=True)
+            if which == "raw":
+                home.mkdir(mode=0o700, parents=True)
+                raw_times.append(timed(raw.start))
+                raw_down()
+            else:
+                kit_times.append(timed(kit_up))
+                kit_down()
+        print(f"  new home {round_ + 1}: raw {raw_times[-1]:.2f} s, kit {kit_times[-1]:.2f} s", flush=True)
+    return kit_times, raw_times
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="cold restarts of each (raw, kit)")
@@ -147,6 +178,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             warm_cli = [timed(kit_up) for _ in range(args.warm_runs)]
             listing = [timed(lambda: kit.invoke("--list", check=True)) for _ in range(args.warm_runs)]
             warm_lib = [timed(lambda: servers.server_up(env, kit.environ())) for _ in range(args.warm_runs)]
+            kit_down()
+            print("new environments (fresh PREFECT_HOME) ...", flush=True)
+            kit_new, raw_new = new_home_rounds(args.rounds, env.home, (kit_up, kit_down), raw, raw_down)
         finally:
             raw.stop()
             servers.server_down(env)
@@ -162,10 +196,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "warm_cli_s": warm_s,
         "invoke_list_s": list_s,
         "warm_library_s": lib_s,
+        "raw_new_home_s": median(raw_new),
+        "kit_new_home_s": median(kit_new),
+        "new_home_ratio": median(kit_new) / median(raw_new),
     }
     n, w = args.rounds, args.warm_runs
     print(f"server start-up on an existing database, medians of {n}")
-    print(f"  first start (creates the database)     : {create_s:8.2f} s")
+    print(f"  first start (builds the template too)  : {create_s:8.2f} s")
     print(f"  raw `prefect server start` to healthy  : {raw_s:8.2f} s")
     print(f"  `invoke server-up --env dev` to healthy      : {kit_s:8.2f} s")
     print(
@@ -180,6 +217,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"  `invoke --list` (baseline)             : {list_s:8.3f} s")
     print(f"  no-op minus baseline                   : {warm_s - list_s:8.3f} s")
     print(f"  servers.server_up() in process (no-op) : {lib_s * 1e3:8.2f} ms")
+    new_ratio = results["new_home_ratio"]
+    print(f"a new environment (fresh PREFECT_HOME), medians of {n}")
+    print(f"  raw `prefect server start` to healthy  : {results['raw_new_home_s']:8.2f} s")
+    print(f"  `invoke server-up dev` to healthy      : {results['kit_new_home_s']:8.2f} s")
+    print(
+        f"  ratio kit / raw                        : {new_ratio:8.3f}   (target <= {NEW_HOME_RATIO_TARGET}: "
+        f"{'met' if new_ratio <= NEW_HOME_RATIO_TARGET else 'MISSED'})"
+    )
     return results
 
 
