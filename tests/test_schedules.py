@@ -9,6 +9,8 @@ from typing import Any
 
 from conftest import KitRepo, make_kit_repo
 from harness import kit_api
+from prefect_julia.kit.declarations import codesource, deployments
+from prefect_julia.kit.environment import environments
 from prefect_julia.kit.environment.environments import Environment
 from prefect_julia.kit.server import serverlog
 
@@ -45,16 +47,19 @@ def _wait_for(what: str, predicate: Any, timeout: float) -> Any:
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def _schedule_repo(tmp_path: Path) -> KitRepo:
-    repo = make_kit_repo(tmp_path / "repo")
+def _schedule_repo(tmp_path: Path, *, schedules: str = "", seed: bool | None = None) -> KitRepo:
+    repo = make_kit_repo(tmp_path / "repo", seed=seed)
     (repo.root / "flows").mkdir()
     (repo.root / "flows" / "tick.py").write_text(FLOW)
     (repo.root / "prefect.yaml").write_text(DECLARATION)
+    if schedules:
+        with (repo.root / "envs" / "dev.local.env").open("a") as local:
+            local.write(f"PREFECT_JULIA_SCHEDULES={schedules}\n")
     return repo
 
 
 def test_a_due_cron_schedule_gets_a_scheduled_then_a_completed_run(tmp_path: Path) -> None:
-    repo = _schedule_repo(tmp_path)
+    repo = _schedule_repo(tmp_path, schedules="active")  # dev pauses schedules by default
     env = repo.environment("dev")
     fast = {"PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2", "PREFECT_WORKER_QUERY_SECONDS": "2"}
     try:
@@ -113,3 +118,60 @@ def test_service_errors_name_the_failing_service_since_the_last_start(tmp_path: 
     assert serverlog.describe(errors) == "scheduler: 2 errors"
     assert serverlog.describe(Counter()) == "-"
     assert serverlog.service_errors(tmp_path / "missing.log") == Counter()
+
+
+def test_dev_deploys_its_schedules_paused_and_the_scheduler_makes_no_run(tmp_path: Path) -> None:
+    repo = _schedule_repo(tmp_path)
+    env = repo.environment("dev")
+    fast = {"PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2"}
+    try:
+        repo.invoke("server-up", "--env", "dev", check=True, timeout=300, **fast)
+        repo.invoke("deploy", "--env", "dev", check=True, timeout=300)
+        deployment = kit_api(env, "GET", "/deployments/name/tick/every-minute")
+        assert [s["active"] for s in deployment["schedules"]] == [False]
+        assert deployment["paused"] is False  # the deployment itself still runs when asked
+
+        # A witness deployment of the same flow with an active schedule, made after the kit's: once the
+        # scheduler has given it runs, it has looked at the kit's deployment too.
+        witness = kit_api(
+            env,
+            "POST",
+            "/deployments/",
+            {
+                "name": "witness",
+                "flow_id": deployment["flow_id"],
+                "schedules": [{"schedule": {"cron": "* * * * *"}, "active": True}],
+            },
+        )
+        _wait_for("the witness's scheduled runs", lambda: _runs(env, witness["id"]), timeout=120)
+        assert _runs(env, deployment["id"]) == []
+
+        plan = repo.invoke("plan", "--env", "dev", "--exit-code", timeout=300)
+        assert plan.returncode == 0, plan.stdout + plan.stderr
+        assert "no changes" in plan.stdout, plan.stdout
+        status = repo.invoke("status", "--env", "dev", check=True, timeout=300)
+        row = next(line for line in status.stdout.splitlines() if "tick/every-minute" in line)
+        assert "* * * * * (paused)" in row, status.stdout
+        assert "schedules paused in dev" in status.stdout, status.stdout
+    finally:
+        repo.invoke("server-down", "--env", "dev", timeout=120)
+
+
+def test_schedules_are_active_in_prod_and_paused_elsewhere_by_default(tmp_path: Path) -> None:
+    repo = _schedule_repo(tmp_path, seed=False)  # no server here
+    declaration = DECLARATION.replace(
+        'cron: "* * * * *"', 'cron: "* * * * *"\n      - cron: "0 6 * * *"\n        active: false'
+    )
+    (repo.root / "prefect.yaml").write_text(declaration)
+    spec = deployments.load(repo.root)[0]
+    code = codesource.working_tree(repo.root)
+
+    def active(env: Environment) -> list[bool]:
+        return [s["active"] for s in deployments.applied_options(repo.root, spec, env, code)["schedules"]]
+
+    prod, dev = repo.environment("prod"), repo.environment("dev")
+    assert (prod.get("PREFECT_JULIA_SCHEDULES"), dev.get("PREFECT_JULIA_SCHEDULES")) == ("active", "paused")
+    assert active(prod) == [True, False]  # declared `active: false` stays inactive everywhere
+    assert active(dev) == [False, False]
+    told = environments.resolve_environment("dev", repo.root, {"PREFECT_JULIA_SCHEDULES": "active"})
+    assert active(told) == [True, False]

@@ -25,7 +25,7 @@ from prefect_julia.kit.access import identity
 from prefect_julia.kit.declarations import codesource
 from prefect_julia.kit.declarations.codesource import Code
 from prefect_julia.kit.environment.environments import CODE_DIR_SETTING, Environment, declared_environments
-from prefect_julia.kit.environment.settings import DECLARED, ENV_MARKER, read_env_file
+from prefect_julia.kit.environment.settings import DECLARED, ENV_MARKER, SCHEDULES, read_env_file
 from prefect_julia.kit.worker import workpool
 
 DECLARATION_FILE = Path("prefect.yaml")
@@ -263,8 +263,14 @@ def render(value: Any, values: Mapping[str, str], where: str) -> Any:
     return value
 
 
-def _options(entry: Mapping[str, Any], pool: str, code: Code) -> dict[str, Any]:
-    """Keyword arguments of ``Flow.to_deployment`` for a rendered entry."""
+def schedules_paused(env: Environment) -> bool:
+    """True when ``env``'s schedules are deployed inactive (``PREFECT_JULIA_SCHEDULES=paused``)."""
+    return env.choice(SCHEDULES) == "paused"
+
+
+def _options(entry: Mapping[str, Any], pool: str, code: Code, *, paused: bool = False) -> dict[str, Any]:
+    """Keyword arguments of ``Flow.to_deployment`` for a rendered entry; ``paused``: every schedule inactive
+    (one declared ``active: false`` is inactive everywhere)."""
     from prefect.client.schemas.schedules import CronSchedule
 
     work_pool = entry.get("work_pool") or {}
@@ -280,7 +286,7 @@ def _options(entry: Mapping[str, Any], pool: str, code: Code) -> dict[str, Any]:
         "schedules": [
             {
                 "schedule": CronSchedule(cron=str(s["cron"]), timezone=str(s.get("timezone", "UTC"))),
-                "active": s.get("active", True) not in (False, "false", "False"),
+                "active": not paused and s.get("active", True) not in (False, "false", "False"),
             }
             for s in entry.get("schedules") or []
         ],
@@ -296,7 +302,7 @@ def _options(entry: Mapping[str, Any], pool: str, code: Code) -> dict[str, Any]:
 def applied_options(root: Path, spec: DeploymentSpec, env: Environment, code: Code) -> dict[str, Any]:
     """What ``apply`` gives Prefect for ``spec`` on ``env`` (placeholders filled): what ``invoke plan`` compares."""
     entry = render(spec.raw, template_values(env, code), f"{DECLARATION_FILE} deployment {spec.name!r}")
-    return _options(entry, env.require("PREFECT_JULIA_WORK_POOL"), code)
+    return _options(entry, env.require("PREFECT_JULIA_WORK_POOL"), code, paused=schedules_paused(env))
 
 
 @dataclass
@@ -345,7 +351,7 @@ def apply(root: Path, env: Environment, code: Code | None = None) -> DeployRepor
                 "Nothing was deployed.",
                 hint=code.fetch_hint,
             ) from None
-        prepared.append((flow, _options(entry, pool, code)))
+        prepared.append((flow, _options(entry, pool, code, paused=schedules_paused(env))))
     report = DeployReport(work_pool=pool, code=code.describe)
     with client_for(env) as client:
         made = workpool.ensure_pool(client, pool)

@@ -112,6 +112,14 @@ READ_FROM = Setting(
     "or an environment's name",
     default="base",
 )
+SCHEDULES = Setting(
+    "PREFECT_JULIA_SCHEDULES",
+    "whether the deployments' schedules run here: active (prod) or paused (every other environment; the "
+    "schedules are deployed inactive, and run only when asked)",
+    kind="choice",
+    choices=("active", "paused"),
+    derive=lambda env, _v: "active" if env == "prod" else "paused",
+)
 DATABASE = Setting(
     "PREFECT_JULIA_DATABASE",
     "database of the environment's server: sqlite or postgresql",
@@ -169,6 +177,7 @@ SETTINGS: tuple[Setting, ...] = (
     READ_FROM,
     *RUNTIME_SETTINGS,
     CODE_SOURCE,
+    SCHEDULES,
     Setting("PREFECT_JULIA_GIT_URL", "repository a git code source clones (default: the origin remote)"),
     Setting("PREFECT_JULIA_GIT_ACCESS_BLOCK", "name of the Secret block with the token to clone a private repository"),
     Setting("PREFECT_JULIA_WORKER_LIMIT", "most flow runs the worker runs at once (0: no limit)", default="8"),

@@ -7,13 +7,17 @@ duration, and the automations in force, read from the environment's server throu
 from __future__ import annotations
 
 import contextlib
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from prefect_julia.core.console import table
 from prefect_julia.kit.declarations import plan
+from prefect_julia.kit.declarations.deployments import schedules_paused
 from prefect_julia.kit.environment.environments import Environment
+from prefect_julia.kit.julia import images
 from prefect_julia.kit.server import servers
 from prefect_julia.kit.worker import workers
 
@@ -60,6 +64,8 @@ class EnvironmentStatus:
     runs: list[RunRow] = field(default_factory=list)
     automations: list[AutomationRow] = field(default_factory=list)
     drift: str = ""  # a one-line summary of ``invoke plan`` when the server differs from the repository
+    julia_image: str = ""  # ``Julia image: current``, ``building (since HH:MM)``, ``failed (log: PATH)``, ...
+    schedules_paused: bool = False  # PREFECT_JULIA_SCHEDULES=paused: this environment's schedules do not run
 
 
 def _when(moment: datetime | None, now: datetime) -> str:
@@ -80,17 +86,27 @@ def _span(seconds: float) -> str:
     return f"{seconds / 86400:.0f} d"
 
 
-def _schedule(deployment: Any) -> str:
+def _schedule(deployment: Any, paused_here: bool = False) -> str:
+    """The deployment's schedules; an inactive one reads ``(paused)`` where the environment pauses schedules,
+    else ``(off)``."""
+    off = " (paused)" if paused_here else " (off)"
     described = []
     for item in deployment.schedules or []:
         schedule = item.schedule
         text = getattr(schedule, "cron", None) or getattr(schedule, "interval", None) or getattr(schedule, "rrule", "")
-        described.append(f"{text}{'' if item.active else ' (off)'}")
+        described.append(f"{text}{'' if item.active else off}")
     return ", ".join(str(d) for d in described) or "-"
 
 
-def collect(env: Environment, *, last_runs: int = LAST_RUNS, now: datetime | None = None) -> EnvironmentStatus:
-    """What ``env``'s server and worker are doing; only the first two fields when the server is down."""
+def collect(
+    env: Environment,
+    *,
+    last_runs: int = LAST_RUNS,
+    now: datetime | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> EnvironmentStatus:
+    """What ``env``'s server and worker are doing, and its Julia image (read with ``environ``, default the
+    process's); only those when the server is down."""
     from prefect.client.schemas.filters import (
         FlowRunFilter,
         FlowRunFilterDeploymentId,
@@ -112,6 +128,8 @@ def collect(env: Environment, *, last_runs: int = LAST_RUNS, now: datetime | Non
         server_pid=record.pid,
         server_healthy=servers.is_healthy(env.api_url),
         worker=workers.worker_status(env),
+        julia_image=images.status_line(env.process_env(os.environ if environ is None else environ)),
+        schedules_paused=schedules_paused(env),
     )
     if not status.server_healthy:
         return status
@@ -136,7 +154,7 @@ def collect(env: Environment, *, last_runs: int = LAST_RUNS, now: datetime | Non
             status.deployments.append(
                 DeploymentRow(
                     name=names[d.id],
-                    schedule=_schedule(d),
+                    schedule=_schedule(d, status.schedules_paused),
                     next_run=_when(next_run.get(d.id), now),
                     paused=bool(d.paused),
                     limit=str(d.global_concurrency_limit.limit) if d.global_concurrency_limit else "-",
@@ -188,11 +206,14 @@ def render(status: EnvironmentStatus) -> str:
         + (f" (at most {status.pool_limit} runs at once)" if status.pool_limit else "")
         + f"   log {worker.log}",
     ]
+    lines += [status.julia_image] if status.julia_image else []
     if not status.server_healthy:
         lines.append(f"Start it with `invoke server-up {status.env}` to see deployments, runs and automations.")
         return "\n".join(lines)
     lines += [status.drift] if status.drift else []
     lines += ["", f"deployments ({len(status.deployments)})"]
+    if status.schedules_paused:
+        lines.append(f"  schedules paused in {status.env} (PREFECT_JULIA_SCHEDULES=paused): runs start only when asked")
     lines.append(
         table(
             ["deployment", "schedule", "next run", "limit", "paused"],
