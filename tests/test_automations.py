@@ -166,6 +166,7 @@ def _ops_repo(tmp_path: Path, server: RunningServer, receiver: Receiver) -> KitR
             f"PREFECT_API_URL={server.api_url}\nPREFECT_JULIA_WORK_POOL=ops-{uuid.uuid4().hex[:8]}\n"
             f"DEMO_API_TOKEN={TOKEN}\nPREFECT_JULIA_PASS_ENV=DEMO_API_TOKEN\nONCALL_WEBHOOK_URL={receiver.url}/generic\n"
             f"ONCALL_SLACK_URL={receiver.url}/slack\nNOBODY_WEBHOOK_URL=http://127.0.0.1:{free_port()}/closed\n"
+            "PREFECT_JULIA_SCHEDULES=active\n"  # the status screen shows the daily run's next start
         )
     return repo
 

@@ -26,6 +26,7 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KitRepo]:
     repo = make_kit_repo(tmp_path_factory.mktemp("plan") / "repo", project=True)
     with (repo.root / "envs" / "dev.local.env").open("a") as local:
         local.write(f"DEMO_API_TOKEN={TOKEN}\n")
+        local.write("PREFECT_JULIA_SCHEDULES=active\n")  # the drift test edits an active schedule
     try:
         repo.invoke("server-up", "--env", "dev", timeout=300, check=True)
         repo.invoke("blocks", "--env", "dev", timeout=300, check=True)
