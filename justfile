@@ -60,6 +60,10 @@ blocks *args:
 deploy *args:
     {{quote(invoke)}} deploy "$@"
 
+# What `invoke deploy` would change on the environment's server, without changing it (just plan prod --exit-code)
+plan *args:
+    {{quote(invoke)}} plan "$@"
+
 # One screen per environment: server, worker, deployments, last runs, automations (just status [ENV])
 status *args:
     {{quote(invoke)}} status "$@"

@@ -88,7 +88,7 @@ def server_up(c: Context, env: str = "", timeout: float = 0.0) -> None:
     """Start the environment's Prefect server in the background and wait until it is healthy."""
     from prefect_julia.kit.worker import lifecycle
 
-    resolved = security.ensure_auth_string(_env(env), os.environ)
+    resolved = _env(env)
     progress = Progress(f"waiting for the {resolved.name} server on port {resolved.port}")
     try:
         up = lifecycle.server_up(resolved, os.environ, progress=progress, timeout=timeout or None)

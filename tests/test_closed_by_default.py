@@ -75,9 +75,8 @@ def test_a_flow_run_with_its_own_job_variables_is_refused_before_it_starts(
         live_kit.env,
         "POST",
         f"/deployments/{deployment['id']}/create_flow_run",
-        {"parameters": {"label": "override"}, "job_variables": filled},
-        patience=0,
-    )
+        {"parameters": {"label": "override"}, "job_variables": filled, "idempotency_key": uuid.uuid4().hex},
+    )  # asked again on a busy server's 503: the idempotency key makes it one run
     run = wait_state(live_kit.env, created["id"], {"Failed", "Completed", "Crashed"}, timeout=300)
     assert run.state.name == "Failed", run.state
     assert "refuses" in (run.state.message or "") and sorted(variables)[0] in (run.state.message or "")
@@ -93,8 +92,7 @@ def test_a_run_without_its_own_job_variables_still_runs(live_kit: LiveKit) -> No
         live_kit.env,
         "POST",
         f"/deployments/{deployment['id']}/create_flow_run",
-        {"parameters": {"label": "plain"}, "job_variables": {"stream_output": True}},
-        patience=0,
+        {"parameters": {"label": "plain"}, "job_variables": {"stream_output": True}, "idempotency_key": uuid.uuid4().hex},
     )
     assert wait_state(live_kit.env, created["id"], {"Completed", "Failed", "Crashed"}, timeout=300).state.name == (
         "Completed"

@@ -268,4 +268,4 @@ def test_sqlite_online_backup_and_restore(prefect_server: RunningServer, tmp_pat
 
 def test_restore_task_needs_a_file(kit_repo: KitRepo) -> None:
     done = kit_repo.invoke("db-restore", "--env", "dev")
-    assert done.returncode == 2 and "'file'" in done.stderr and "fix:" in done.stderr
+    assert done.returncode == 2 and "needs the backup file" in done.stderr and "invoke db-restore FILE" in done.stderr

@@ -171,18 +171,23 @@ def test_malformed_local_line_names_the_setting_never_the_value(kit_repo: KitRep
 
 
 def test_non_loopback_host_without_auth_is_refused_before_anything_starts(kit_repo: KitRepo) -> None:
-    done = kit_repo.invoke("server-up", "--env", "dev", PREFECT_JULIA_HOST="0.0.0.0")
+    """Auth is on by default; a dev that turned it off may not listen beyond loopback."""
+    done = kit_repo.invoke("server-up", "--env", "dev", PREFECT_JULIA_HOST="0.0.0.0", PREFECT_JULIA_AUTH="off")
     assert done.returncode == 2, done.stdout + done.stderr
     assert "PREFECT_JULIA_HOST=0.0.0.0" in done.stderr and "fix: Set PREFECT_JULIA_AUTH=on" in done.stderr
     assert "Traceback" not in done.stderr
     env = resolve_environment("dev", kit_repo.root, kit_repo.environ(PREFECT_JULIA_HOST="0.0.0.0"))
     assert not env.files.server_pid.exists()
+    assert "PREFECT_API_AUTH_STRING" not in (kit_repo.root / "envs" / "dev.local.env").read_text()
 
 
 def test_auth_string_is_generated_once_into_a_private_local_file(tmp_path: Path) -> None:
     repo = make_kit_repo(tmp_path / "repo", branch="main")
     prod = resolve_environment("prod", repo.root, repo.environ())
-    assert security.auth_enabled(prod) and not security.auth_enabled(resolve_environment("dev", repo.root, {}))
+    assert security.auth_enabled(prod) and security.auth_enabled(resolve_environment("dev", repo.root, {}))
+    opened = resolve_environment("dev", repo.root, {"PREFECT_JULIA_AUTH": "off"})
+    assert not security.auth_enabled(opened) and "any local user" in security.open_warning(opened)
+    assert security.open_warning(prod) == ""
     with pytest.raises(Exception, match="auth on but no PREFECT_API_AUTH_STRING"):
         security.check_server_settings(prod)
     first = security.ensure_auth_string(prod, repo.environ())

@@ -30,7 +30,7 @@ from prefect_julia.core.processes import (
     write_pid_file,
 )
 from prefect_julia.kit.access import identity
-from prefect_julia.kit.access.security import private_file, private_home, server_env
+from prefect_julia.kit.access.security import ensure_auth_string, private_file, private_home, server_env
 from prefect_julia.kit.environment.environments import Environment
 from prefect_julia.kit.julia import sessions
 from prefect_julia.kit.server import database, server_process, template
@@ -59,6 +59,8 @@ class UpResult:
     already_up: bool
     seconds: float
     notes: tuple[str, ...] = ()
+    #: The environment as it is after the start (with the auth string a first start wrote).
+    resolved: Environment | None = None
 
 
 def server_up(
@@ -90,9 +92,9 @@ def server_up(
         if record is not None and is_alive(record):
             if is_healthy(env.local_api_url):
                 identity.check(env)
-                return UpResult(env.name, record.pid, True, time.monotonic() - started)
+                return UpResult(env.name, record.pid, True, time.monotonic() - started, resolved=env)
             _wait_healthy(env, record.pid, None, started, timeout, progress)
-            return UpResult(env.name, record.pid, True, time.monotonic() - started)
+            return UpResult(env.name, record.pid, True, time.monotonic() - started, resolved=env)
         if record is not None:
             notes.append(
                 f"Replaced a stale pid file ({env.files.server_pid.name}: pid {record.pid} no longer runs the server)."
@@ -102,6 +104,7 @@ def server_up(
             notes.append(f"Replaced an unreadable pid file {env.files.server_pid}.")
             env.files.server_pid.unlink(missing_ok=True)
         _check_port(env)
+        env = ensure_auth_string(env, environ)  # after every check: a refused start writes nothing
         identity.ensure(env)
         notes.extend(template.seed_home(env, environ))  # a new sqlite home: a migrated copy, not a migration
         command = server_command(env)
@@ -117,7 +120,7 @@ def server_up(
             if db.started:
                 database.stop(env)
             raise
-        return UpResult(env.name, process.pid, False, time.monotonic() - started, tuple(notes))
+        return UpResult(env.name, process.pid, False, time.monotonic() - started, tuple(notes), env)
 
 
 def _check_port(env: Environment) -> None:
@@ -243,3 +246,12 @@ def follow_log(path: Path, *, lines: int, write: Callable[[str], None], stop: Ca
                 write(chunk.decode("utf-8", "replace"))
             else:
                 time.sleep(0.3)
+
+
+def footprint(env: Environment) -> int:
+    """Bytes the environment keeps on disk: its home (database, logs) and its data root."""
+    total = 0
+    for folder in (env.home, env.data_root):
+        if folder.is_dir():
+            total += sum(path.stat().st_size for path in folder.rglob("*") if path.is_file() and not path.is_symlink())
+    return total

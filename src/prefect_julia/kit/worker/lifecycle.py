@@ -39,6 +39,7 @@ def server_up(
     started = servers.server_up(env, environ, progress=progress, timeout=timeout)
     if started.already_up:
         return Up(started)
+    env = started.resolved or env  # with the auth string a first start wrote
     lost = inflight.mark_lost(
         env,
         pool=env.require("PREFECT_JULIA_WORK_POOL"),
