@@ -24,6 +24,10 @@ env *args:
 env-shell *args:
     {{quote(invoke)}} env --shell "$@"
 
+# Stop and remove branch environments whose branch is gone or merged (just env-prune --dry-run; --data too)
+env-prune *args:
+    {{quote(invoke)}} env-prune "$@"
+
 # Write profiles/profiles.toml (one Prefect profile per environment, your edits kept)
 profile-sync *args:
     {{quote(invoke)}} profile-sync "$@"
