@@ -294,8 +294,7 @@ def deploy(c: Context, env: str = "") -> None:
 
     resolved = _env(env)
     _print_rollout(rollout.deploy(ROOT, resolved, show=print))
-    if images.image_state(resolved.process_env(os.environ), quiet=True)[0] == "not built":
-        _note("no Julia image matches julia/ yet: `invoke julia-image` (about 3 min) makes fresh jobs start faster")
+    images.start_in_background(resolved.process_env(os.environ), say=_note)
 
 
 @task(help={"env": ENV_HELP, "exit_code": "exit 2 when the server differs from the repository (for scripts)"})
@@ -370,7 +369,7 @@ def worker_up(c: Context, env: str = "") -> None:
     """Start a background process worker for the environment's work pool (lost runs are marked Crashed)."""
     from prefect_julia.kit.worker import workers
 
-    state, started = workers.worker_up(_env(env), os.environ, on_lost=_report_lost)
+    state, started = workers.worker_up(_env(env), os.environ, on_lost=_report_lost, say=_note)
     print(f"{state.env} worker {'started' if started else 'already running'} (pid {state.pid}) on pool {state.pool}")
 
 
@@ -392,16 +391,19 @@ def worker_down(c: Context, env: str = "", cancel: bool = False) -> None:
 @task(name="worker-status", help={"env": ALL_ENV_HELP})
 @guarded
 def worker_status(c: Context, env: str = "") -> None:
-    """Show every environment's worker: pool, pid, online or not, warm Julia sessions, log file."""
+    """Show every environment's worker: pool, pid, online or not, warm Julia sessions, log file; the Julia image."""
+    from prefect_julia.kit.julia import images
     from prefect_julia.kit.worker import workers
 
-    rows = []
+    rows, image_lines = [], []
     for resolved in _chosen(env):
         s = workers.worker_status(resolved)
         state = "online" if s.online else ("running" if s.pid else "down")
         julia = " ".join(map(str, s.sessions)) or "-"
         rows.append([s.env, s.pool, s.pid or "-", state, julia, s.log])
+        image_lines.append(f"{resolved.name}: {images.status_line(resolved.process_env(os.environ))}")
     print(table(["env", "pool", "pid", "state", "julia sessions", "log"], rows))
+    print("\n".join(dict.fromkeys(image_lines)))
 
 
 @task(

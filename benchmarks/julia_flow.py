@@ -7,8 +7,11 @@ same machine load, after one untimed warm-up of each, for ``julia/jobs/hello.jl 
   - direct subprocess: ``julia --project=julia --startup-file=no julia/jobs/hello.jl --name=x``;
   - ``@flow`` + prefect-shell's ``ShellOperation`` running that command;
   - ``run_julia`` (no flow), and ``@flow`` + ``julia_job``, with ``PREFECT_JULIA_SESSION=fresh`` and ``warm``;
-  - the same fresh, started with the Julia image (``invoke julia-image``; built first when it does not
-    match the code, which is timed and reported).
+  - the same fresh, started with the Julia image: the default experience. Where none matches the code, the
+    kit's own background build is started (as ``invoke deploy`` / ``worker-up`` / a first fresh job do, at
+    nice 19) and waited for; the seconds until the image was current are reported.
+The default experience (``@flow + julia_job``, image built by itself) is printed against the
+``ShellOperation`` flow of the same run.
 Prints the medians, the overhead over direct and the ratios; then, for a warm session, the Nth call over the
 first call (which starts the session); then a job printing 10 MB run directly and as a flow run (with its logs
 delivered to the server).
@@ -216,18 +219,26 @@ def demo_runs(tmp: Path, runs: int) -> dict[str, float]:
 
 
 def ensure_image() -> float:
-    """Build the Julia image of ``julia/`` unless it matches the code; the seconds the build took (0: none)."""
+    """The Julia image of ``julia/`` as a user gets it: built by itself in the background (the kit's trigger)
+    unless it matches the code; the seconds until it was current (0: it was)."""
     from prefect_julia.kit.julia import images
+    from prefect_julia.runtime.julia_image import running_build
 
-    environ = {**os.environ, "PREFECT_JULIA_PROJECT": str(JULIA_PROJECT)}
-    state, path = images.image_state({**environ, "PREFECT_JULIA_IMAGE": "auto"})
-    if state == "current":
-        print(f"Julia image: current ({path})", flush=True)
+    environ = {**os.environ, "PREFECT_JULIA_PROJECT": str(JULIA_PROJECT), "PREFECT_JULIA_IMAGE": "auto"}
+    if images.image_state(environ)[0] == "current":
+        print(images.status_line(environ), flush=True)
         return 0.0
-    print("building the Julia image (`invoke julia-image`) ...", flush=True)
-    report = images.build_image(environ, say=lambda line: print(f"  {line}", flush=True))
-    print(f"  built {report.path} in {report.seconds:.0f} s", flush=True)
-    return report.seconds
+    started = time.perf_counter()
+    start = images.start_in_background(environ, say=lambda line: print(f"  {line}", flush=True))
+    image = images.image_of(environ)
+    while running_build(image.path.parent) is not None:
+        time.sleep(2)  # a benchmark waits for the build it measures
+    line = images.status_line(environ)
+    if line != "Julia image: current":
+        raise SystemExit(f"the background build did not make the image current ({start.state}): {line}")
+    seconds = time.perf_counter() - started
+    print(f"  the Julia image was built by itself in {seconds:.0f} s (nice 19): {image.path}", flush=True)
+    return seconds
 
 
 def demo_job_warm(kit: Any, runs: int) -> dict[str, float]:
@@ -316,8 +327,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for way in ("fresh", "fresh + image"):
         over = statistics.median(times[f"run_julia {way}"][r] - times["direct subprocess"][r] for r in rounds)
         print(f"  run_julia {way} over direct, per round: {over * 1e3:+.0f} ms (target <= 150 ms)", flush=True)
+    shell, default = medians["@flow + ShellOperation"], medians["@flow + julia_job fresh + image"]
+    print(
+        f"  default experience (julia_job flow, image built by itself) {default * 1e3:.0f} ms vs ShellOperation "
+        f"flow {shell * 1e3:.0f} ms: {shell / default:.2f}x faster",
+        flush=True,
+    )
     if build_seconds:
-        print(f"  (the Julia image was built first, in {build_seconds:.0f} s)")
+        print(f"  (the Julia image was built by itself first, in {build_seconds:.0f} s)")
     print(
         f"warm session, hello.jl: first call {hello[0] * 1e3:.0f} ms, Nth call {hello[1] * 1e3:.0f} ms, "
         f"Nth/first {hello[1] / hello[0]:.3f} (target <= 0.1)"

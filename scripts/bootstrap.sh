@@ -42,4 +42,7 @@ fi
 
 echo "==> checking julia"
 bash scripts/install-julia.sh
+# Fresh Julia jobs start faster with a Julia image of the package: where none matches julia/, one builds in the
+# background at the lowest CPU priority (a few minutes; `invoke status` shows it; PREFECT_JULIA_IMAGE=off: never).
+.venv/bin/python -m prefect_julia.kit.julia.images --start || echo "note: no Julia image build started" >&2
 echo "==> ready: activate with 'source .venv/bin/activate' (or call .venv/bin/invoke, .venv/bin/just)"

@@ -53,13 +53,18 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def _hermetic_prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Point every Prefect client in the test process at a throwaway home, never ~/.prefect."""
     home = tmp_path_factory.mktemp("client-prefect-home")
-    saved = {k: os.environ.get(k) for k in ("PREFECT_HOME", "PREFECT_PROFILES_PATH", "PREFECT_JULIA_IMAGE_DIR")}
+    saved = {
+        k: os.environ.get(k)
+        for k in ("PREFECT_HOME", "PREFECT_PROFILES_PATH", "PREFECT_JULIA_IMAGE_DIR", "PREFECT_JULIA_IMAGE")
+    }
     os.environ["PREFECT_HOME"] = str(home)
     os.environ["PREFECT_PROFILES_PATH"] = str(home / "profiles.toml")
     # Julia images this process's jobs look for: a folder of the test run, not ~/.cache/prefect-julia/images.
     # (Kit copies run with none of the caller's PREFECT_* settings: their jobs may find an image the user
     # built for the same code, which changes their speed, not what they do; no test builds one there.)
     os.environ["PREFECT_JULIA_IMAGE_DIR"] = str(tmp_path_factory.mktemp("julia-images"))
+    # No image builds by itself in the background under a test: the tests of that build ask for it ("auto").
+    os.environ["PREFECT_JULIA_IMAGE"] = "off"
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     yield
     for k, v in saved.items():

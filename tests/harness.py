@@ -235,6 +235,7 @@ class KitRepo:
         """A process environment without the caller's PREFECT_* settings."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
         env["XDG_CACHE_HOME"] = str(template_cache())  # the kit's database template: this process's
+        env["PREFECT_JULIA_IMAGE"] = "off"  # no Julia image builds by itself under a test (its tests say "auto")
         env.update(extra)
         return env
 

@@ -54,12 +54,19 @@ def test_the_key_follows_the_package_code_not_the_jobs(tmp_path: Path) -> None:
 @pytest.mark.julia
 def test_a_fresh_job_starts_with_the_current_image_and_never_a_stale_one(tmp_path: Path) -> None:
     project = _project(tmp_path)
-    env = {**os.environ, "PREFECT_JULIA_IMAGE_DIR": str(tmp_path / "images"), "PREFECT_JULIA_PROJECT": str(project)}
+    env = {
+        **os.environ,
+        "PREFECT_JULIA_IMAGE_DIR": str(tmp_path / "images"),
+        "PREFECT_JULIA_PROJECT": str(project),
+        "PREFECT_JULIA_IMAGE": "auto",
+    }
     env.pop("PREFECT_API_URL", None)
     julia = find_julia(env)
     image = julia_image.Image.of(julia, project, env)
-    facts = images.julia_facts(julia, env)
+    # No background build here (its own tests are in test_julia_image_background.py): as if one had failed.
     image.path.parent.mkdir(parents=True, mode=0o700)
+    image.failure.write_text("{}")
+    facts = images.julia_facts(julia, env)
     stand_in = image.path.parent / "built.so"
     shutil.copy2(facts["base_image"], stand_in)
     images.install(image, stand_in, facts)
@@ -95,6 +102,7 @@ def test_a_fresh_job_starts_with_the_current_image_and_never_a_stale_one(tmp_pat
     # The package's code changed: its image no longer matches, until it is built again.
     with (project / "src" / "bridge.jl").open("a", encoding="utf-8") as source:
         source.write("\n# a change\n")
+    julia_image.Image.of(julia, project, env).failure.write_text("{}")
     assert started_with() is None
     assert images.image_state(env)[0] == "not built"
 
@@ -103,7 +111,7 @@ def test_a_fresh_job_starts_with_the_current_image_and_never_a_stale_one(tmp_pat
 def test_julia_image_refusals_and_a_failed_build_leave_nothing_behind(tmp_path: Path) -> None:
     repo = make_kit_repo(tmp_path / "repo", project=True)
     folder = tmp_path / "images"
-    settings = {"PREFECT_JULIA_IMAGE_DIR": str(folder)}
+    settings = {"PREFECT_JULIA_IMAGE_DIR": str(folder), "PREFECT_JULIA_IMAGE": "auto"}
 
     checked = repo.invoke("julia-image", "--check", check=True, **settings)
     assert "Julia image: not built" in checked.stdout

@@ -40,7 +40,7 @@ from prefect_julia.core.errors import ConfigError
 from prefect_julia.core.setting import JULIA_SESSION, JULIA_TIMEOUT
 from prefect_julia.runtime import heartbeats, julia_session
 from prefect_julia.runtime.joboutput import OutputSink, output_folder, unique_output_path
-from prefect_julia.runtime.julia_image import current_image
+from prefect_julia.runtime.julia_image import current_image, start_build_for_job
 from prefect_julia.runtime.julia_log import JuliaLog, StderrParser
 from prefect_julia.runtime.julia_process import (
     DEFAULT_TIMEOUT,
@@ -138,6 +138,8 @@ def run_julia(
     julia = find_julia(base)
     path = resolve_program(program, project, anywhere=anywhere)
     image = current_image(julia, project, base)
+    if image is None:  # built in the background for the jobs after this one
+        start_build_for_job(julia, project, base)
     command = build_command(julia, project, path, parameters or {}, image)
     log = run_logger()
     with tempfile.TemporaryDirectory(prefix="prefect-julia-") as scratch:

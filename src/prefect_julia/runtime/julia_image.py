@@ -15,18 +15,37 @@ and the bridge starts every job with it (``--sysimage``) while it matches:
 Images are shared by every checkout of the same code (``PREFECT_JULIA_IMAGE_DIR``), so a prod checkout of
 the deployed commit finds the image built for that commit's code. With ``PREFECT_JULIA_IMAGE=off`` jobs
 always start with Julia's own image.
+
+Nobody has to build it: where a job would start without a matching image (``invoke deploy``, ``invoke
+worker-up``, ``scripts/bootstrap.sh``, or the bridge's first fresh job), :func:`start_build` starts one build in
+the background (the kit's builder, started by module name, at the lowest CPU priority), and jobs use the image
+once it is in place; a run never waits for it. One build at a time per folder: the starter takes the folder's
+lock and hands it to the build, which holds it until it ends. A build that failed is recorded beside the image
+(``<image>.failed``, its log ``<image>.log``) and not started again for the same key; ``invoke julia-image``
+builds in the foreground whatever the record says.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from prefect_julia.core.files import private_folder
-from prefect_julia.core.setting import JULIA_IMAGE, JULIA_IMAGE_DIR
+from prefect_julia.core.errors import PrefectJuliaError
+from prefect_julia.core.files import private_folder, write_atomic
+from prefect_julia.core.processes import PRIVATE_UMASK, PidRecord, is_alive, read_pid_file, write_pid_file
+from prefect_julia.core.setting import JULIA_BIN, JULIA_IMAGE, JULIA_IMAGE_DIR, JULIA_PROJECT
+
+_LOG = logging.getLogger(__name__)
 
 #: The build script (and workload), inside the Julia project.
 BUILD_SCRIPT = Path("build") / "image.jl"
@@ -98,13 +117,23 @@ class Image:
         folder = image_dir(env)
         return cls(julia, project, key, folder / f"{PACKAGE}-{key}.so", folder / f"{PACKAGE}-{key}.json")
 
+    @property
+    def log(self) -> Path:
+        """The log of its background build."""
+        return self.path.with_suffix(".log")
+
+    @property
+    def failure(self) -> Path:
+        """The record of its failed background build: no build of this key starts by itself while it exists."""
+        return self.path.with_suffix(".failed")
+
     def read_record(self) -> dict[str, object]:
         """The record written with the image (empty when missing or unreadable)."""
-        try:
-            found = json.loads(self.record.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return found if isinstance(found, dict) else {}
+        return _read_json(self.record)
+
+    def read_failure(self) -> dict[str, object]:
+        """The record of its failed background build (empty when none)."""
+        return _read_json(self.failure)
 
     def is_current(self) -> bool:
         """True when the image exists and Julia's own image it was built on is unchanged."""
@@ -115,6 +144,14 @@ class Image:
         if not isinstance(base, str):
             return False
         return base_stat(Path(base)) == record.get("base_image_stat")
+
+
+def _read_json(path: Path) -> dict[str, object]:
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def base_stat(path: Path) -> list[int] | None:
@@ -145,17 +182,135 @@ def current_image(julia: str, project: Path, env: Mapping[str, str]) -> Path | N
     return image.path if image.is_current() else None
 
 
+#: The module that builds an image in the background (the kit's builder, started by name).
+BUILDER_MODULE = "prefect_julia.kit.julia.images"
+#: The C compilers that can link an image, first found first used.
+COMPILERS = ("gcc", "cc")
+#: The variables of a build's environment that Julia reads; nothing else (no server, no credentials) reaches it.
+PASSED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "LD_LIBRARY_PATH", "JULIA_DEPOT_PATH", "JULIA_LOAD_PATH")
+#: Files of the images folder: the build lock, the running build's pid file, the note that no compiler was found.
+BUILD_LOCK = ".build.lock"
+BUILD_PID = ".build.pid"
+NO_COMPILER = ".no-compiler"
+
+
+def find_compiler(env: Mapping[str, str]) -> str | None:
+    """The C compiler that links an image (``gcc``, else ``cc``, on the env's PATH); None when there is none."""
+    for name in COMPILERS:
+        found = shutil.which(name, path=env.get("PATH", os.defpath))
+        if found:
+            return found
+    return None
+
+
+def running_build(folder: Path) -> PidRecord | None:
+    """The background build running in the images folder ``folder`` (None when none runs)."""
+    record = read_pid_file(folder / BUILD_PID)
+    return record if record is not None and is_alive(record) else None
+
+
+@dataclass(frozen=True)
+class BuildStart:
+    """What :func:`start_build` did: ``started``, or why not (``off``, ``current``, ``building``, ``failed``,
+    ``no compiler``); ``note`` is a line to say once (the first time no compiler was found)."""
+
+    state: str
+    image: Image | None = None
+    note: str = ""
+
+
+def start_build(julia: str, project: Path, env: Mapping[str, str]) -> BuildStart:
+    """Start a background build of the image of ``project`` unless it is off, current, being built, failed for
+    this key, or no C compiler is on PATH. Never waits for the build."""
+    if not wanted(env):
+        return BuildStart("off")
+    image = Image.of(julia, project, env)
+    if image.is_current():
+        return BuildStart("current", image)
+    if image.failure.exists():
+        return BuildStart("failed", image)
+    folder = private_folder(image.path.parent, IMAGES_FOLDER, JULIA_IMAGE_DIR.name)
+    if find_compiler(env) is None:
+        return BuildStart("no compiler", image, note=_note_no_compiler(folder))
+    (folder / NO_COMPILER).unlink(missing_ok=True)
+    lock = os.open(folder / BUILD_LOCK, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return BuildStart("building", image)
+        if image.is_current():  # a build ended between the first look and the lock
+            return BuildStart("current", image)
+        _spawn_builder(image, env, lock)
+    finally:
+        os.close(lock)  # the build holds the lock from here on, through the descriptor it inherited
+    return BuildStart("started", image)
+
+
+def start_build_for_job(julia: str, project: Path, env: Mapping[str, str]) -> BuildStart:
+    """The bridge's trigger (a fresh job found no current image): :func:`start_build`, never raising; a job
+    never waits for an image, nor fails because of one. The one-time no-compiler note goes to the log."""
+    try:
+        started = start_build(julia, project, env)
+    except (PrefectJuliaError, OSError) as error:
+        _LOG.debug("no background build of the Julia image: %s", error)
+        return BuildStart("unknown")
+    if started.note:
+        _LOG.warning("%s", started.note)
+    return started
+
+
+def _note_no_compiler(folder: Path) -> str:
+    note = folder / NO_COMPILER
+    if note.exists():
+        return ""
+    text = "no C compiler (gcc or cc) on PATH: no Julia image is built, jobs start without one"
+    write_atomic(note, (text + "\n").encode(), mode=0o600)
+    return f"{text} (install gcc to have it built)"
+
+
+def _spawn_builder(image: Image, env: Mapping[str, str], lock: int) -> None:
+    """Start the builder detached, at the lowest CPU priority, with the lock's descriptor ``lock``."""
+    argv = [sys.executable, "-m", BUILDER_MODULE, "--background", "--lock-fd", str(lock)]
+    nice = shutil.which("nice", path=env.get("PATH", os.defpath))
+    child_env = {name: env[name] for name in (*PASSED, "PYTHONPATH") if env.get(name)}
+    child_env.update({JULIA_BIN.name: image.julia, JULIA_PROJECT.name: str(image.project),
+                      JULIA_IMAGE_DIR.name: str(image.path.parent), JULIA_IMAGE.name: "auto"})  # fmt: skip
+    log = os.open(image.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+    try:
+        os.fchmod(log, 0o600)
+        os.write(log, f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} building {image.path.name}\n".encode())
+        process = subprocess.Popen(
+            [*([nice, "-n", "19"] if nice else []), *argv], stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, env=child_env, cwd=image.path.parent, start_new_session=True,
+            pass_fds=(lock,), umask=PRIVATE_UMASK,
+        )  # fmt: skip
+    finally:
+        os.close(log)
+    write_pid_file(image.path.parent / BUILD_PID, process.pid, argv)
+
+
 __all__ = [
+    "BUILDER_MODULE",
+    "BUILD_LOCK",
+    "BUILD_PID",
     "BUILD_SCRIPT",
+    "COMPILERS",
+    "NO_COMPILER",
     "PACKAGE",
+    "PASSED",
     "SYSIMAGE_FLAG",
+    "BuildStart",
     "Image",
     "base_stat",
     "code_files",
     "current_image",
+    "find_compiler",
     "image_dir",
     "image_key",
     "julia_start",
     "package_files",
+    "running_build",
+    "start_build",
     "wanted",
 ]

@@ -5,17 +5,24 @@ and everything it compiled into one object file: about 3 minutes on 2 cores), li
 library with the C compiler, checks that julia starts with it and loads the package, and only then puts it
 in place: a failed or interrupted build leaves the images folder as it was. One build at a time per folder
 (a lock file); the newest :data:`KEEP` images are kept, older ones removed.
+
+The same build runs in the background by itself (:func:`start_in_background`, started by ``invoke deploy``,
+``invoke worker-up``, ``scripts/bootstrap.sh`` and the bridge's first fresh job; ``python -m
+prefect_julia.kit.julia.images --start`` from a shell): :func:`main` with ``--background`` is that build,
+``runtime/julia_image.start_build`` starts it. :func:`status_line` says where it is.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import os
-import shutil
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,13 +33,20 @@ from prefect_julia.core.processes import file_lock
 from prefect_julia.core.setting import JULIA_IMAGE_DIR
 from prefect_julia.runtime.bridge import default_project, find_julia
 from prefect_julia.runtime.julia_image import (
+    BUILD_LOCK,
     BUILD_SCRIPT,
     IMAGES_FOLDER,
+    NO_COMPILER,
     PACKAGE,
+    PASSED,
+    BuildStart,
     Image,
     base_stat,
+    find_compiler,
     image_dir,
     julia_start,
+    running_build,
+    start_build,
     wanted,
 )
 
@@ -40,9 +54,6 @@ from prefect_julia.runtime.julia_image import (
 KEEP = 3
 #: Seconds a build may take before it is stopped.
 BUILD_TIMEOUT = 1800.0
-#: The variables of a build's environment that Julia reads; nothing else (no server, no credentials) reaches it.
-PASSED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "LD_LIBRARY_PATH", "JULIA_DEPOT_PATH", "JULIA_LOAD_PATH")
-COMPILERS = ("gcc", "cc")
 
 
 @dataclass(frozen=True)
@@ -56,10 +67,9 @@ class BuildReport:
 
 def compiler(env: Mapping[str, str]) -> str:
     """The C compiler that links the image (``gcc``, else ``cc``, on PATH)."""
-    for name in COMPILERS:
-        found = shutil.which(name, path=env.get("PATH", os.defpath))
-        if found:
-            return found
+    found = find_compiler(env)
+    if found:
+        return found
     raise ConfigError(
         "Building a Julia image needs a C compiler to link it, and neither gcc nor cc is on PATH.",
         hint="Install one (Debian/Ubuntu: `sudo apt-get install gcc`), then run `invoke julia-image` again.",
@@ -68,7 +78,7 @@ def compiler(env: Mapping[str, str]) -> str:
 
 @contextmanager
 def _build_lock(folder: Path) -> Iterator[None]:
-    with file_lock(folder / ".build.lock", wait=False) as held:
+    with file_lock(folder / BUILD_LOCK, wait=False) as held:
         if not held:
             raise ConfigError(
                 f"Another build of a Julia image is running in {folder}.",
@@ -123,9 +133,19 @@ def image_of(environ: Mapping[str, str]) -> Image:
     return Image.of(find_julia(environ), default_project(environ).resolve(), environ)
 
 
-def build_image(environ: Mapping[str, str], *, force: bool = False, say: Callable[[str], None] = print) -> BuildReport:
+def build_image(
+    environ: Mapping[str, str],
+    *,
+    force: bool = False,
+    say: Callable[[str], None] = print,
+    locked: bool = False,
+    log: Path | None = None,
+) -> BuildReport:
     """Build the image of the Julia project ``environ`` names (``PREFECT_JULIA_PROJECT``, ``PREFECT_JULIA_BIN``,
-    ``PREFECT_JULIA_IMAGE_DIR``), unless one matching the code exists and ``force`` is False."""
+    ``PREFECT_JULIA_IMAGE_DIR``), unless one matching the code exists and ``force`` is False.
+
+    ``locked``: the caller holds the folder's build lock already (the background build); ``log``: where the
+    commands' output goes (default: a scratch file, removed with the scratch folder)."""
     image = image_of(environ)
     julia, project = image.julia, image.project
     if not (project / BUILD_SCRIPT).is_file():
@@ -138,9 +158,11 @@ def build_image(environ: Mapping[str, str], *, force: bool = False, say: Callabl
     cc = compiler(environ)
     folder = private_folder(image.path.parent, IMAGES_FOLDER, JULIA_IMAGE_DIR.name)
     started = time.monotonic()
-    with _build_lock(folder), tempfile.TemporaryDirectory(prefix=".build-", dir=folder) as scratch:
+    lock = contextlib.nullcontext() if locked else _build_lock(folder)
+    with lock, tempfile.TemporaryDirectory(prefix=".build-", dir=folder) as scratch:
         work = Path(scratch)
-        log, obj, built = work / "build.log", work / "image.o", work / "image.so"
+        obj, built = work / "image.o", work / "image.so"
+        log = log or work / "build.log"
         env = {name: environ[name] for name in PASSED if environ.get(name)}
         facts = julia_facts(julia, env)
         say(f"compiling {PACKAGE} and a job-like workload into a Julia image (about 3 minutes) ...")
@@ -176,16 +198,29 @@ def install(image: Image, built: Path, facts: Mapping[str, str]) -> None:
     write_atomic(image.record, json.dumps(record, indent=2).encode(), mode=0o600)
     os.chmod(built, 0o600)
     os.replace(built, image.path)  # last: an image in place always has its record
+    image.failure.unlink(missing_ok=True)  # a failed background build of this key is over
 
 
 def prune(folder: Path, keep: Path) -> list[Path]:
-    """Remove all but the :data:`KEEP` newest images (never ``keep``); returns the removed images."""
-    images = sorted(folder.glob(f"{PACKAGE}-*.so"), key=lambda p: p.stat().st_mtime, reverse=True)
-    removed = [p for p in images[KEEP:] if p != keep]
+    """Remove all but the :data:`KEEP` newest images (never ``keep``), and all but the :data:`KEEP` newest
+    build logs and failure records; returns the removed images."""
+    removed = [p for p in _newest_first(folder, ".so")[KEEP:] if p != keep]
     for path in removed:
         path.unlink(missing_ok=True)
         path.with_suffix(".json").unlink(missing_ok=True)
+    for suffix in (".log", ".failed"):
+        for path in _newest_first(folder, suffix)[KEEP:]:
+            if path.with_suffix(".so") != keep:
+                path.unlink(missing_ok=True)
     return removed
+
+
+def _newest_first(folder: Path, suffix: str) -> list[Path]:
+    found = []
+    for path in folder.glob(f"{PACKAGE}-*{suffix}"):
+        with contextlib.suppress(OSError):
+            found.append((path.stat().st_mtime, path))
+    return [path for _, path in sorted(found, reverse=True)]
 
 
 def image_state(environ: Mapping[str, str], *, quiet: bool = False) -> tuple[str, Path | None]:
@@ -202,6 +237,87 @@ def image_state(environ: Mapping[str, str], *, quiet: bool = False) -> tuple[str
     return ("current" if image.is_current() else "not built"), image.path
 
 
+def start_in_background(environ: Mapping[str, str], say: Callable[[str], None] | None = None) -> BuildStart:
+    """Start the background build of the image of the code ``environ`` names where jobs would start without
+    one (see ``runtime/julia_image.start_build``); ``say`` hears that it started, or the one-time note that
+    no C compiler is on PATH. Never raises: without julia or a usable images folder, nothing starts."""
+    try:
+        image = image_of(environ)
+        started = start_build(image.julia, image.project, environ)
+    except (PrefectJuliaError, OSError):
+        return BuildStart("unknown")
+    if say is not None and started.state == "started" and started.image is not None:
+        say(f"building the Julia image in the background (nice 19, log {started.image.log}); fresh jobs use it "
+            "once it is ready (`invoke status` shows it)")  # fmt: skip
+    if say is not None and started.note:
+        say(started.note)
+    return started
+
+
+def status_line(environ: Mapping[str, str]) -> str:
+    """``Julia image: current``, ``building (since HH:MM)``, ``failed (log: PATH)``, ``not built`` or ``off``,
+    for the code ``environ`` names."""
+    try:
+        image = image_of(environ)
+        on = wanted(environ)
+    except (PrefectJuliaError, OSError) as error:
+        return f"Julia image: unknown ({str(error).splitlines()[0]})"
+    if not on:
+        return "Julia image: off (PREFECT_JULIA_IMAGE=off)"
+    if image.is_current():
+        return "Julia image: current"
+    folder = image.path.parent
+    running = running_build(folder)
+    if running is not None:
+        return f"Julia image: building (since {time.strftime('%H:%M', time.localtime(running.start_time))})"
+    if image.failure.exists():
+        return f"Julia image: failed (log: {image.read_failure().get('log') or image.log})"
+    if (folder / NO_COMPILER).exists() and find_compiler(environ) is None:
+        return "Julia image: not built (no C compiler on PATH: jobs start without one)"
+    return "Julia image: not built"
+
+
+def record_failure(image: Image, error: BaseException) -> None:
+    """Record that the background build of ``image`` failed: none starts again by itself for this key."""
+    first = str(error).splitlines()[0] if str(error) else type(error).__name__
+    body = {"key": image.key, "at": time.strftime("%Y-%m-%dT%H:%M:%S"), "log": str(image.log), "error": first}
+    write_atomic(image.failure, json.dumps(body, indent=2).encode(), mode=0o600)
+
+
+def build_in_background(environ: Mapping[str, str]) -> int:
+    """The background build (its output goes to the image's log): the image built, or the failure recorded."""
+    with contextlib.suppress(OSError):
+        os.nice(19 - os.nice(0))  # the lowest CPU priority, whoever started it
+    image = image_of(environ)
+    try:
+        report = build_image(environ, say=print, locked=True, log=image.log)
+    except Exception as error:  # every failure is recorded, so that it is not retried in a loop
+        record_failure(image, error)
+        print(f"the Julia image was not built: {error}", flush=True)
+        return 1
+    print(f"built {report.path.name} in {report.seconds:.0f} s" if report.built else "the image was current")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``--start``: start the background build when none matches (a shell's trigger: scripts/bootstrap.sh);
+    ``--background --lock-fd N``: be that build (started by ``runtime/julia_image.start_build``)."""
+    parser = argparse.ArgumentParser(prog=f"python -m {__name__}")
+    parser.add_argument("--start", action="store_true")
+    parser.add_argument("--background", action="store_true")
+    parser.add_argument("--lock-fd", type=int, default=-1)
+    args = parser.parse_args(argv)
+    if args.background:
+        if args.lock_fd < 0:
+            print("--background needs --lock-fd: start it with --start", file=sys.stderr)
+            return 2
+        return build_in_background(os.environ)
+    started = start_in_background(os.environ, say=print)
+    if started.state not in ("started", "building"):
+        print(status_line(os.environ))
+    return 0
+
+
 __all__ = [
     "KEEP",
     "BuildReport",
@@ -212,5 +328,13 @@ __all__ = [
     "image_state",
     "install",
     "julia_facts",
+    "main",
     "prune",
+    "record_failure",
+    "start_in_background",
+    "status_line",
 ]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -25,7 +25,7 @@ from prefect_julia.kit.access import identity
 from prefect_julia.kit.access.security import api_client, private_file, refused, worker_env
 from prefect_julia.kit.environment.environments import Environment
 from prefect_julia.kit.environment.settings import FLOW_START
-from prefect_julia.kit.julia import sessions
+from prefect_julia.kit.julia import images, sessions
 from prefect_julia.kit.server.inflight import InFlightRun, mark_lost
 from prefect_julia.kit.server.servers import is_healthy
 from prefect_julia.kit.worker import worker_process
@@ -75,11 +75,13 @@ def worker_up(
     *,
     timeout: float = 60.0,
     on_lost: Callable[[list[InFlightRun]], None] | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> tuple[WorkerState, bool]:
     """Start the worker of ``env``'s pool unless it runs; wait until the server sees it. Returns (state, started).
 
     Before a new worker starts, the pool's runs that the previous one left in flight and that can no longer
-    finish are marked Crashed (``on_lost`` hears of them).
+    finish are marked Crashed (``on_lost`` hears of them). Where no Julia image matches the code, its build
+    starts in the background (``say`` hears of it).
     """
     pool = env.require("PREFECT_JULIA_WORK_POOL")
     limit = worker_limit(env)
@@ -97,6 +99,7 @@ def worker_up(
             ),
         )
     identity.check(env)
+    images.start_in_background(env.process_env(environ), say)
     with file_lock(env.files.worker_lock):
         record = read_pid_file(env.files.worker_pid)
         if record is not None and is_alive(record):
