@@ -47,6 +47,7 @@ COLD_RATIO_TARGET = 1.10
 NEW_HOME_RATIO_TARGET = 0.5
 WARM_TARGET_S = 0.5
 START_TIMEOUT = 180.0
+BUILD_TIMEOUT = 900.0
 
 
 def timed(action: Callable[[], Any]) -> float:
@@ -145,8 +146,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raw = RawServer(env, kit.environ())
         print(f"kit copy in {kit.root}, dev on port {env.port}, PREFECT_HOME {env.home}", flush=True)
 
-        def kit_up() -> None:
-            kit.invoke("server-up", "--env", "dev", timeout=START_TIMEOUT, check=True)
+        def kit_up(timeout: float = START_TIMEOUT) -> None:
+            kit.invoke("server-up", "--env", "dev", timeout=timeout, check=True)
 
         def kit_down() -> None:
             kit.invoke("server-down", "--env", "dev", timeout=START_TIMEOUT, check=True)
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         try:
             print("creating the database (first start, untimed) ...", flush=True)
-            create_s = timed(kit_up)
+            create_s = timed(lambda: kit_up(BUILD_TIMEOUT))  # builds the database template too
             kit_down()
             raw_times: list[float] = []
             kit_times: list[float] = []

@@ -88,7 +88,8 @@ def test_server_up_on_a_new_home_starts_from_the_template_or_else_migrates(tmp_p
     patient = {"PREFECT_JULIA_HEALTH_TIMEOUT": "600"}  # a loaded machine
     damaged_cache = tmp_path / "damaged-cache"
     damaged = damaged_cache / "prefect-julia" / "templates" / f"prefect-{template.prefect_version()}" / "prefect.db"
-    damaged.parent.mkdir(parents=True, mode=0o700)
+    for folder in reversed(damaged.parents[:4]):  # private folders, as the kit makes them
+        folder.mkdir(mode=0o700)
     damaged.write_bytes(b"not a database")
     try:
         done = repo.invoke("server-up", "dev", check=True, timeout=900, **patient)
@@ -99,6 +100,7 @@ def test_server_up_on_a_new_home_starts_from_the_template_or_else_migrates(tmp_p
 
         done = repo.invoke("server-up", "prod", check=True, timeout=900, XDG_CACHE_HOME=str(damaged_cache), **patient)
         assert "without the migrated database template" in done.stdout, done.stdout
+        assert "not a migrated Prefect database" in done.stdout, done.stdout
         assert not damaged.exists()  # the next new home builds a fresh one
         assert template.revision_of(prod.files.database) == template.expected_revision()  # the server migrated
     finally:
