@@ -25,8 +25,10 @@ __all__ = ["REPO_ROOT", "KitRepo", "RunningServer", "S3Server", "free_port", "ma
 
 #: The modules that take longest (each a minute or more here), collected first, so that the gate's parallel
 #: run (pytest-xdist, a module per process) starts them early instead of ending on one of them.
-SLOW_FIRST = ("test_prod_code", "test_security", "test_automations", "test_pipeline", "test_schedules",
-              "test_servers", "test_database", "test_precommit", "test_julia_suite", "test_run_client")  # fmt: skip
+SLOW_FIRST = ("test_security", "test_plan", "test_prod_code", "test_promote", "test_automations", "test_pipeline",
+              "test_branch_worktrees", "test_readme_add_flow", "test_gate_interrupt", "test_julia_errors",
+              "test_schedules", "test_servers", "test_database", "test_precommit", "test_julia_suite",
+              "test_run_client", "test_run_result", "test_closed_by_default")  # fmt: skip
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
