@@ -7,7 +7,7 @@
 # Unit tests need no server. Integration tests run when PREFECT_API_URL is set and use the blocks and
 # variables named by the PI_TEST_* variables (tests/test_julia_suite.py creates them on a real server).
 # compat.jl checks the API of PrefectInterfaces.jl, called as its users call it.
-# Ends with a plain "N passed, N failed" line, then throws (a non-zero exit) on any failure.
+# One outer @testset: Test prints its "Test Summary:" table, and julia exits non-zero on any failure or error.
 
 using PrefectInterfaces
 using PrefectInterfaces: splitblockname, makeblock, request_headers, apirequest, apijson, logline
@@ -589,6 +589,75 @@ function unit_tests()
         @test e isa S3Error && e.kind === :credentials && occursin("no credentials", errtext(e))
     end
 
+    @testset "dataset fallback: shared vectors (the base's data)" begin
+        vec = parsejson(read(joinpath(@__DIR__, "vectors", "dataset_paths.json"), String))
+        fb, today = vec["fallback"], Date(vec["today"])
+        @test length(fb["cases"]) >= 6
+        snapshot(root) = Dict(relpath(joinpath(d, f), root) => (read(joinpath(d, f)), mtime(joinpath(d, f)))
+                              for (d, _, fs) in walkdir(root) for f in fs)
+        for case in fb["cases"]
+            own, base = mktempdir(), mktempdir()
+            for (root, word) in ((own, "own"), (base, "base")), rel in case[word]
+                mkpath(dirname(joinpath(root, rel)))
+                write(joinpath(root, rel), word)
+            end
+            env = case["fallback"] ? Dict("PREFECT_DATA_FALLBACK_ROOT" => base, "PREFECT_DATA_FALLBACK_NAME" => fb["name"]) :
+                  Dict{String,String}()
+            input = Dict(Symbol(k) => v for (k, v) in case["input"])
+            ds = Dataset(; today=today, env=env, input...)
+            block = LocalFSBlock("local-file-system/own", own)
+            x = case["expect"]
+            before = snapshot(base)
+            logger = Test.TestLogger(min_level=Logging.Info)
+            got = Logging.with_logger(logger) do
+                try
+                    read(ds, String; block=block, env=env)
+                catch err
+                    err isa SystemError || rethrow()
+                    "missing"
+                end
+            end
+            lines = [string(r.message) for r in logger.logs if occursin(fb["log"], string(r.message))]
+            ok = got == x["reads"] && length(lines) == (x["log"] ? 1 : 0) &&
+                 (!x["log"] || occursin(joinpath(base, read_path(ds)), lines[1])) &&
+                 rundates(ds; block=block, env=env) == x["rundates"] &&
+                 rundates(ds; fallback=false, block=block, env=env) == x["own_rundates"] &&
+                 snapshot(base) == before
+            ok || @info "fallback vector failed" case["label"] got lines
+            @test ok
+        end
+    end
+
+    @testset "dataset fallback: datasetpath, writes, the own store as base, a relative root" begin
+        own, base = mktempdir(), mktempdir()
+        today = Date(2026, 11, 21)
+        env = Dict("PREFECT_DATA_FALLBACK_ROOT" => base, "PREFECT_DATA_FALLBACK_NAME" => "dev")
+        block = LocalFSBlock("local-file-system/own", own)
+        ds = Dataset("iris"; today=today, env=env)
+        mkpath(dirname(joinpath(base, latest_path(ds))))
+        write(joinpath(base, latest_path(ds)), "base")
+        @test datasetpath(ds; block=block, env=env) == joinpath(base, latest_path(ds))
+        @test datasetpath(ds; which=:latest, block=block, env=env) == joinpath(own, latest_path(ds))
+        @test readcsv(ds; header=false, block=block, env=env)[1] == reshape(Any["base"], 1, 1)
+        # A write with a fallback set goes to the own store only, and reads then come from it.
+        written = write(ds, "own"; block=block, env=env)
+        @test all(p -> startswith(p, own * "/"), written) && length(written) == 2
+        @test sort([relpath(joinpath(d, f), base) for (d, _, fs) in walkdir(base) for f in fs]) == [latest_path(ds)]
+        @test read(joinpath(base, latest_path(ds)), String) == "base"
+        @test read(ds, String; block=block, env=env) == "own"
+        @test datasetpath(ds; block=block, env=env) == joinpath(own, latest_path(ds))
+        # The own store named as the base is no fallback; a relative root is refused.
+        @test PI.fallbackroot(ds, block, Dict("PREFECT_DATA_FALLBACK_ROOT" => own)) === nothing
+        @test PI.fallbackroot(ds, block, Dict("PREFECT_DATA_FALLBACK_ROOT" => "")) === nothing
+        @test PI.fallbackroot(ds, block, env) == base
+        e = try
+            read(ds, String; block=block, env=Dict("PREFECT_DATA_FALLBACK_ROOT" => "data/dev"))
+        catch err
+            err
+        end
+        @test e isa ArgumentError && occursin("PREFECT_DATA_FALLBACK_ROOT", e.msg) && occursin("absolute", e.msg)
+    end
+
     @testset "bridge: parseargs and setresult" begin
         @test parseargs(["--a=1", "--b=", "--c=x=y", "--rundate=2026-11-21"]) ==
               Dict("a" => "1", "b" => "", "c" => "x=y", "rundate" => "2026-11-21")
@@ -810,52 +879,16 @@ end
 
 # --- run ------------------------------------------------------------------------------------------------------
 
-function counts(ts)
-    passed, failed, broken = ts.n_passed, 0, 0
-    for r in ts.results
-        if r isa Test.AbstractTestSet
-            p, f, b = counts(r)
-            passed += p
-            failed += f
-            broken += b
-        elseif r isa Test.Fail || r isa Test.Error
-            failed += 1
-        elseif r isa Test.Broken
-            broken += 1
-        end
-    end
-    return passed, failed, broken
-end
-
 include("compat.jl")
 
-function main()
-    ts = Test.DefaultTestSet("PrefectInterfaces")
-    Test.push_testset(ts)
-    try
-        unit_tests()
-        compat_unit_tests()
-        if isempty(get(ENV, "PREFECT_API_URL", ""))
-            println("Integration tests skipped: PREFECT_API_URL is not set (tests/test_julia_suite.py runs them against a real server).")
-        else
-            println("Integration tests against ", PI.redact_url(ENV["PREFECT_API_URL"]))
-            integration_tests()
-            compat_integration_tests()
-        end
-    catch err
-        Test.record(ts, Test.Error(:nontest_error, Expr(:tuple), err, Base.catch_stack(), LineNumberNode(0)))
-    finally
-        Test.pop_testset()
+@testset "PrefectInterfaces" begin
+    unit_tests()
+    compat_unit_tests()
+    if isempty(get(ENV, "PREFECT_API_URL", ""))
+        println("Integration tests skipped: PREFECT_API_URL is not set (tests/test_julia_suite.py runs them against a real server).")
+    else
+        println("Integration tests against ", PI.redact_url(ENV["PREFECT_API_URL"]))
+        integration_tests()
+        compat_integration_tests()
     end
-    try
-        Test.finish(ts)
-    catch err
-        err isa Test.TestSetException || rethrow()
-    end
-    passed, failed, broken = counts(ts)
-    println(passed, " passed, ", failed, " failed", broken > 0 ? ", $broken skipped" : "")
-    failed == 0 || error("$failed of the PrefectInterfaces tests failed")
-    return nothing
 end
-
-main()
