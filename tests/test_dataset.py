@@ -272,8 +272,7 @@ def test_a_read_from_the_base_leaves_its_stale_temporary_files(tmp_path: Path) -
     case = FALLBACK["cases"][1]
     own, base, env = stores(tmp_path, case)
     ds = make(case["input"], env, basepath=own)
-    gone = subprocess.run(["true"], check=True)
-    dead = subprocess.Popen(["true"])
+    dead = subprocess.Popen(["true"])  # its pid runs no more once it has been waited for
     dead.wait()
     stale = base / ds.read_path.parent / f".{ds.read_path.name}.tmp-{dead.pid}-1"
     stale.write_text("half")
