@@ -351,16 +351,20 @@ def start_s3_server(log: Path, *, bucket: str = "team-data", timeout: float = 60
             env=env,
             start_new_session=True,
         )
-    deadline = time.monotonic() + timeout
-    while True:  # a TCP connect, not a request: requests before the set-up would use up the unauthenticated ones
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError("moto_server did not start:\n" + log.read_text()[-3000:]) from None
-            time.sleep(0.2)
+
+    def started() -> str:  # a TCP connect, not a request: requests before the set-up would use up the free ones
+        if process.poll() is not None:
+            return "exited"
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return "listening"
+
+    try:
+        state = eventually(started, timeout, f"moto_server to listen on port {port}")
+    except AssertionError:
+        state = "silent"
+    if state != "listening":
+        process.kill()
+        raise RuntimeError("moto_server did not start:\n" + log.read_text()[-3000:])
     endpoint = f"http://127.0.0.1:{port}"
     setup = {"endpoint_url": endpoint, "region_name": "us-east-1", "aws_access_key_id": "setup"}
     iam = boto3.client("iam", aws_secret_access_key="setup", **setup)
