@@ -264,11 +264,19 @@ class KitRepo:
 
 
 def make_kit_repo(
-    root: Path, *, branch: str = "feature", git: bool = True, project: bool = False, seed: bool | None = None
+    root: Path,
+    *,
+    branch: str = "feature",
+    git: bool = True,
+    project: bool = False,
+    seed: bool | None = None,
+    per_branch: bool = False,
 ) -> KitRepo:
     """A kit repository in ``root``; ``project=True`` also copies the flows, the Julia package and blocks.
 
     ``seed`` (default :data:`SEED_DATABASES`) gives both environments' homes a migrated empty database.
+    ``branch`` uses the shared dev environment, unless ``per_branch`` gives it one of its own (the kit's
+    committed ``envs/branches.toml``).
     """
     for name in KIT_FILES + (PROJECT_FILES if project else ()):
         source, target = REPO_ROOT / name, root / name
@@ -277,7 +285,7 @@ def make_kit_repo(
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "Manifest.toml"))
         else:
             target.write_bytes(source.read_bytes())
-    if not per_branch:
+    if not per_branch and branch not in ("main", "dev"):
         (root / "envs" / "branches.toml").write_text(
             f'[branches]\nmain = "prod"\ndev = "dev"\n{json.dumps(branch)} = "dev"\n\n'
             '[default]\nper_branch = true\nbase = "dev"\n'
