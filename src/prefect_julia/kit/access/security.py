@@ -28,7 +28,7 @@ CLIENT_CREDENTIALS = ("PREFECT_API_KEY", AUTH_STRING)
 
 
 def local_env_file(env: Environment) -> Path:
-    return env.root / "envs" / f"{env.name}.local.env"
+    return env.local_file
 
 
 def auth_enabled(env: Environment) -> bool:

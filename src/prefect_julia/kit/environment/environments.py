@@ -167,6 +167,13 @@ class Environment:
         return api_url(self.ui_url)
 
     @property
+    def local_file(self) -> Path:
+        """``envs/<name>.local.env``, the settings the kit writes (auth string, database): a branch environment's
+        is in the clone's main working tree, beside its home, so it outlives a removed worktree."""
+        folder = registry.shared_checkout(self.root) if self.branch else self.root
+        return folder / "envs" / f"{self.name}.local.env"
+
+    @property
     def files(self) -> Home:
         """The files the kit keeps in this environment's PREFECT_HOME."""
         return Home(self.home)
@@ -308,12 +315,13 @@ def _declared(name: str, root: Path, environ: Mapping[str, str], notes: list[str
     return _finish(Environment(name=name, root=root, values=values, process=dict(environ)))
 
 
-def _branch_values(entry: registry.Entry) -> dict[str, str]:
-    """What a branch environment has of its own: its recorded port, its home, data root and work pool."""
+def _branch_values(entry: registry.Entry, shared: Path) -> dict[str, str]:
+    """What a branch environment has of its own: its recorded port, its work pool, its home and data root (in
+    the clone's main working tree ``shared``: a removed worktree takes neither its data nor its pid files)."""
     return {
         "PREFECT_JULIA_PORT": str(entry.port),
-        "PREFECT_JULIA_HOME": f".prefect/{entry.name}",
-        "PREFECT_JULIA_DATA_ROOT": f"data/{entry.name}",
+        "PREFECT_JULIA_HOME": str(shared / ".prefect" / entry.name),
+        "PREFECT_JULIA_DATA_ROOT": str(shared / "data" / entry.name),
         "PREFECT_JULIA_WORK_POOL": f"{entry.name}-process",
     }
 
@@ -322,8 +330,9 @@ def branch_environment(
     entry: registry.Entry, environ: Mapping[str, str], notes: list[str] | None = None
 ) -> Environment:
     """The recorded branch environment ``entry``, resolved in its checkout: its base's committed and local
-    settings, then its own (recorded values, ``envs/<name>.local.env``, the process)."""
+    settings, then its own (recorded values, ``envs/<name>.local.env`` of the main working tree, the process)."""
     root = Path(entry.checkout)
+    shared = registry.shared_checkout(root)
 
     def inherited(values: Mapping[str, str]) -> dict[str, str]:
         return {k: v for k, v in values.items() if k not in NOT_INHERITED}
@@ -336,10 +345,10 @@ def branch_environment(
     values = resolve(
         entry.name,
         committed=read_env_file(root / "envs" / f"{entry.name}.env"),
-        local=_local_values(root, entry.name, notes),
+        local=_local_values(shared, entry.name, notes),
         process=environ,
         base=base,
-        recorded=_branch_values(entry),
+        recorded=_branch_values(entry, shared),
     )
     env = Environment(entry.name, root, values, dict(environ), base=entry.base, branch=entry.branch)
     return _finish(env)

@@ -50,6 +50,14 @@ def registry_path(root: Path) -> Path | None:
     return common / FOLDER / FILE if common is not None else None
 
 
+def shared_checkout(root: Path) -> Path:
+    """The clone's main working tree: the homes and data roots of its branch environments live there, so they
+    outlive a removed worktree (``invoke env-prune`` then still finds their processes and keeps their data).
+    ``root`` itself outside git, or when the clone has no main working tree (a bare repository)."""
+    common = common_dir(root)
+    return common.parent if common is not None and common.name == ".git" else root
+
+
 def _parse(path: Path) -> list[Entry]:
     if not path.is_file():
         return []
@@ -152,4 +160,15 @@ def remove(root: Path, names: Collection[str]) -> None:
         kept[:] = [entry for entry in kept if entry.name not in names]
 
 
-__all__ = ["Entry", "claim", "common_dir", "editing", "entries", "find", "find_branch", "registry_path", "remove"]
+__all__ = [
+    "Entry",
+    "claim",
+    "common_dir",
+    "editing",
+    "entries",
+    "find",
+    "find_branch",
+    "registry_path",
+    "remove",
+    "shared_checkout",
+]

@@ -69,7 +69,7 @@ class Cluster:
 
     @property
     def local_env(self) -> Path:
-        return self.env.root / "envs" / f"{self.env.name}.local.env"
+        return self.env.local_file
 
     def program(self, name: str) -> str:
         path = self.bin / name

@@ -8,7 +8,7 @@ them. Their home and data root stay unless ``data``.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from prefect_julia.core import gitrepo
@@ -40,10 +40,11 @@ def why_gone(root: Path, entry: registry.Entry) -> str | None:
     return "merged into main" if gitrepo.is_ancestor(root, tip, f"refs/heads/{MAIN}") else None
 
 
-def _resolved(entry: registry.Entry, environ: dict[str, str]) -> Environment | None:
-    """The environment, when its checkout still holds the kit's files (else nothing of it can run)."""
+def _resolved(root: Path, entry: registry.Entry, environ: dict[str, str]) -> Environment | None:
+    """The environment; one whose checkout is gone (a removed worktree) is resolved with the settings of ``root``:
+    its home, data root and port do not depend on the checkout, so its server and worker are still found."""
     if not (Path(entry.checkout) / "envs").is_dir():
-        return None
+        entry = replace(entry, checkout=str(root.resolve()))
     try:
         return branch_environment(entry, environ)
     except ConfigError:
@@ -68,7 +69,7 @@ def prune(root: Path, environ: dict[str, str], *, dry_run: bool = False, data: b
         reason = why_gone(root, entry)
         if reason is not None:
             report.gone.append((entry, reason))
-    envs = {entry.name: _resolved(entry, environ) for entry, _ in report.gone}
+    envs = {entry.name: _resolved(root, entry, environ) for entry, _ in report.gone}
     _refuse_in_flight([env for env in envs.values() if env is not None])
     if dry_run:
         return report
