@@ -92,7 +92,11 @@ def test_a_run_without_its_own_job_variables_still_runs(live_kit: LiveKit) -> No
         live_kit.env,
         "POST",
         f"/deployments/{deployment['id']}/create_flow_run",
-        {"parameters": {"label": "plain"}, "job_variables": {"stream_output": True}, "idempotency_key": uuid.uuid4().hex},
+        {
+            "parameters": {"label": "plain"},
+            "job_variables": {"stream_output": True},
+            "idempotency_key": uuid.uuid4().hex,
+        },
     )
     assert wait_state(live_kit.env, created["id"], {"Completed", "Failed", "Crashed"}, timeout=300).state.name == (
         "Completed"
