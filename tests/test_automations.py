@@ -353,6 +353,6 @@ def test_deploy_refuses_when_a_webhook_block_is_not_on_the_server(
     run = repo.invoke("deploy", "--env", "dev")
     assert run.returncode == ConfigError.exit_code, run.stdout + run.stderr
     assert f"custom-webhook/{unique}" in run.stderr and "invoke blocks dev" in run.stderr
-    assert "deployed" not in run.stdout
+    assert not re.search(r"^deployed  ", run.stdout, re.MULTILINE)  # the plan is shown; nothing was applied
     pool = repo.environment("dev").require("PREFECT_JULIA_WORK_POOL")
     assert not _api(prefect_server, "/deployments/filter", {"work_pools": {"name": {"any_": [pool]}}})

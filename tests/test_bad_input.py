@@ -111,7 +111,7 @@ CASES = [
     Case("local-env-garbage", ("server-up", "--env", "dev"), 2, "dev.local.env", _write("envs/dev.local.env", "PORT=1\n'oops\n")),
     Case("branches-not-toml", ("server-up",), 2, "is not valid TOML", _write("envs/branches.toml", "default = \n")),
     Case("branches-unknown-env", ("server-up",), 2, "unknown environment 'qa'", _write("envs/branches.toml", 'default = "qa"\n')),
-    Case("branches-missing", ("server-up",), 2, "is missing", _remove("envs/branches.toml"), fix='default = "dev"'),
+    Case("branches-missing", ("server-up",), 2, "is missing", _remove("envs/branches.toml"), fix='per_branch = true'),
     Case("prefect-yaml-not-yaml", ("deploy", "--env", "dev"), 2, "is not valid YAML", _write("prefect.yaml", "deployments: [\n  - name: x\n"), project=True),
     Case("blocks-not-toml", ("blocks", "--env", "dev"), 2, "not valid TOML", _write("envs/dev.blocks.toml", "x = [\n")),
     Case("profiles-not-toml", ("profile-sync",), 2, "profiles.toml", _write("profiles/profiles.toml", "[profiles\n")),

@@ -238,6 +238,8 @@ def test_masked_url() -> None:
 
 def test_sqlite_online_backup_and_restore(prefect_server: RunningServer, tmp_path: Path) -> None:
     """An online backup of a running server's sqlite database, restored into another environment's home."""
+    (tmp_path / "envs").mkdir()
+    (tmp_path / "envs" / "dev.env").write_text("")  # dev is declared by its file
     live = resolve_environment("dev", tmp_path, {"PREFECT_JULIA_HOME": str(prefect_server.home)})
     _save_secret(prefect_server.api_url, "in-the-backup")
     copy = backups.copy_database(live, tmp_path / "dev.db")

@@ -107,7 +107,7 @@ def test_shell_exports_and_spawned_processes_agree(kit_repo: KitRepo) -> None:
     (kit_repo.root / "envs" / "dev.local.env").write_text(
         f"PREFECT_JULIA_PORT={kit_repo.ports['dev']}\nDEMO_API_TOKEN=tok-123\nMY_SETTING=a\n"
     )
-    env = resolve_environment("dev", kit_repo.root, {})
+    env = resolve_environment("dev", kit_repo.root, kit_repo.environ())  # the settings `invoke` runs with
     spawned = env.process_env({"PATH": "/bin", "PREFECT_PROFILE": "stale"})
     run = kit_repo.invoke("env", "--env", "dev", "--shell", check=True)
     shell = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in run.stdout.splitlines() if line)

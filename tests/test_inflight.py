@@ -60,7 +60,7 @@ def test_stops_refuse_while_runs_are_in_flight_and_cancel_ends_them(live_kit: Li
         refused = live_kit.invoke(task, "--env", "dev")
         assert refused.returncode == 3, refused.stdout + refused.stderr
         assert name in refused.stderr and "in flight" in refused.stderr
-        assert f"invoke {task} --env dev --cancel" in refused.stderr and "fix:" in refused.stderr
+        assert f"invoke {task} dev --cancel" in refused.stderr and "fix:" in refused.stderr
         assert "Traceback" not in refused.stdout + refused.stderr
     assert is_alive(worker) and servers.is_healthy(live_kit.env.api_url)  # nothing was stopped
     assert _alive(members[0]) and read_run(live_kit.env, run_id).state.name == "Running"

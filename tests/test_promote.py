@@ -185,6 +185,8 @@ def test_a_failing_gate_moves_nothing(repo: Path, path: str, content: str, faile
 def test_branch_names_come_from_the_branch_mapping(tmp_path: Path) -> None:
     assert promotion_branches(tmp_path) == Branches("dev", "main")
     (tmp_path / "envs").mkdir()
+    for declared in ("dev", "prod"):  # environments are declared by their files
+        (tmp_path / "envs" / f"{declared}.env").write_text("")
     mapping = tmp_path / "envs" / "branches.toml"
     mapping.write_text('default = "dev"\n\n[branches]\nrelease = "prod"\nstaging = "dev"\n')
     assert promotion_branches(tmp_path) == Branches(dev="staging", main="release")

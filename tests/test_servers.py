@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,28 +15,32 @@ import psutil
 import pytest
 
 from conftest import KitRepo, make_kit_repo
-from harness import eventually
+from harness import eventually, kit_api
 from prefect_julia.core.errors import ServerError
 from prefect_julia.core.processes import group_alive, is_alive, port_is_free, read_pid_file, running, write_pid_file
-from prefect_julia.kit.environment.environments import resolve_environment
+from prefect_julia.kit.environment.environments import Environment, resolve_environment
 from prefect_julia.kit.server import servers
 
 pytestmark = pytest.mark.server
 
 
-def _save_block(api_url: str, name: str) -> None:
-    """Save a real block through the Prefect Python API (the client's home is the hermetic test home)."""
+def _save_block(api_url: str, name: str, auth: str | None = None) -> None:
+    """Save a real block through the Prefect Python API (the client's home is the hermetic test home), with the
+    server's auth string (auth is on by default)."""
     code = f"from prefect.blocks.system import Secret; Secret(value='kept').save({name!r}, overwrite=True)"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PREFECT_API_URL=api_url, PREFECT_HOME=os.environ["PREFECT_HOME"])
+    if auth:
+        env["PREFECT_API_AUTH_STRING"] = auth
     subprocess.run([sys.executable, "-c", code], env=env, check=True)
 
 
-def _block_exists(api_url: str, name: str) -> bool:
+def _block_exists(env: Environment, name: str) -> bool:
+    """Whether the environment's server holds the Secret block ``name`` (asked with its auth string)."""
     try:
-        with urllib.request.urlopen(f"{api_url}/block_types/slug/secret/block_documents/name/{name}", timeout=5) as r:
-            return bool(json.load(r)["name"] == name)
-    except OSError:
+        found = kit_api(env, "GET", f"/block_types/slug/secret/block_documents/name/{name}", patience=5)
+        return bool(found["name"] == name)
+    except (OSError, AssertionError):
         return False
 
 
@@ -71,7 +74,8 @@ def test_server_lifecycle(tmp_path: Path) -> None:
         assert "healthy" in rows["prod"] and "main" in rows["prod"]
         assert str(dev.files.database) in rows["dev"]
 
-        _save_block(dev.api_url, "persist-me")
+        written = resolve_environment("dev", kit_repo.root, {})  # with the auth string server-up wrote
+        _save_block(dev.api_url, "persist-me", written.get("PREFECT_API_AUTH_STRING"))
         down = kit_repo.invoke("server-down", "--env", "dev")
         assert down.returncode == 0 and "dev server stopped" in down.stdout
         assert not group_alive(pid_dev.pid) and not dev.files.server_pid.exists()
@@ -80,7 +84,7 @@ def test_server_lifecycle(tmp_path: Path) -> None:
         assert down_again.returncode == 0 and "not running" in down_again.stdout
 
         up = servers.server_up(dev, kit_repo.environ())
-        assert not up.already_up and _block_exists(dev.api_url, "persist-me")
+        assert not up.already_up and _block_exists(dev, "persist-me")
 
         os.killpg(up.pid, signal.SIGKILL)  # a crash: the pid file stays behind
         eventually(  # the whole group dead and the port released, children included
@@ -90,7 +94,7 @@ def test_server_lifecycle(tmp_path: Path) -> None:
         recovered = servers.server_up(dev, kit_repo.environ())
         assert not recovered.already_up and recovered.pid != up.pid
         assert any("stale pid file" in note for note in recovered.notes)
-        assert _block_exists(dev.api_url, "persist-me")
+        assert _block_exists(dev, "persist-me")
 
         logs = kit_repo.invoke("server-logs", "--env", "dev", "--lines", "200")
         assert logs.returncode == 0 and "starting:" in logs.stdout

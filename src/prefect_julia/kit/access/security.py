@@ -70,8 +70,9 @@ def ensure_auth_string(env: Environment, environ: Mapping[str, str]) -> Environm
     return resolve_environment(env.name, env.root, environ)
 
 
-def check_server_settings(env: Environment) -> None:
-    """Refuse a server that would listen beyond loopback without auth, or have auth on without a string."""
+def check_server_settings(env: Environment, *, before_start: bool = False) -> None:
+    """Refuse a server that would listen beyond loopback without auth, or have auth on without a string
+    (``before_start``: the string is written later, by the start itself)."""
     auth = auth_enabled(env)
     if not is_loopback(env.host) and not auth:
         raise ConfigError(
@@ -79,7 +80,7 @@ def check_server_settings(env: Environment) -> None:
             hint=f"Set {AUTH.name}=on in envs/{env.name}.local.env (an auth string is generated), "
             "or keep PREFECT_JULIA_HOST=127.0.0.1.",
         )
-    if auth and not env.get(AUTH_STRING):
+    if auth and not env.get(AUTH_STRING) and not before_start:
         raise ConfigError(
             f"The {env.name} server has auth on but no {AUTH_STRING}.",
             hint=f"Run `invoke server-up {env.name}` (it generates one), or add {AUTH_STRING}=user:password "

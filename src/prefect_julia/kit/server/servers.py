@@ -30,7 +30,13 @@ from prefect_julia.core.processes import (
     write_pid_file,
 )
 from prefect_julia.kit.access import identity
-from prefect_julia.kit.access.security import ensure_auth_string, private_file, private_home, server_env
+from prefect_julia.kit.access.security import (
+    check_server_settings,
+    ensure_auth_string,
+    private_file,
+    private_home,
+    server_env,
+)
 from prefect_julia.kit.environment.environments import Environment
 from prefect_julia.kit.julia import sessions
 from prefect_julia.kit.server import database, server_process, template
@@ -77,6 +83,7 @@ def server_up(
     started = time.monotonic()
     timeout = env.health_timeout if timeout is None else timeout
     notes: list[str] = []
+    check_server_settings(env, before_start=True)  # a bad auth setting is refused before anything is written
     if not env.files.server_pid.exists():
         _check_port(env)  # a bad host or a taken port is refused before anything is written
     private_home(env, managed_postgres=database.is_managed(env))
