@@ -39,6 +39,7 @@ def pg_repo() -> Iterator[KitRepo]:
     folder = Path(tempfile.mkdtemp(prefix="pj-db-"))
     folder.chmod(0o755)
     repo = make_kit_repo(folder / "repo")
+    repo.root.chmod(0o755)  # the postgres user enters it whatever the umask made it (the kit's refusal is tested below)
     with (repo.root / "envs" / "prod.local.env").open("a") as local:
         local.write("PREFECT_JULIA_DATABASE=postgresql\n")
         # This module's raw REST calls are about the database; a prod server with basic auth is tests/test_security.py's.

@@ -92,7 +92,7 @@ def test_a_sqlite_server_process_collects_in_its_own_thread_with_the_loaded_modu
     # a process of its own: the changes are to the whole interpreter
     probe = (
         "import gc, threading\n"
-        "from prefect_julia.kit import server_process\n"
+        "from prefect_julia.kit.server import server_process\n"
         "assert server_process.uses_sqlite()\n"
         "server_process.steady_sqlite_server()\n"
         "threads = [t.name for t in threading.enumerate()]\n"
