@@ -297,14 +297,26 @@ def deploy(c: Context, env: str = "") -> None:
     images.start_in_background(resolved.process_env(os.environ), say=_note)
 
 
-@task(help={"env": ENV_HELP, "exit_code": "exit 2 when the server differs from the repository (for scripts)"})
+@task(
+    help={
+        "env": ENV_HELP,
+        "exit_code": "exit 2 when the server differs from the repository (for scripts)",
+        "against": "no server: compare this tree's declarations with a git revision's (e.g. main), every ENV",
+        "markdown": "print the plan as Markdown (a GitHub Actions step summary)",
+    }
+)
 @guarded
-def plan(c: Context, env: str = "", exit_code: bool = False) -> None:
+def plan(c: Context, env: str = "", exit_code: bool = False, against: str = "", markdown: bool = False) -> None:
     """Show what `invoke deploy` (and `invoke blocks`) would change on the environment's server; changes nothing."""
+    from prefect_julia.gates import summary
     from prefect_julia.kit.declarations import plan as plans
 
+    if against:
+        compared = plans.compare_revision(ROOT, against, env)
+        print(summary.comparison_markdown(compared) if markdown else plans.render_comparison(compared))
+        raise SystemExit(plans.EXIT_DIFFERENT if exit_code and not compared.in_step else 0)
     found = plans.compute(ROOT, _env(env))
-    print(plans.render(found))
+    print(summary.plan_markdown(found) if markdown else plans.render(found))
     status = plans.exit_status(found, exit_code)
     if status:
         raise SystemExit(status)
@@ -537,6 +549,9 @@ def gate(c: Context, skip: str = "", skip_tests: bool = False, keep_going: bool 
         print("gate: passed (recorded); `invoke gate --force` runs it again")
         return
     print(verdict.report.table())
+    from prefect_julia.gates import summary as summaries  # a GitHub Actions run shows the table on its page
+
+    summaries.write(summaries.gate_markdown(verdict.report), os.environ)
     summary = verdict.report.test_summary()
     if summary:
         print(f"tests: {summary}")  # pytest's closing line, last, for whoever reads the run's end
