@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from prefect_julia.core.errors import ConfigError
-from prefect_julia.core.setting import Setting
+from prefect_julia.core.setting import Setting, per_environment
 from prefect_julia.kit.environment.settings import Source, read_env_file, resolve
 
 
@@ -90,3 +90,38 @@ def test_switch_setting_refuses_other_words_naming_where_it_came_from() -> None:
     with pytest.raises(ConfigError, match=r"X_SWITCH='maybe' \(from envs/dev.env\) is neither on nor off") as caught:
         switch.switch("maybe", "envs/dev.env")
     assert caught.value.hint is not None and "to on or off" in caught.value.hint
+
+
+#: The settings whose defaults are prod's in prod and the development ones everywhere else.
+PER_ENVIRONMENT = {
+    "PREFECT_JULIA_CODE_SOURCE": ("worktree", "tree"),
+    "PREFECT_JULIA_SCHEDULES": ("active", "paused"),
+    "PREFECT_JULIA_FLOW_START": ("spawn", "fork"),
+    "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": ("2", "0.25"),
+    "PREFECT_WORKER_QUERY_SECONDS": ("5", "0.5"),
+}
+
+
+def test_per_environment_defaults_single_out_prod_only() -> None:
+    derive = per_environment(prod="p", other="o")
+    assert [derive(env, {}) for env in ("prod", "dev", "staging", "feature-a")] == ["p", "o", "o", "o"]
+
+
+@pytest.mark.parametrize(
+    ("env", "base", "is_prod"),
+    [
+        ("prod", None, True),
+        ("dev", None, False),
+        ("staging", None, False),  # declared only by its envs/ file
+        ("feature-a", "dev", False),
+        ("hotfix-x", "prod", False),  # a branch environment based on prod is still not prod
+    ],
+)
+def test_prod_gets_production_defaults_and_every_other_environment_the_development_ones(
+    env: str, base: str | None, is_prod: bool
+) -> None:
+    based = (base, {}, {}) if base is not None else None
+    resolved = resolve(env, committed={}, local={}, process={}, base=based, recorded={} if based else None)
+    shown = {name: resolved[name].value for name in PER_ENVIRONMENT}
+    assert shown == {name: pair[0 if is_prod else 1] for name, pair in PER_ENVIRONMENT.items()}
+    assert all(resolved[name].source is Source.DEFAULT for name in PER_ENVIRONMENT)

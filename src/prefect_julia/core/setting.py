@@ -23,6 +23,21 @@ ON_WORDS = ("on", "true", "yes", "1")
 OFF_WORDS = ("off", "false", "no", "0")
 
 
+#: The environment whose derived defaults are the production ones (see :func:`per_environment`).
+PROD = "prod"
+
+
+def per_environment(*, prod: str, other: str) -> Derive:
+    """A derived default: ``prod`` in the prod environment, ``other`` in every other one: dev, a declared
+    environment such as staging, and every branch environment, whatever its base (a branch environment based on
+    prod gets ``other`` too: it runs its own branch's code, on demand, beside the real prod)."""
+
+    def derive(env: str, _values: Mapping[str, str]) -> str:
+        return prod if env == PROD else other
+
+    return derive
+
+
 def read_switch(text: str) -> bool | None:
     """``text`` as on (True) or off (False); None when it is neither."""
     word = text.strip().lower()

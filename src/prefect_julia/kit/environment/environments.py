@@ -127,7 +127,7 @@ class Environment:
         raw = self.get(setting.name)
         if (raw or "").strip():
             return raw
-        return setting.default_for(self.declares, {name: value.value for name, value in self.values.items()})
+        return setting.default_for(self.name, {name: value.value for name, value in self.values.items()})
 
     def choice(self, setting: Setting, *, error: type[PrefectJuliaError] = ConfigError) -> str:
         """A ``choice`` setting's value (blank: the environment's default), checked against its choices."""

@@ -20,7 +20,7 @@ from dotenv import dotenv_values
 
 from prefect_julia.core.errors import ConfigError
 from prefect_julia.core.secrets import is_secret_name, mask, url_passwords
-from prefect_julia.core.setting import DEBUG, RUNTIME_SETTINGS, Setting
+from prefect_julia.core.setting import DEBUG, RUNTIME_SETTINGS, Setting, per_environment
 
 #: Set by ``invoke env --shell --env ENV``; process values then belong to that environment only.
 ENV_MARKER = "PREFECT_JULIA_ENV"
@@ -78,22 +78,22 @@ CODE_SOURCE = Setting(
     "where runs get their code: tree (the checkout), worktree (the deployed commit), git (a clone of it)",
     kind="choice",
     choices=("tree", "worktree", "git"),
-    derive=lambda env, _v: "worktree" if env == "prod" else "tree",
+    derive=per_environment(prod="worktree", other="tree"),
 )
 FLOW_START = Setting(
     "PREFECT_JULIA_FLOW_START",
-    "how the worker starts a flow run: fork (from a warm Python with Prefect loaded; dev) or spawn (a new "
-    "Python per run, Prefect's own way; prod)",
+    "how the worker starts a flow run: fork (from a warm Python with Prefect loaded; every environment but prod) "
+    "or spawn (a new Python per run, Prefect's own way; prod)",
     kind="choice",
     choices=("fork", "spawn"),
-    derive=lambda env, _v: "fork" if env == "dev" else "spawn",
+    derive=per_environment(prod="spawn", other="fork"),
 )
 LOG_BATCH_SECONDS = Setting(
     "PREFECT_LOGGING_TO_API_BATCH_INTERVAL",
-    "seconds between a flow run's shipments of its log lines to the server (dev: 0.25, so `invoke run` shows "
-    "them live)",
+    "seconds between a flow run's shipments of its log lines to the server (0.25 but in prod, where it is 2: "
+    "`invoke run` shows them live)",
     kind="seconds",
-    derive=lambda env, _v: "0.25" if env == "dev" else "2",
+    derive=per_environment(prod="2", other="0.25"),
 )
 AUTH = Setting(
     "PREFECT_JULIA_AUTH",
@@ -118,7 +118,7 @@ SCHEDULES = Setting(
     "schedules are deployed inactive, and run only when asked)",
     kind="choice",
     choices=("active", "paused"),
-    derive=lambda env, _v: "active" if env == "prod" else "paused",
+    derive=per_environment(prod="active", other="paused"),
 )
 DATABASE = Setting(
     "PREFECT_JULIA_DATABASE",
@@ -183,9 +183,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PREFECT_JULIA_WORKER_LIMIT", "most flow runs the worker runs at once (0: no limit)", default="8"),
     Setting(
         "PREFECT_WORKER_QUERY_SECONDS",
-        "seconds between the worker's polls for runs (dev: 0.5, so `invoke run` starts at once)",
+        "seconds between the worker's polls for runs (0.5 but in prod, where it is 5: `invoke run` starts at once)",
         kind="seconds",
-        derive=lambda env, _v: "0.5" if env == "dev" else "5",
+        derive=per_environment(prod="5", other="0.5"),
     ),
     FLOW_START,
     LOG_BATCH_SECONDS,
@@ -311,10 +311,11 @@ def resolve(
 ) -> dict[str, Value]:
     """Resolve every declared setting, plus any extra name the files define, remembering sources.
 
-    Process values override only when the process is not marked (``PREFECT_JULIA_ENV``) for another
-    environment: after ``eval "$(invoke env --shell --env dev)"``, ``invoke server-up --env prod`` still gets prod.
-    A branch environment has a ``base`` (name, committed and local values: below its own) and ``recorded``
-    values (port, home, data root, work pool); the defaults are its base's.
+        Process values override only when the process is not marked (``PREFECT_JULIA_ENV``) for another
+        environment: after ``eval "$(invoke env --shell --env dev)"``, ``invoke server-up --env prod`` still gets prod.
+        A branch environment has a ``base`` (name, committed and local values: below its own) and ``recorded``
+        values (port, home, data root, work pool). Derived defaults are the environment's own: a branch environment
+    is never prod (``per_environment``), whatever its base.
     """
     marked = process.get(ENV_MARKER)
     foreign_process = bool(marked) and marked != env
@@ -322,7 +323,6 @@ def resolve(
     if base is not None:
         layers += [(Source.BASE_COMMITTED, base[1]), (Source.BASE_LOCAL, base[2]), (Source.RECORDED, recorded or {})]
     layers += [(Source.COMMITTED, committed), (Source.LOCAL, local)]
-    defaults_for = base[0] if base is not None else env
     if not foreign_process:
         layers.append((Source.PROCESS, process))
 
@@ -335,7 +335,7 @@ def resolve(
                 raw = layer[setting.name]
                 found = Value(setting.name, raw, source, setting.secret or bool(url_passwords(raw)))
         if found is None:
-            default = setting.default_for(defaults_for, plain)
+            default = setting.default_for(env, plain)
             if default is None:
                 continue
             note = (
