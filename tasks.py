@@ -157,20 +157,22 @@ def server_status(c: Context, env: str = "") -> None:
     """Show every environment's server, branch environments of every worktree too: branch, checkout, port, pid,
     state, size, database, URL, services logging errors."""
     from prefect_julia.kit.server import serverlog
+    from prefect_julia.kit.worker import prune
 
     mapping = environments.load_branch_mapping(ROOT)
     rows: list[list[object]] = []
     opened: list[environments.Environment] = []
-    for resolved in _chosen(env):
+    for resolved in [_env(env)] if env else environments.all_environments(ROOT, os.environ, removed=True):
         s = servers.server_status(resolved, resolved.branch or mapping.branches_of(resolved.name))
+        state = [_server_state(resolved, s.healthy, s.pid), prune.removed_note(ROOT, resolved)]
         rows.append(
             [
                 s.env,
                 s.branches,
-                "." if resolved.root == ROOT else str(resolved.root),
+                resolved.removed_checkout or ("." if resolved.root == ROOT else str(resolved.root)),
                 s.port,
                 s.pid or "-",
-                _server_state(resolved, s.healthy, s.pid),
+                "; ".join(filter(None, state)),
                 human_bytes(servers.footprint(resolved)),
                 f"{s.database} ({human_bytes(s.database_bytes)})",
                 s.url,

@@ -1,6 +1,8 @@
 """Branch environments end to end, with real servers: two worktrees of one clone each bring up an environment of
-their own with no setting written by hand, `invoke server-status` in either lists both, and `invoke env-prune`
-stops and forgets the one whose branch was deleted; an environment declared only by envs/ files works too."""
+their own with no setting written by hand and run `daily` in it, a run reads what only dev's data holds,
+`invoke server-status` in either lists both (and one whose worktree was removed, until it is pruned), and
+`invoke env-prune` stops and forgets the one whose branch was deleted; an environment declared only by envs/ files
+works too."""
 
 from __future__ import annotations
 
@@ -18,12 +20,41 @@ from prefect_julia.core import processes
 from prefect_julia.kit.environment import registry
 from prefect_julia.kit.environment.environments import Environment, resolve_environment
 from prefect_julia.kit.server import servers
+from prefect_julia.runtime.dataset import Dataset
 
 pytestmark = pytest.mark.server
 
 AUTHOR = ("-c", "user.name=t", "-c", "user.email=t@example.invalid")
 #: The demo's secret block reads it (envs/dev.blocks.toml); a test value, never a real credential.
 TOKEN = {"DEMO_API_TOKEN": "test-token-not-secret"}
+
+
+#: A flow that reads a dataset only dev has: in a branch environment the read falls back to dev's data.
+READBACK_FLOW = """
+from prefect import flow
+
+from prefect_julia import Dataset
+
+
+@flow(name="readback")
+def readback(dataset_name: str = "base_only") -> int:
+    return len(Dataset(dataset_name).read_csv())
+"""
+READBACK = """
+  - name: readback
+    entrypoint: flows/readback.py:readback
+    work_pool: *work_pool
+    environments: [dev]
+"""
+#: What a `daily` run writes below its environment's data root.
+DAILY_FILES = {
+    "extracts/csv/latest/dataset=sensor_readings/data.csv",
+    "reports/csv/latest/dataset=sensor_readings_summary/data.csv",
+}
+
+
+def _files(folder: Path) -> set[str]:
+    return {path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()}
 
 
 def _commit(repo: KitRepo, message: str) -> None:
@@ -74,6 +105,8 @@ def _stopped_at_end(started: list[int]) -> Iterator[None]:
 
 def test_each_worktree_has_its_own_environment_and_env_prune_forgets_a_deleted_branch(tmp_path: Path) -> None:
     repo = make_kit_repo(tmp_path / "repo", branch="main", project=True, per_branch=True)
+    (repo.root / "flows" / "readback.py").write_text(READBACK_FLOW)
+    (repo.root / "prefect.yaml").write_text((repo.root / "prefect.yaml").read_text() + READBACK)
     _commit(repo, "kit")
     repo.git("worktree", "add", "-q", "../wt-a", "-b", "feature/a")
     repo.git("worktree", "add", "-q", "../wt-b", "-b", "feature/b")
@@ -102,12 +135,34 @@ def test_each_worktree_has_its_own_environment_and_env_prune_forgets_a_deleted_b
 
         for env, other in ((env_a, env_b), (env_b, env_a)):
             deployments = _deployments(env)
-            assert {d["name"] for d in deployments} == {"daily"}
+            assert {d["name"] for d in deployments} == {"daily", "readback"}
             assert {d["work_pool_name"] for d in deployments} == {f"{env.name}-process"}
-            assert str(env.root) in str(deployments[0]["pull_steps"])
-            assert str(other.root) not in str(deployments[0]["pull_steps"])
+            assert all(str(env.root) in str(d["pull_steps"]) for d in deployments)
+            assert not any(str(other.root) in str(d["pull_steps"]) for d in deployments)
             assert f"{env.name}-process" in _pools(env)
             assert f"{other.name}-process" not in _pools(env)
+
+        # `invoke run daily` in both at once: each Completed (the task exits 0 only then) and wrote its data
+        # to its own data root, neither to the other's nor to dev's
+        dev_data = repo.root / "data" / "dev"
+        with ThreadPoolExecutor(2) as pool:
+            daily = dict(
+                zip((env_a.name, env_b.name), pool.map(lambda wt: _ok(wt, "run", "daily"), (wt_a, wt_b)), strict=True)
+            )
+        for env, other in ((env_a, env_b), (env_b, env_a)):
+            assert _files(env.data_root) >= DAILY_FILES, _files(env.data_root)
+            assert f"{env.data_root}/reports" in daily[env.name], daily[env.name]
+            assert str(other.data_root) not in daily[env.name], daily[env.name]
+        assert not dev_data.exists() or not _files(dev_data), _files(dev_data)
+
+        # a dataset only dev has (in the clone's main working tree, where dev's runs write): a branch
+        # environment's run reads it from there, says so, and copies nothing into its own data root
+        base_only = Dataset("base_only", basepath=dev_data, env={})
+        base_only.write_csv([{"station": "north"}, {"station": "south"}], ["station"])
+        readback = _ok(wt_a, "run", "readback")
+        assert 'Dataset "base_only" read from dev\'s data' in readback, readback
+        assert str(dev_data / base_only.latest_path) in readback, readback
+        assert not any("dataset=base_only" in name for name in _files(env_a.data_root))
 
         for wt in (wt_a, wt_b):
             status = _ok(wt, "server-status")
@@ -120,6 +175,10 @@ def test_each_worktree_has_its_own_environment_and_env_prune_forgets_a_deleted_b
         data_b = env_b.home / "prefect.db"
         repo.git("worktree", "remove", "--force", "../wt-b")
         repo.git("branch", "-D", "feature/b")
+
+        gone = _status_row(_ok(wt_a, "server-status"), env_b.name)  # listed until pruned, and said why
+        for shown in (env_b.branch, str(tmp_path / "wt-b"), str(env_b.port), "worktree gone: `invoke env-prune`"):
+            assert shown in gone, f"{shown!r} missing from {gone!r}"
 
         dry = _ok(wt_a, "env-prune", "--dry-run")
         assert "would remove  feature-b  (feature/b: branch deleted" in dry, dry

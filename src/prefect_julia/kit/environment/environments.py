@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from prefect_julia.core import gitrepo
@@ -83,6 +83,9 @@ class Environment:
     base: str | None = None
     #: The git branch of a branch environment.
     branch: str | None = None
+    #: A branch environment whose checkout (a worktree) was removed: the recorded folder. Its settings are then
+    #: those of the checkout that asked (its home, data root and port do not depend on the checkout).
+    removed_checkout: Path | None = None
 
     @property
     def declares(self) -> str:
@@ -170,8 +173,14 @@ class Environment:
     def local_file(self) -> Path:
         """``envs/<name>.local.env``, the settings the kit writes (auth string, database): a branch environment's
         is in the clone's main working tree, beside its home, so it outlives a removed worktree."""
-        folder = registry.shared_checkout(self.root) if self.branch else self.root
-        return folder / "envs" / f"{self.name}.local.env"
+        return self.shared_root / "envs" / f"{self.name}.local.env"
+
+    @property
+    def shared_root(self) -> Path:
+        """The checkout holding the folders a branch environment shares with its clone: its local settings, and the
+        base data its reads fall back to (the clone's main working tree, kit/environment/registry.py); a declared
+        environment's own checkout."""
+        return registry.shared_checkout(self.root) if self.branch else self.root
 
     @property
     def files(self) -> Home:
@@ -219,13 +228,15 @@ class Environment:
         return env
 
     def reads_from(self) -> Environment | None:
-        """The environment reads fall back to (``PREFECT_JULIA_READ_FROM``); None when there is none."""
+        """The environment reads fall back to (``PREFECT_JULIA_READ_FROM``); None when there is none. A branch
+        environment's is resolved in the clone's main working tree, where its own data lives too: a worktree's
+        ``data/dev`` is empty, the main checkout's holds what dev's runs wrote."""
         raw = (self.get(READ_FROM.name) or "").strip() or "base"
         target = None if raw == "none" else self.base if raw == "base" else raw
         if target is None or target == self.name:
             return None
         try:
-            return resolve_environment(target, self.root, self.process)
+            return resolve_environment(target, self.shared_root, self.process)
         except ConfigError as error:
             raise ConfigError(
                 f"{READ_FROM.name}={raw!r} ({self._source(READ_FROM.name)}): {error.message}",
@@ -426,12 +437,22 @@ def resolve_environment(
     return branch_environment(entry, environ, notes)
 
 
-def all_environments(root: Path, environ: Mapping[str, str]) -> list[Environment]:
-    """The declared environments, then every recorded branch environment whose checkout is still there."""
+def recorded_environment(root: Path, entry: registry.Entry, environ: Mapping[str, str]) -> Environment:
+    """The recorded branch environment ``entry``; one whose checkout is gone (a removed worktree) is resolved
+    with the settings of ``root`` and says so (``removed_checkout``), so its server and worker are still found."""
+    if (Path(entry.checkout) / "envs").is_dir():
+        return branch_environment(entry, environ)
+    moved = branch_environment(replace(entry, checkout=str(root.resolve())), environ)
+    return replace(moved, removed_checkout=Path(entry.checkout))
+
+
+def all_environments(root: Path, environ: Mapping[str, str], *, removed: bool = False) -> list[Environment]:
+    """The declared environments, then every recorded branch environment whose checkout is still there (and,
+    with ``removed``, those whose checkout was removed: ``removed_checkout`` set)."""
     found = [_declared(name, root, environ, None) for name in declared_environments(root)]
     for entry in registry.entries(root):
-        if (Path(entry.checkout) / "envs").is_dir():
-            found.append(branch_environment(entry, environ))
+        if removed or (Path(entry.checkout) / "envs").is_dir():
+            found.append(recorded_environment(root, entry, environ))
     return found
 
 
@@ -465,5 +486,6 @@ __all__ = [
     "declared_environments",
     "describe_sources",
     "load_branch_mapping",
+    "recorded_environment",
     "resolve_environment",
 ]

@@ -8,13 +8,13 @@ them. Their home and data root stay unless ``data``.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefect_julia.core import gitrepo
 from prefect_julia.core.errors import ConfigError
 from prefect_julia.kit.environment import registry
-from prefect_julia.kit.environment.environments import Environment, branch_environment
+from prefect_julia.kit.environment.environments import Environment, recorded_environment
 from prefect_julia.kit.server import inflight, servers
 from prefect_julia.kit.worker import lifecycle
 
@@ -41,14 +41,20 @@ def why_gone(root: Path, entry: registry.Entry) -> str | None:
 
 
 def _resolved(root: Path, entry: registry.Entry, environ: dict[str, str]) -> Environment | None:
-    """The environment; one whose checkout is gone (a removed worktree) is resolved with the settings of ``root``:
-    its home, data root and port do not depend on the checkout, so its server and worker are still found."""
-    if not (Path(entry.checkout) / "envs").is_dir():
-        entry = replace(entry, checkout=str(root.resolve()))
     try:
-        return branch_environment(entry, environ)
+        return recorded_environment(root, entry, environ)
     except ConfigError:
         return None
+
+
+def removed_note(root: Path, env: Environment) -> str | None:
+    """What ``invoke server-status`` says of a branch environment whose worktree was removed; None otherwise."""
+    if env.removed_checkout is None or env.branch is None:
+        return None
+    entry = registry.find(root, env.name)
+    if entry is not None and why_gone(root, entry) is not None:
+        return "worktree gone: `invoke env-prune` forgets it"
+    return f"worktree gone: `invoke env-prune` forgets it once branch {env.branch} is deleted or merged"
 
 
 def _refuse_in_flight(envs: list[Environment]) -> None:
@@ -86,4 +92,4 @@ def prune(root: Path, environ: dict[str, str], *, dry_run: bool = False, data: b
     return report
 
 
-__all__ = ["Pruned", "prune", "why_gone"]
+__all__ = ["Pruned", "prune", "removed_note", "why_gone"]
