@@ -328,7 +328,7 @@ class TestRealJulia:
         self, tmp_path: Path, program: Program, session: str, caplog: pytest.LogCaptureFixture
     ) -> None:
         path = program("boom", '@warn "first"\ncheck(n) = n > 0 || error("the input is empty")\ncheck(0)\n')
-        env = {**os.environ, "PREFECT_HOME": str(tmp_path / "home")}
+        env = {**os.environ, "PREFECT_HOME": str(tmp_path / "home"), "PREFECT_JULIA_SESSION_PROGRAMS": str(tmp_path)}
         project = REPO_ROOT / "julia"  # the package's own project: its entry point runs the job
         with caplog.at_level(logging.DEBUG, logger="prefect_julia.julia"), pytest.raises(JuliaFailed) as info:
             run_julia(str(path), project=project, timeout=120, env=env, session=session, anywhere=True)

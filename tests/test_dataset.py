@@ -354,6 +354,7 @@ def test_a_julia_job_reads_the_base_data_and_writes_its_own(
     job.parent.mkdir()
     job.write_text(FALLBACK_JOB)
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "home"), **fallback_env}
+    env["PREFECT_JULIA_SESSION_PROGRAMS"] = str(job.parent)  # a warm session runs it too
     params = {"own": str(own), "today": VECTORS["today"]}
     project = REPO_ROOT / "julia"
     try:

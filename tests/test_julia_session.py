@@ -14,8 +14,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -45,13 +47,22 @@ def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     julia_session.stop_sessions(folder, grace=2)
 
 
+@pytest.fixture(scope="module")
+def programs(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``PREFECT_JULIA_SESSION_PROGRAMS`` for the module's jobs: every test's ``tmp_path`` lies under pytest's
+    base folder, so one session serves them all."""
+    return str(tmp_path_factory.getbasetemp())
+
+
 @pytest.fixture
-def run(session_dir: Path, tmp_path: Path) -> Callable[..., Any]:
+def run(session_dir: Path, programs: str) -> Callable[..., Any]:
     """``run(mode, program, params, timeout=60, **env)``: run_julia with the shared session folder."""
 
     def call(mode: str, program: Path, params: dict[str, object] | None = None, timeout: float = 60, **env: str) -> Any:
         environ = {k: v for k, v in os.environ.items() if k != "PREFECT_HOME"}
-        environ.update(PREFECT_JULIA_SESSION_DIR=str(session_dir), **env)
+        environ.update(
+            {"PREFECT_JULIA_SESSION_DIR": str(session_dir), "PREFECT_JULIA_SESSION_PROGRAMS": programs, **env}
+        )
         return run_julia(
             program, params or {}, env=environ, project=PROJECT, timeout=timeout, session=mode, anywhere=True
         )
@@ -230,6 +241,120 @@ def test_bad_session_setting(program: Program) -> None:
         )
 
 
+def test_the_running_line_quotes_each_argument_on_one_line(
+    run: Callable[..., Any], program: Program, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = program("quoted", "")
+    with caplog.at_level(logging.INFO, logger="prefect_julia.julia"):
+        run("fresh", path, {"note": "two\nlines", "who": "it's me"})
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Running Julia program quoted.jl")]
+    assert "\n" not in line
+    assert line.endswith(f" {path} $'--note=two\\nlines' '--who=it'\"'\"'s me'"), line
+
+
+# --- a warm session serves its own user, and programs from its folders only ---------------------------------------
+
+CLIENT = """
+import json, socket, sys
+with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+    conn.connect(sys.argv[1])
+    request = {"program": sys.argv[2], "args": [], "env": {}, "cwd": "/"}
+    conn.sendall(json.dumps(request).encode() + b"\\n")
+    answer = b""
+    while chunk := conn.recv(4096):
+        answer += chunk
+print(answer.decode(), end="")
+"""
+
+
+def ask_session(sock: str | Path, program: Path, *, user: str | None = None) -> str:
+    """The whole answer of a session to a request for ``program``, sent straight to its socket (as ``user``)."""
+    python = "/usr/bin/python3" if user else sys.executable
+    command = [python, "-c", CLIENT, str(sock), str(program)]
+    command = ["runuser", "-u", user, "--", *command] if user else command
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd="/")
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def marker_job(program: Program, marker: Path) -> Path:
+    return program("marks", f'write("{marker}", "ran")')
+
+
+def test_a_program_outside_the_session_folders_runs_in_a_fresh_process(
+    run: Callable[..., Any], program: Program, session_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="prefect_julia.julia"):
+        pid = run("warm", program("pid", PID), PREFECT_JULIA_SESSION_PROGRAMS="").result["pid"]
+    assert pid not in session_pids(session_dir)
+    expected = f"A warm Julia session runs only programs under {PROJECT / 'jobs'} (PREFECT_JULIA_SESSION_PROGRAMS"
+    assert any(r.getMessage().startswith(expected) for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+def test_a_session_refuses_a_program_outside_its_folders(
+    run: Callable[..., Any], program: Program, session_dir: Path, tmp_path: Path
+) -> None:
+    run("warm", program("pid", PID))
+    info = julia_session.sessions(session_dir)[0]
+    elsewhere = Path(tempfile.mkdtemp(prefix="pj-outside-"))  # not under pytest's folder, which the module allows
+    outside = Path(shutil.copy(marker_job(program, tmp_path / "marker"), elsewhere))
+    try:
+        answer = ask_session(info.socket, outside)
+    finally:
+        shutil.rmtree(elsewhere)
+    assert answer.startswith(f"2 session refused: the program {outside} is outside the folders this session runs"), (
+        answer
+    )
+    assert "PREFECT_JULIA_SESSION_PROGRAMS" in answer and answer.endswith("x 1\n")
+    assert not (tmp_path / "marker").exists()
+    assert ask_session(info.socket, marker_job(program, tmp_path / "marker")).endswith("x 0\n")  # inside: it runs
+    assert (tmp_path / "marker").read_text() == "ran"
+
+
+@pytest.fixture
+def other_user() -> Iterator[str]:
+    """A second local user, made for this test and removed after it."""
+    if os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("runuser"):
+        pytest.skip("a second local user needs root, useradd and runuser; this machine lacks one of them")
+    if not Path("/usr/bin/python3").is_file():
+        pytest.skip("the second user needs a python3 of the system (/usr/bin/python3) to connect with")
+    name = f"pj{uuid.uuid4().hex[:8]}"
+    made = subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", name], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"useradd refused ({made.stderr.strip()}): no second user here")
+    try:
+        yield name
+    finally:
+        subprocess.run(["userdel", name], capture_output=True)
+
+
+def test_a_session_refuses_another_user(
+    run: Callable[..., Any], program: Program, session_dir: Path, tmp_path: Path, other_user: str
+) -> None:
+    """As if the session's socket had been left open to everyone: another user reaches it, and is refused."""
+    run("warm", program("pid", PID))
+    info = julia_session.sessions(session_dir)[0]
+    marker = tmp_path / "marker"
+    job = marker_job(program, marker)
+    opened = Path(tempfile.mkdtemp(prefix="pj-peer-", dir="/tmp"))
+    link = opened / "session.sock"
+    mode = os.stat(info.socket).st_mode & 0o777
+    try:
+        opened.chmod(0o711)
+        os.link(info.socket, link)  # the same socket, in a folder the other user may enter
+        os.chmod(link, 0o666)
+        answer = ask_session(link, job, user=other_user)
+        assert (
+            answer.startswith("2 session refused: uid ")
+            and f"is not this session's user (uid {os.geteuid()})" in answer
+        ), answer
+        assert answer.endswith("x 1\n") and not marker.exists()
+        assert ask_session(link, job).endswith("x 0\n") and marker.read_text() == "ran"  # its own user: it runs
+    finally:
+        os.chmod(info.socket, mode)
+        shutil.rmtree(opened)
+
+
 # --- no Julia outlives its flow run ----------------------------------------------------------------------------
 
 CHILD = """
@@ -258,11 +383,13 @@ def read_pids(path: Path, seconds: float = 120) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_no_julia_survives_a_killed_flow_run(mode: str, program: Program, session_dir: Path, tmp_path: Path) -> None:
+def test_no_julia_survives_a_killed_flow_run(
+    mode: str, program: Program, session_dir: Path, programs: str, tmp_path: Path
+) -> None:
     pids_file = tmp_path / "pids"
     path = program("child", CHILD)
     env = {**os.environ, "PIDS_FILE": str(pids_file), "PREFECT_JULIA_PASS_ENV": "PIDS_FILE"}
-    env["PREFECT_JULIA_SESSION_DIR"] = str(session_dir)
+    env.update(PREFECT_JULIA_SESSION_DIR=str(session_dir), PREFECT_JULIA_SESSION_PROGRAMS=programs)
     env.pop("PREFECT_HOME", None)
     runner = subprocess.Popen([sys.executable, "-c", RUNNER, str(path), str(PROJECT), mode], env=env)
     julia = child = 0
@@ -332,7 +459,7 @@ def test_worker_status_lists_and_worker_down_stops_sessions(kit_repo: Any, progr
     from prefect_julia.kit.julia import sessions
 
     env = kit_repo.environment("dev")
-    environ = env.process_env(os.environ)
+    environ = {**env.process_env(os.environ), "PREFECT_JULIA_SESSION_PROGRAMS": str(program("pid", PID).parent)}
     pid = run_julia(
         program("pid", PID), env=environ, project=PROJECT, session="warm", timeout=120, anywhere=True
     ).result["pid"]
@@ -357,7 +484,7 @@ def test_a_session_folder_too_deep_for_a_socket_still_serves(program: Program, t
     assert len(str(stand_in)) <= MAX_SOCKET_PATH and stand_in == socket_path(wanted)
     assert os.stat(stand_in.parent).st_mode & 0o077 == 0
     environ = {k: v for k, v in os.environ.items() if k != "PREFECT_HOME"}
-    environ["PREFECT_JULIA_SESSION_DIR"] = str(deep)
+    environ.update(PREFECT_JULIA_SESSION_DIR=str(deep), PREFECT_JULIA_SESSION_PROGRAMS=str(tmp_path))
     try:
         first = run_julia(
             program("deep", PID), env=environ, project=PROJECT, session="warm", timeout=120, anywhere=True

@@ -95,8 +95,13 @@ without a job.
 A request is one JSON line `{"program", "args", "env", "cwd"}`; the answer is the job's output lines, each
 prefixed `1 ` (stdout) or `2 ` (stderr), then `x CODE` with its exit code (1 after an uncaught error,
 `exit`'s argument otherwise).
+
+Only its own user is served: a connection from another uid (see [`peer_uid`](@ref)) is answered with one
+refusal line and closed. Only programs under one of the folders `programs` run (default: the active
+project's `jobs/`; see [`program_allowed`](@ref)); another program is refused, with exit code 1.
 """
-function serve_session(socketpath::AbstractString; idle::Real=1800)
+function serve_session(socketpath::AbstractString; idle::Real=1800, programs=default_programs())
+    folders = String[String(f) for f in programs]
     server = Sockets.listen(socketpath)
     inode = stat(socketpath).inode
     lastjob = Ref(time())
@@ -116,7 +121,19 @@ function serve_session(socketpath::AbstractString; idle::Real=1800)
         end
         lastjob[] = Inf  # busy: never idle
         try
+            refusal = refuse_peer(sock)
+            if refusal !== nothing
+                drainline(sock, 2.0)  # so closing it does not reset the connection before the peer reads why
+                refused(sock, refusal)
+                continue
+            end
             request = parsejson(readline(sock))
+            program = String(request["program"])
+            if !program_allowed(program, folders)
+                refused(sock, "the program $program is outside the folders this session runs programs from " *
+                              "($(join(folders, ", "))); PREFECT_JULIA_SESSION_PROGRAMS lists more folders")
+                continue
+            end
             code = runjob(sock, request)
             write(sock, "x $code\n")
         catch err
@@ -127,6 +144,77 @@ function serve_session(socketpath::AbstractString; idle::Real=1800)
         end
     end
     close(watch)
+    return nothing
+end
+
+"The active project's `jobs/` folder: where a session takes programs from unless told otherwise."
+default_programs() = [joinpath(dirname(something(Base.active_project(), joinpath(pwd(), "Project.toml"))), "jobs")]
+
+"""
+    program_allowed(program, folders) -> Bool
+
+True when the file `program` (links resolved) lies inside one of `folders` (links resolved too).
+"""
+function program_allowed(program::AbstractString, folders::AbstractVector{<:AbstractString})
+    ispath(program) || return false
+    path = realpath(program)
+    for folder in folders
+        isdir(folder) || continue
+        root = realpath(folder)
+        startswith(path, rstrip(root, '/') * "/") && return true
+    end
+    return false
+end
+
+const SOL_SOCKET = Cint(1)
+const SO_PEERCRED = Sys.ARCH in (:powerpc64le, :ppc64le) ? Cint(21) : Cint(17)
+
+"""
+    peer_uid(sock) -> Union{UInt32,Nothing}
+
+The user id of the process at the other end of the Unix socket `sock` (Linux: `SO_PEERCRED`; macOS and the
+BSDs: `getpeereid`); `nothing` when it cannot be read.
+"""
+function peer_uid(sock::Base.LibuvStream)
+    fd = reinterpret(Cint, Base._fd(sock))
+    if Sys.islinux()
+        cred = zeros(Cuint, 3)  # struct ucred: pid, uid, gid
+        len = Ref{Cuint}(sizeof(cred))
+        rc = ccall(:getsockopt, Cint, (Cint, Cint, Cint, Ptr{Cvoid}, Ref{Cuint}), fd, SOL_SOCKET, SO_PEERCRED, cred, len)
+        return rc == 0 && len[] == sizeof(cred) ? cred[2] : nothing
+    elseif Sys.isapple() || Sys.isbsd()
+        uid, gid = Ref{Cuint}(0), Ref{Cuint}(0)
+        rc = ccall(:getpeereid, Cint, (Cint, Ref{Cuint}, Ref{Cuint}), fd, uid, gid)
+        return rc == 0 ? uid[] : nothing
+    end
+    return nothing
+end
+
+"Why the peer of `sock` may not use this session (another user, or one that cannot be told); `nothing` if it may."
+function refuse_peer(sock)
+    own = ccall(:geteuid, Cuint, ())
+    uid = peer_uid(sock)
+    uid === nothing && return "the user at the other end of the socket cannot be read"
+    uid == own || return "uid $uid is not this session's user (uid $own)"
+    return nothing
+end
+
+"Read (and drop) the peer's request line, waiting at most `seconds` for it."
+function drainline(sock::IO, seconds::Real)
+    timer = Timer(_ -> close(sock), seconds)
+    try
+        readline(sock)
+    catch
+    finally
+        close(timer)
+    end
+    return nothing
+end
+
+"Answer a refused request with one line (also written to the session's log) and exit code 1."
+function refused(sock::IO, why::AbstractString)
+    println(stderr, "warm session: refused a request: ", why)
+    isopen(sock) && write(sock, "2 session refused: $why\nx 1\n")
     return nothing
 end
 

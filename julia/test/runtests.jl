@@ -680,6 +680,45 @@ function unit_tests()
         @test readdir(dir) == ["result.json"]
     end
 
+    @testset "warm session: its own user only, programs from its folders only" begin
+        dir = mktempdir()
+        jobs = mkpath(joinpath(dir, "jobs"))
+        write(joinpath(jobs, "ok.jl"), "1")
+        write(joinpath(dir, "outside.jl"), "1")
+        symlink(joinpath(dir, "outside.jl"), joinpath(jobs, "link.jl"))
+        @test PI.program_allowed(joinpath(jobs, "ok.jl"), [jobs])
+        @test PI.program_allowed(joinpath(jobs, "ok.jl"), [jobs * "/"])
+        @test !PI.program_allowed(joinpath(dir, "outside.jl"), [jobs])
+        @test !PI.program_allowed(joinpath(jobs, "..", "outside.jl"), [jobs])   # no way out through ".."
+        @test !PI.program_allowed(joinpath(jobs, "link.jl"), [jobs])            # nor through a link
+        @test !PI.program_allowed(joinpath(jobs, "missing.jl"), [jobs])
+        @test !PI.program_allowed(joinpath(dir, "jobs2", "x.jl"), [jobs])
+        @test PI.program_allowed(joinpath(dir, "outside.jl"), [jobs, dir])
+        # The peer of a connection of this process is this process's user.
+        path = joinpath(dir, "s.sock")
+        server = Sockets.listen(path)
+        client = Sockets.connect(path)
+        peer = Sockets.accept(server)
+        @test PI.peer_uid(peer) == ccall(:geteuid, Cuint, ()) && PI.refuse_peer(peer) === nothing
+        foreach(close, (client, peer, server))
+        # A session asked for a program outside its folders answers with a refusal and runs nothing.
+        sock = joinpath(dir, "session.sock")
+        served = @async PrefectInterfaces.serve_session(sock; idle=60, programs=[jobs])
+        ask(program) = begin
+            conn = Sockets.connect(sock)
+            write(conn, json(Dict("program" => program, "args" => [], "env" => Dict(), "cwd" => dir)), "\n")
+            answer = read(conn, String)
+            close(conn)
+            answer
+        end
+        timedwait(() -> ispath(sock), 30.0)
+        answer = ask(joinpath(dir, "outside.jl"))
+        @test startswith(answer, "2 session refused: the program $(joinpath(dir, "outside.jl")) is outside")
+        @test occursin("PREFECT_JULIA_SESSION_PROGRAMS", answer) && endswith(answer, "x 1\n")
+        rm(sock)  # the session notices its socket is gone and ends
+        @test timedwait(() -> istaskdone(served), 30.0) == :ok
+    end
+
     @testset "prefect log format" begin
         out = capturelog() do
             @info "hello" rows = 3 name = "x"

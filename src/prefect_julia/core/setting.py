@@ -159,6 +159,10 @@ JULIA_SESSION_DIR = Setting(
     "folder of the warm julia sessions (default: $PREFECT_HOME/julia-sessions)",
     kind="path",
 )
+JULIA_SESSION_PROGRAMS = Setting(
+    "PREFECT_JULIA_SESSION_PROGRAMS",
+    "folders (separated by `:`) a warm julia session also runs programs from; by default only the project's `jobs/`",
+)
 JULIA_IMAGE = Setting(
     "PREFECT_JULIA_IMAGE",
     "auto: start Julia jobs with the image `invoke julia-image` built, while it matches the Julia code; off: never",
@@ -195,6 +199,7 @@ RUNTIME_SETTINGS: tuple[Setting, ...] = (
     JULIA_SESSION,
     JULIA_SESSION_POOL,
     JULIA_SESSION_DIR,
+    JULIA_SESSION_PROGRAMS,
     JULIA_IMAGE,
     JULIA_IMAGE_DIR,
     JULIA_LOG_CAP_BYTES,

@@ -13,6 +13,10 @@ fingerprint) and the session's own log. A job:
 3. sends its program, arguments, environment and working directory over the session's Unix socket, and
    reads back its output lines and exit code (``PrefectInterfaces.serve_session`` on the Julia side).
 
+A session serves only its own user (it checks the uid at the other end of each connection) and runs only
+programs under the project's ``jobs/`` and the folders of ``PREFECT_JULIA_SESSION_PROGRAMS``; a job whose
+program lies elsewhere (``run_julia(..., anywhere=True)``) runs in a fresh process.
+
 A timeout or the death of the flow-run process (a watchdog notices) kills the session's process tree; a
 session that dies mid-job fails only that job. The next job starts a new session.
 """
@@ -44,7 +48,7 @@ from prefect_julia.core.processes import (
     stop_recorded,
     write_pid_file,
 )
-from prefect_julia.core.setting import JULIA_SESSION_DIR, JULIA_SESSION_POOL
+from prefect_julia.core.setting import JULIA_SESSION_DIR, JULIA_SESSION_POOL, JULIA_SESSION_PROGRAMS
 from prefect_julia.runtime import julia_process
 from prefect_julia.runtime.joboutput import OutputSink
 from prefect_julia.runtime.julia_image import julia_start, package_files
@@ -52,8 +56,10 @@ from prefect_julia.runtime.julia_log import StderrParser
 
 __all__ = [
     "SessionInfo",
+    "program_folders",
     "project_fingerprint",
     "run_in_session",
+    "runs_program",
     "session_folder",
     "sessions",
     "stop_sessions",
@@ -100,6 +106,25 @@ def project_fingerprint(project: Path) -> str:
             stat = path.stat()
             digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
+
+
+def program_folders(project: Path, env: Mapping[str, str]) -> list[Path]:
+    """The folders a session runs programs from: ``<project>/jobs``, then those ``PREFECT_JULIA_SESSION_PROGRAMS``
+    lists (separated by ``:``; relative ones to the working directory), links resolved."""
+    listed = (JULIA_SESSION_PROGRAMS.lookup(env) or "").split(os.pathsep)
+    return [(project / "jobs").resolve(), *(Path(item).expanduser().resolve() for item in listed if item.strip())]
+
+
+def runs_program(program: str | Path, folders: list[Path]) -> bool:
+    """True when the file ``program`` (links resolved) lies inside one of ``folders``: the rule the session
+    itself applies (``PrefectInterfaces.program_allowed``)."""
+    path = Path(program).resolve()
+    return path.is_file() and any(path.is_relative_to(folder) and path != folder for folder in folders)
+
+
+def _julia_string(text: str) -> str:
+    """``text`` as a Julia string literal (JSON's escapes, and ``$`` kept from interpolating)."""
+    return json.dumps(text).replace("$", "\\$")
 
 
 @dataclass(frozen=True)
@@ -187,13 +212,22 @@ def _claim(folder: Path, size: int) -> Iterator[int | None]:
 
 
 def _start(
-    folder: Path, slot: int, julia: str, project: Path, fingerprint: str, env: Mapping[str, str], image: Path | None
+    folder: Path,
+    slot: int,
+    julia: str,
+    project: Path,
+    fingerprint: str,
+    env: Mapping[str, str],
+    image: Path | None,
+    programs: list[Path],
 ) -> SessionInfo:
     sock_path = socket_path(folder / f"slot-{slot}.sock")  # a short stand-in when the folder lies deep
     sock_path.unlink(missing_ok=True)
     log = folder / f"slot-{slot}.log"
+    folders = ", ".join(_julia_string(str(path)) for path in programs)
     code = (
-        f"using PrefectInterfaces; PrefectInterfaces.serve_session({json.dumps(str(sock_path))}; idle={IDLE_SECONDS})"
+        f"using PrefectInterfaces; PrefectInterfaces.serve_session({_julia_string(str(sock_path))}; "
+        f"idle={IDLE_SECONDS}, programs=[{folders}])"
     )
     command = [*julia_start(julia, image), f"--project={project}", "--startup-file=no", "-e", code]
     with log.open("ab") as out:  # spawn's umask 077 makes the socket julia binds 0600: no other user connects
@@ -231,11 +265,20 @@ class SessionFailed(RuntimeError):
 
 
 def _session(
-    folder: Path, slot: int, julia: str, project: Path, env: Mapping[str, str], image: Path | None = None
+    folder: Path,
+    slot: int,
+    julia: str,
+    project: Path,
+    env: Mapping[str, str],
+    image: Path | None = None,
+    programs: list[Path] | None = None,
 ) -> SessionInfo:
-    """The slot's session, started (or restarted) when it does not run this julia on these project files and
-    with this Julia image (so a session started before an image was built is replaced by one using it)."""
+    """The slot's session, started (or restarted) when it does not run this julia on these project files, with
+    this Julia image (so a session started before an image was built is replaced by one using it) and these
+    program folders."""
+    programs = programs if programs is not None else program_folders(project, env)
     fingerprint = project_fingerprint(project) + (f"+{image.name}" if image is not None else "")
+    fingerprint += "+" + hashlib.sha256("\0".join(map(str, programs)).encode()).hexdigest()[:8]
     info = _read_state(folder, slot)
     if info is not None:
         same = info.julia == julia and info.project == str(project) and info.fingerprint == fingerprint
@@ -243,7 +286,7 @@ def _session(
             return info
         _kill(info, 2.0)
         _forget(folder, slot)
-    return _start(folder, slot, julia, project, fingerprint, env, image)
+    return _start(folder, slot, julia, project, fingerprint, env, image, programs)
 
 
 def _watchdog(session_pid: int) -> subprocess.Popen[bytes]:
@@ -277,13 +320,22 @@ def run_in_session(
     parts = julia_process.CommandParts.of(command)
     julia, project, program, args = parts.julia, parts.project, parts.program, parts.args
     folder = session_folder(base)
+    programs = program_folders(project, base)
+    if not runs_program(program, programs):
+        sink.log.info(
+            "A warm Julia session runs only programs under %s (%s lists more folders): running %s in a fresh process.",
+            ", ".join(map(str, programs)),
+            JULIA_SESSION_PROGRAMS.name,
+            program,
+        )
+        return julia_process.supervise(command, env, timeout, grace, sink)
     started = time.monotonic()
     with _claim(folder, pool_size(base)) as slot:
         if slot is None:
             sink.log.info("Every warm Julia session is busy: running this job in a fresh process.")
             return julia_process.supervise(command, env, timeout, grace, sink)
         try:
-            info = _session(folder, slot, julia, project, env, parts.image)
+            info = _session(folder, slot, julia, project, env, parts.image, programs)
         except SessionFailed as error:
             sink.log.warning("%s Running this job in a fresh process.", error)
             return julia_process.supervise(command, env, timeout, grace, sink)
