@@ -120,7 +120,11 @@ bench-deploys *args:
 bench-team *args:
     {{quote(invoke)}} bench-team "$@"
 
-# Run every benchmark (servers, Julia, deployment runs, deploys, team load, dataset I/O)
+# The full-size load and fault tests the gate runs small (pytest -m slow)
+bench-tests *args:
+    {{quote(invoke)}} bench-tests "$@"
+
+# Run every benchmark (servers, Julia, deployment runs, deploys, team load, dataset I/O), then the slow tests
 bench *args:
     {{quote(invoke)}} bench "$@"
 

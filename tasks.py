@@ -640,10 +640,19 @@ def bench_team(c: Context) -> None:
     _bench("datasets_io")
 
 
+@task(name="bench-tests")
+@guarded
+def bench_tests(c: Context) -> None:
+    """Run the full-size load and fault tests (pytest -m slow); the gate runs their small versions."""
+    from prefect_julia.gates.gate import run_slow_tests
+
+    run_slow_tests(ROOT, os.environ)
+
+
 @task(name="bench")
 @guarded
 def bench(c: Context) -> None:
-    """Run every benchmark: servers, Julia, deployment runs, deploys, team load, dataset I/O."""
+    """Run every benchmark (servers, Julia, deployment runs, deploys, team load, dataset I/O), then the slow tests."""
     _bench("servers")
     _bench("julia_blocks")
     _bench("julia_flow")
@@ -651,3 +660,4 @@ def bench(c: Context) -> None:
     _bench("deploys")
     _bench("team_load")
     _bench("datasets_io")
+    bench_tests(c)

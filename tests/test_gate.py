@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -112,7 +113,7 @@ def test_default_steps_are_the_gates_cheapest_first() -> None:
     assert tuple(s.name for s in steps) == STEP_NAMES == ("layers", "declarations", "hooks", "types", "tests")
     assert steps[0].check is not None and steps[1].check is not None
     assert steps[2].command is not None and "--all-files" in steps[2].command and steps[2].changes_files
-    assert steps[4].command is not None and steps[4].command[-2:] == ["--dist", "loadfile"]
+    assert steps[4].command is not None and steps[4].command[-4:] == ["--dist", "loadfile", "-m", "not slow"]
 
 
 def test_pj_gate_tests_narrows_the_test_selection() -> None:
@@ -181,3 +182,18 @@ def test_gate_env_drops_git_hook_variables_and_finds_project_tools() -> None:
     env = gate_env({"PATH": "/usr/bin", "GIT_DIR": "/elsewhere/.git", "GIT_INDEX_FILE": "x", "HOME": "/h"})
     assert "GIT_DIR" not in env and "GIT_INDEX_FILE" not in env and env["HOME"] == "/h"
     assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
+
+
+def test_the_gate_runs_the_small_load_test_and_bench_tests_the_full_size() -> None:
+    from prefect_julia.gates.gate import GATE_MARKERS
+
+    repo_root = Path(__file__).resolve().parents[1]
+
+    def collected(marker: str) -> list[str]:
+        argv = [PY, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-m", marker]
+        done = subprocess.run([*argv, "tests/test_run_client.py"], cwd=repo_root, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return [line for line in done.stdout.splitlines() if "burst_of_runs" in line]
+
+    assert collected(GATE_MARKERS) == ["tests/test_run_client.py::test_a_burst_of_runs_submitted_at_once_all_complete[8]"]
+    assert collected("slow") == ["tests/test_run_client.py::test_a_burst_of_runs_submitted_at_once_all_complete[50]"]

@@ -29,14 +29,16 @@ from prefect_julia.kit.server import server_process
 pytestmark = [pytest.mark.server]
 
 
-def test_twenty_runs_submitted_at_once_all_complete(live_kit: LiveKit) -> None:
+# The gate's burst fills the worker's default limit (8); `invoke bench-tests` runs the full size.
+@pytest.mark.parametrize("count", [8, pytest.param(50, marks=pytest.mark.slow)])
+def test_a_burst_of_runs_submitted_at_once_all_complete(live_kit: LiveKit, count: int) -> None:
     live_kit.worker_up()
     # on the kit's server process (kit/server/server_process.py), which keeps a sqlite server answering under a burst
     server_pid = processes.port_owner(live_kit.repo.ports["dev"])
     assert server_pid is not None and f"-m {server_process.MODULE} " in processes.command_of(server_pid)
-    burst = concurrent_runs(live_kit.repo, 20, timeout=900)
+    burst = concurrent_runs(live_kit.repo, count, timeout=900 + 30 * count)
     assert burst["lost"] == 0 and burst["crashed"] == 0, burst
-    assert burst["completed"] == 20, burst
+    assert burst["completed"] == count, burst
 
 
 def test_string_parameter_stays_a_string_and_logs_stream(live_kit: LiveKit) -> None:

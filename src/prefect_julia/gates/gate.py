@@ -44,7 +44,9 @@ __all__ = [
     "check_layers",
     "default_steps",
     "gate_env",
+    "pytest_command",
     "require_passed",
+    "run_slow_tests",
     "run_gate",
 ]
 
@@ -55,6 +57,9 @@ TESTS_VARIABLE = "PJ_GATE_TESTS"
 #: Seconds an interrupted step's processes get to finish (pytest's teardowns stop the servers they started)
 #: before everything carrying the run's mark is stopped.
 INTERRUPT_GRACE = 10.0
+#: pytest's selection of the gate: every test but the full-size load and fault tests (``invoke bench-tests``).
+GATE_MARKERS = "not slow"
+
 #: pytest processes of the gate's tests step (pytest-xdist, one test module per process at a time): most tests
 #: wait on servers, workers and julia, so two share two cores well; more than four would only add servers.
 TEST_WORKERS = max(2, min(4, os.cpu_count() or 2))
@@ -174,6 +179,11 @@ def check_layers(root: Path) -> list[str]:
     return layers.check(root)
 
 
+def pytest_command(workers: int = TEST_WORKERS) -> list[str]:
+    """pytest as the gate runs it: quiet, the slowest tests named, one test module per process at a time."""
+    return [sys.executable, "-m", "pytest", "-q", "--durations=15", "-n", str(workers), "--dist", "loadfile"]
+
+
 def default_steps(environ: Mapping[str, str] | None = None) -> list[Step]:
     """The full gate, cheapest step first: layers, declarations, pre-commit hooks, mypy, pytest (Julia suite too).
 
@@ -181,7 +191,7 @@ def default_steps(environ: Mapping[str, str] | None = None) -> list[Step]:
     """
     python = sys.executable
     selection = shlex.split((environ or {}).get(TESTS_VARIABLE, ""))
-    pytest = [python, "-m", "pytest", "-q", "--durations=15", "-n", str(TEST_WORKERS), "--dist", "loadfile"]
+    pytest = [*pytest_command(), "-m", GATE_MARKERS]
     return [
         Step("layers", "imports respect the package's layers", check=check_layers),
         Step(
@@ -350,6 +360,17 @@ def _swept(mark: runmark.RunMark, out: TextIO) -> Iterator[None]:
     stopped = mark.stop_all(grace=INTERRUPT_GRACE)
     if stopped:
         out.write(f"note: stopped {len(stopped)} process(es) the gate's steps left running: pids {stopped}\n")
+
+
+def run_slow_tests(root: Path, environ: Mapping[str, str], out: TextIO = sys.stdout) -> None:
+    """The full-size load and fault tests (``-m slow``), which the gate runs in their small version."""
+    step = Step("slow tests", "full-size load and fault tests", command=[*pytest_command(), "-m", "slow"])
+    result = _run_step(step, root, gate_env(environ), out)
+    if not result.passed:
+        raise GateFailed(
+            "The full-size load and fault tests failed.",
+            hint="Read pytest's output above; run one alone with `.venv/bin/pytest -m slow tests/FILE.py`.",
+        )
 
 
 def require_passed(report: GateReport, *, where: str = "") -> None:

@@ -31,7 +31,7 @@ from prefect_julia.core.errors import CommandFailed, ConfigError, PrefectJuliaEr
 from prefect_julia.core.files import private_folder, tail, write_atomic
 from prefect_julia.core.processes import file_lock
 from prefect_julia.core.setting import JULIA_IMAGE_DIR
-from prefect_julia.runtime.bridge import default_project, find_julia
+from prefect_julia.runtime.julia_process import default_project, find_julia
 from prefect_julia.runtime.julia_image import (
     BUILD_LOCK,
     BUILD_SCRIPT,

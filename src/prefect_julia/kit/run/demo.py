@@ -19,7 +19,7 @@ from prefect_julia.kit.environment.environments import Environment, resolve_envi
 from prefect_julia.kit.run import runs
 from prefect_julia.kit.server import servers
 from prefect_julia.kit.worker import workers
-from prefect_julia.runtime.bridge import find_julia
+from prefect_julia.runtime.julia_process import find_julia
 from prefect_julia.runtime.dataset import Dataset
 
 DEPLOYMENT = "daily"
