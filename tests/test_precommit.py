@@ -1,11 +1,13 @@
 """The project's real pre-commit hooks on sample files in a temporary repository.
 
-The hook environments are built once (from the pinned packages in .pre-commit-config.yaml) into one
-PRE_COMMIT_HOME kept in pytest's cache folder, so only the first run pays for them.
+The hook environments (from the pinned packages in .pre-commit-config.yaml) are pre-commit's own, in the store
+the gate's hooks step and `git commit` use (PRE_COMMIT_HOME, else the user's cache folder): they are built once
+per machine, not once per test run.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -66,9 +68,12 @@ def test_hook_tools_are_pinned_as_in_pyproject() -> None:
 
 
 @pytest.fixture(scope="session")
-def precommit_home(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cache = getattr(pytestconfig, "cache", None)
-    return Path(cache.mkdir("pre-commit-home")) if cache is not None else tmp_path_factory.mktemp("pch")
+def precommit_home() -> Path:
+    """pre-commit's own store, found as pre-commit finds it (it locks the store while it builds an environment)."""
+    explicit = os.environ.get("PRE_COMMIT_HOME")
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pre-commit"
 
 
 @pytest.fixture
