@@ -113,7 +113,13 @@ def test_default_steps_are_the_gates_cheapest_first() -> None:
     assert tuple(s.name for s in steps) == STEP_NAMES == ("layers", "declarations", "hooks", "types", "tests")
     assert steps[0].check is not None and steps[1].check is not None
     assert steps[2].command is not None and "--all-files" in steps[2].command and steps[2].changes_files
-    assert steps[4].command is not None and steps[4].command[-4:] == ["--dist", "loadfile", "-m", "not slow"]
+    assert steps[4].command is not None and steps[4].command[-5:] == [
+        "--dist",
+        "loadfile",
+        "--no-loadscope-reorder",
+        "-m",
+        "not slow",
+    ]
 
 
 def test_pj_gate_tests_narrows_the_test_selection() -> None:
@@ -195,5 +201,7 @@ def test_the_gate_runs_the_small_load_test_and_bench_tests_the_full_size() -> No
         assert done.returncode == 0, done.stdout + done.stderr
         return [line for line in done.stdout.splitlines() if "burst_of_runs" in line]
 
-    assert collected(GATE_MARKERS) == ["tests/test_run_client.py::test_a_burst_of_runs_submitted_at_once_all_complete[8]"]
+    assert collected(GATE_MARKERS) == [
+        "tests/test_run_client.py::test_a_burst_of_runs_submitted_at_once_all_complete[8]"
+    ]
     assert collected("slow") == ["tests/test_run_client.py::test_a_burst_of_runs_submitted_at_once_all_complete[50]"]

@@ -34,6 +34,7 @@ from prefect_julia.core.processes import owned, spawn
 from prefect_julia.gates import runmark
 
 __all__ = [
+    "GATE_MARKERS",
     "STEP_NAMES",
     "TESTS_VARIABLE",
     "GateReport",
@@ -46,8 +47,8 @@ __all__ = [
     "gate_env",
     "pytest_command",
     "require_passed",
-    "run_slow_tests",
     "run_gate",
+    "run_slow_tests",
 ]
 
 STEP_NAMES = ("layers", "declarations", "hooks", "types", "tests")
@@ -180,8 +181,12 @@ def check_layers(root: Path) -> list[str]:
 
 
 def pytest_command(workers: int = TEST_WORKERS) -> list[str]:
-    """pytest as the gate runs it: quiet, the slowest tests named, one test module per process at a time."""
-    return [sys.executable, "-m", "pytest", "-q", "--durations=15", "-n", str(workers), "--dist", "loadfile"]
+    """pytest as the gate runs it: quiet, the slowest tests named, one test module per process at a time, in the
+    order tests/conftest.py gives (the slowest modules first; xdist would otherwise start the ones with most tests)."""
+    return [
+        *(sys.executable, "-m", "pytest", "-q", "--durations=15"),
+        *("-n", str(workers), "--dist", "loadfile", "--no-loadscope-reorder"),
+    ]
 
 
 def default_steps(environ: Mapping[str, str] | None = None) -> list[Step]:
