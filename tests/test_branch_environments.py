@@ -122,6 +122,9 @@ def test_worktrees_share_one_record_and_names_do_not_collide(tmp_path: Path) -> 
             second.name,
         }
     )
+    # a worktree's branch environment reads what dev wrote in the clone's main working tree, not the
+    # worktree's own (empty) data/dev
+    assert second.exports(secrets=False)[FALLBACK_ROOT] == str((root / "data" / "dev").resolve())
 
 
 def test_no_free_port_is_an_error_and_records_nothing(tmp_path: Path) -> None:
