@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness import eventually, make_kit_repo
+from kit_flows import add_flow, julia_flow
 from live_kit import LiveKit
 from prefect_julia.core.processes import read_pid_file
 
@@ -27,33 +28,12 @@ check(0)
 """
 BAD_LINE = 3  # the line of error(...) above
 
-BAD_FLOW = """\
-from prefect import flow
-
-from prefect_julia.runtime.bridge import julia_job
-
-
-@flow(name="baddata")
-def baddata() -> None:
-    julia_job("bad_data", {}, timeout=300)
-"""
-
-BAD_DEPLOYMENT = """
-  - name: baddata
-    entrypoint: flows/baddata.py:baddata
-    work_pool: *work_pool
-"""
-
 
 @pytest.mark.server
 @pytest.mark.julia
 def test_invoke_run_prints_a_julia_error_once_without_python_tracebacks(live_kit: LiveKit) -> None:
     root = live_kit.repo.root
-    (root / "julia" / "jobs" / "bad_data.jl").write_text(BAD_JOB)
-    (root / "flows" / "baddata.py").write_text(BAD_FLOW)
-    if "flows/baddata.py" not in (root / "prefect.yaml").read_text():
-        with (root / "prefect.yaml").open("a") as decl:
-            decl.write(BAD_DEPLOYMENT)
+    add_flow(root, "baddata", julia_flow("baddata", "bad_data"), jobs={"bad_data": BAD_JOB})
     live_kit.invoke("deploy", "--env", "dev", timeout=300).check_returncode()
 
     run = live_kit.invoke("run", "baddata", "--env", "dev", "--timeout", "300", timeout=400)

@@ -21,6 +21,7 @@ import pytest
 
 from conftest import REPO_ROOT, KitRepo, make_kit_repo
 from harness import StandInHandler, serving
+from kit_flows import add_flow, julia_flow
 from live_kit import LiveKit
 from prefect_julia.core.prefect_http import ApiClient, ApiRefused
 from prefect_julia.core.secrets import is_secret_name, secret_values
@@ -400,23 +401,6 @@ println(stderr, key)
 error("cannot use the key:\\n" * key)
 """
 
-PEM_FLOW = """\
-from prefect import flow
-
-from prefect_julia.runtime.bridge import julia_job
-
-
-@flow(name="pemleak")
-def pemleak() -> None:
-    julia_job("pemleak", {}, timeout=300)
-"""
-
-PEM_DEPLOYMENT = """
-  - name: pemleak
-    entrypoint: flows/pemleak.py:pemleak
-    work_pool: *work_pool
-"""
-
 
 @pytest.mark.server
 @pytest.mark.julia
@@ -433,11 +417,7 @@ def test_a_pem_key_printed_line_by_line_leaves_no_line_anywhere(live_kit: LiveKi
     with settings_for(env):
         Secret(value=key).save("pem-key", overwrite=True)
     root = live_kit.repo.root
-    (root / "julia" / "jobs" / "pemleak.jl").write_text(PEM_JOB)
-    (root / "flows" / "pemleak.py").write_text(PEM_FLOW)
-    if "flows/pemleak.py" not in (root / "prefect.yaml").read_text():
-        with (root / "prefect.yaml").open("a") as decl:
-            decl.write(PEM_DEPLOYMENT)
+    add_flow(root, "pemleak", julia_flow("pemleak", "pemleak"), jobs={"pemleak": PEM_JOB})
     live_kit.invoke("deploy", "--env", "dev", timeout=300).check_returncode()
 
     run = live_kit.invoke("run", "pemleak", "--env", "dev", "--timeout", "300", timeout=400)
