@@ -38,6 +38,11 @@ def per_environment(*, prod: str, other: str) -> Derive:
     return derive
 
 
+def from_where(where: str) -> str:
+    """' (from WHERE)' after a value in a message when where it came from is known; else an empty string."""
+    return f" (from {where})" if where else ""
+
+
 def read_switch(text: str) -> bool | None:
     """``text`` as on (True) or off (False); None when it is neither."""
     word = text.strip().lower()
@@ -77,9 +82,8 @@ class Setting:
         value came from, and every choice, if it is none of them."""
         value = (raw or "").strip().lower() or (self.default or "")
         if value not in self.choices:
-            source = f" (from {where})" if where else ""
             raise error(
-                f"{self.name}={raw!r}{source} is not one of: {', '.join(self.choices)}.",
+                f"{self.name}={raw!r}{from_where(where)} is not one of: {', '.join(self.choices)}.",
                 hint=f"Set {self.name} to {' or '.join(self.choices)}: {self.help}.",
             )
         return value
@@ -89,9 +93,8 @@ class Setting:
         came from, if it is neither."""
         value = read_switch((raw or "").strip() or (self.default or ""))
         if value is None:
-            source = f" (from {where})" if where else ""
             raise error(
-                f"{self.name}={raw!r}{source} is neither on nor off.",
+                f"{self.name}={raw!r}{from_where(where)} is neither on nor off.",
                 hint=f"Set {self.name} to on or off: {self.help}.",
             )
         return value
@@ -104,9 +107,8 @@ def parse_seconds(name: str, raw: str, where: str = "") -> float:
     except ValueError:
         value = -1.0
     if not value > 0:
-        source = f" (from {where})" if where else ""
         raise ConfigError(
-            f"{name}={raw!r}{source} is not a positive number of seconds.",
+            f"{name}={raw!r}{from_where(where)} is not a positive number of seconds.",
             hint=f"Use e.g. {name}=120.",
         )
     return value
@@ -115,9 +117,8 @@ def parse_seconds(name: str, raw: str, where: str = "") -> float:
 def parse_port(name: str, raw: str, where: str = "") -> int:
     """``raw`` as a TCP port; a ConfigError naming the setting and its source if not."""
     if not raw.isdigit() or not 1 <= int(raw) <= 65535:
-        source = f" (from {where})" if where else ""
         raise ConfigError(
-            f"{name}={raw!r}{source} is not a port number.",
+            f"{name}={raw!r}{from_where(where)} is not a port number.",
             hint=f"Use a whole number from 1024 to 65535, e.g. {name}=4309.",
         )
     return int(raw)
