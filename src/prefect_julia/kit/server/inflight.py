@@ -8,17 +8,19 @@ process, its Julia job and the job's children) is stopped, and the run is set Ca
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 from prefect_julia.core.errors import ServerError
+from prefect_julia.core.prefect_http import ApiClient
 from prefect_julia.core.processes import command_of, running, stop_tree
+from prefect_julia.kit.access import identity
 from prefect_julia.kit.environment.environments import Environment
-
-if TYPE_CHECKING:
-    from prefect.client.orchestration import SyncPrefectClient
 
 IN_FLIGHT = ("PENDING", "RUNNING", "PAUSED", "CANCELLING")
 
@@ -52,50 +54,65 @@ def _pid(raw: str | None) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _read(client: SyncPrefectClient, pool: str | None) -> list[InFlightRun]:
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-        WorkPoolFilter,
-        WorkPoolFilterName,
-    )
-    from prefect.client.schemas.objects import StateType
+def _started(raw: object) -> str:
+    """``HH:MM:SS`` (UTC) of a run's ISO start time, or "" without one."""
+    try:
+        return datetime.fromisoformat(str(raw)).strftime("%H:%M:%S") if raw else ""
+    except ValueError:
+        return ""
 
-    runs = client.read_flow_runs(
-        flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType(s) for s in IN_FLIGHT]))
-        ),
-        work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])) if pool else None,
-        limit=200,
-    )
-    names: dict[Any, str] = {}
+
+def _api(env: Environment) -> ApiClient:
+    """A REST client of ``env``'s server, which must answer and be this checkout's server for ``env``. Plain
+    requests: marking, listing and cancelling runs costs no Prefect import (seconds of a `server-up`)."""
+    from prefect_julia.kit.access.security import api_client
+    from prefect_julia.kit.server.servers import is_healthy
+
+    identity.check(env)
+    if not is_healthy(env.api_url):
+        raise ServerError(
+            f"The {env.name} Prefect server at {env.api_url} is not reachable.",
+            hint=f"Start it with `invoke server-up {env.name}` (or `just server-up {env.name}`), then retry.",
+        )
+    return api_client(env, timeout=30.0)
+
+
+def _read(api: ApiClient, pool: str | None) -> list[InFlightRun]:
+    body: dict[str, Any] = {"flow_runs": {"state": {"type": {"any_": list(IN_FLIGHT)}}}, "limit": 200}
+    if pool:
+        body["work_pools"] = {"name": {"any_": [pool]}}
+    names: dict[str, str] = {}
     found = []
-    for run in runs:
-        if run.deployment_id is not None and run.deployment_id not in names:
+    for run in api.request("POST", "/flow_runs/filter", body):
+        deployment_id = run.get("deployment_id")
+        if deployment_id is not None and deployment_id not in names:
             try:
-                names[run.deployment_id] = client.read_deployment(run.deployment_id).name
-            except Exception:  # a deployment removed meanwhile: show its id
-                names[run.deployment_id] = str(run.deployment_id)
+                names[deployment_id] = str(api.request("GET", f"/deployments/{deployment_id}")["name"])
+            except (OSError, ValueError, KeyError, TypeError):  # a deployment removed meanwhile: show its id
+                names[deployment_id] = str(deployment_id)
+        state = run.get("state") or {}
         found.append(
             InFlightRun(
-                id=str(run.id),
-                name=run.name,
-                deployment=names.get(run.deployment_id, "-"),
-                state=(run.state.name or "?") if run.state else "?",
-                pid=_pid(run.infrastructure_pid),
-                started=run.start_time.strftime("%H:%M:%S") if run.start_time else "",
+                id=str(run["id"]),
+                name=str(run.get("name") or ""),
+                deployment=names.get(deployment_id, "-") if deployment_id else "-",
+                state=str(state.get("name") or "?"),
+                pid=_pid(run.get("infrastructure_pid")),
+                started=_started(run.get("start_time")),
             )
         )
     return found
 
 
+def _set_state(api: ApiClient, run_id: str, state: str, message: str) -> None:
+    """Force run ``run_id`` into ``state`` (a state type: CRASHED, CANCELLING, CANCELLED) with ``message``."""
+    body = {"state": {"type": state, "name": state.title(), "message": message}, "force": True}
+    api.request("POST", f"/flow_runs/{run_id}/set_state", body)
+
+
 def in_flight(env: Environment, *, pool: str | None = None) -> list[InFlightRun]:
     """The runs in flight on ``env``'s server (only those of work pool ``pool`` when given)."""
-    from prefect_julia.kit.access.prefect_api import client_for
-
-    with client_for(env) as client:
-        return _read(client, pool)
+    return _read(_api(env), pool)
 
 
 def count(env: Environment) -> int | None:
@@ -108,6 +125,26 @@ def count(env: Environment) -> int | None:
         return int(api_client(env, timeout=10.0).request("POST", "/flow_runs/count", body))
     except (OSError, ValueError, TypeError):
         return None
+
+
+def stored_count(env: Environment) -> int | None:
+    """How many flow runs ``env``'s sqlite database holds in flight, read from the file itself (no server, no
+    request); None when it cannot say (PostgreSQL or an external database, no database yet, unreadable).
+
+    ``server-up`` reads it before the start: when it is 0, no run was lost and nothing is asked of the server.
+    """
+    from prefect_julia.kit.server import database
+
+    path = env.files.database
+    if database.kind(env) != "sqlite" or database.external_url(env) is not None or not path.is_file():
+        return None
+    marks = ",".join("?" * len(IN_FLIGHT))
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)) as db:
+            row = db.execute(f"SELECT count(*) FROM flow_run WHERE state_type IN ({marks})", IN_FLIGHT).fetchone()
+    except sqlite3.Error:
+        return None
+    return int(row[0]) if row else None
 
 
 def refuse(env: Environment, runs: Sequence[InFlightRun], what: str, task: str) -> RunsInFlight:
@@ -146,35 +183,31 @@ def cancel(
 
     ``by`` names the command, for the runs' state messages.
     """
-    from prefect.states import Cancelled, Cancelling
-
-    from prefect_julia.kit.access.prefect_api import client_for
-
     cancelled: dict[str, InFlightRun] = {}
     survivors: list[int] = []
     deadline = time.monotonic() + timeout
-    with client_for(env) as client:
-        while True:
-            runs = _read(client, pool)
-            if not runs:
-                break
-            if time.monotonic() > deadline:
-                raise ServerError(
-                    f"{len(runs)} flow run(s) of {env.name} were still in flight after {timeout:.0f} s of cancelling.",
-                    hint=f"Look at them in the UI ({env.ui_url}/runs), then retry.",
-                )
-            for run in runs:
-                if run.state != "Cancelling":
-                    client.set_flow_run_state(run.id, Cancelling(message=f"Cancelling: {by}."), force=True)
-            for run in runs:
-                if is_flow_run_process(run.pid):
-                    assert run.pid is not None
-                    say(f"stopping the process tree of {run.name} (pid {run.pid})")
-                    stop_tree(run.pid, grace=grace)
-                    survivors += [run.pid] if running(run.pid) else []
-                client.set_flow_run_state(run.id, Cancelled(message=f"Cancelled by `{by}`."), force=True)
-                cancelled.setdefault(run.id, run)
-            time.sleep(0.5)  # a Pending run may have started its process meanwhile: read again
+    api = _api(env)
+    while True:
+        runs = _read(api, pool)
+        if not runs:
+            break
+        if time.monotonic() > deadline:
+            raise ServerError(
+                f"{len(runs)} flow run(s) of {env.name} were still in flight after {timeout:.0f} s of cancelling.",
+                hint=f"Look at them in the UI ({env.ui_url}/runs), then retry.",
+            )
+        for run in runs:
+            if run.state != "Cancelling":
+                _set_state(api, run.id, "CANCELLING", f"Cancelling: {by}.")
+        for run in runs:
+            if is_flow_run_process(run.pid):
+                assert run.pid is not None
+                say(f"stopping the process tree of {run.name} (pid {run.pid})")
+                stop_tree(run.pid, grace=grace)
+                survivors += [run.pid] if running(run.pid) else []
+            _set_state(api, run.id, "CANCELLED", f"Cancelled by `{by}`.")
+            cancelled.setdefault(run.id, run)
+        time.sleep(0.5)  # a Pending run may have started its process meanwhile: read again
     return CancelReport(list(cancelled.values()), survivors)
 
 
@@ -190,20 +223,16 @@ def mark_lost(
     A run whose flow-run process still runs may still finish and is left alone. A run without a process
     (Pending, or never started) can only go on while a worker runs that may be submitting it.
     """
-    from prefect.states import Crashed
-
-    from prefect_julia.kit.access.prefect_api import client_for
-
     lost = []
-    with client_for(env) as client:
-        for run in _read(client, pool):
-            if is_flow_run_process(run.pid):
-                continue
-            if run.pid is None and worker_running:
-                continue
-            gone = f"its process (pid {run.pid}) no longer runs" if run.pid else "no process ever ran it"
-            client.set_flow_run_state(run.id, Crashed(message=f"{reason}; {gone}."), force=True)
-            lost.append(run)
+    api = _api(env)
+    for run in _read(api, pool):
+        if is_flow_run_process(run.pid):
+            continue
+        if run.pid is None and worker_running:
+            continue
+        gone = f"its process (pid {run.pid}) no longer runs" if run.pid else "no process ever ran it"
+        _set_state(api, run.id, "CRASHED", f"{reason}; {gone}.")
+        lost.append(run)
     return lost
 
 

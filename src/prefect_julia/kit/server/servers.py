@@ -42,7 +42,7 @@ from prefect_julia.kit.julia import sessions
 from prefect_julia.kit.server import database, server_process, template
 
 Progress = Callable[[float], None]
-POLL_INTERVAL = 0.2
+POLL_INTERVAL = 0.1
 
 
 def is_healthy(api_url: str, *, timeout: float = 1.0) -> bool:
@@ -127,6 +127,8 @@ def server_up(
             if db.started:
                 database.stop(env)
             raise
+        if port_owner(env.port) != process.pid:
+            identity.check(env)  # another process answered on the port: whose (our own listener needs no request)
         return UpResult(env.name, process.pid, False, time.monotonic() - started, tuple(notes), env)
 
 

@@ -36,8 +36,9 @@ def server_up(
     env: Environment, environ: Mapping[str, str], *, progress: Progress | None = None, timeout: float | None = None
 ) -> Up:
     """Start the environment's server (a no-op when up); when it had stopped, mark the runs it lost."""
+    stored = inflight.stored_count(env)  # read while no server runs: 0 means no run can have been lost
     started = servers.server_up(env, environ, progress=progress, timeout=timeout)
-    if started.already_up:
+    if started.already_up or stored == 0:
         return Up(started)
     env = started.resolved or env  # with the auth string a first start wrote
     lost = inflight.mark_lost(
