@@ -21,7 +21,6 @@ from prefect_julia.cli import arguments
 from prefect_julia.cli.arguments import task
 from prefect_julia.cli.edge import guarded
 from prefect_julia.core.console import Progress, human_bytes, table
-from prefect_julia.core.files import tail
 from prefect_julia.kit.access import security
 from prefect_julia.kit.environment import environments, profiles
 from prefect_julia.kit.run import runs
@@ -156,15 +155,22 @@ def _chosen(env: str) -> list[environments.Environment]:
 def server_status(c: Context, env: str = "") -> None:
     """Show every environment's server, branch environments of every worktree too: branch, checkout, port, pid,
     state, size, database, URL, services logging errors."""
+    from collections import Counter
+
+    from prefect_julia.kit.run.status import size_cells
     from prefect_julia.kit.server import serverlog
     from prefect_julia.kit.worker import prune
 
     mapping = environments.load_branch_mapping(ROOT)
+    explained: list[str] = []
     rows: list[list[object]] = []
     opened: list[environments.Environment] = []
     for resolved in [_env(env)] if env else environments.all_environments(ROOT, os.environ, removed=True):
         s = servers.server_status(resolved, resolved.branch or mapping.branches_of(resolved.name))
         state = [_server_state(resolved, s.healthy, s.pid), prune.removed_note(ROOT, resolved)]
+        size, database = size_cells(resolved, s)
+        errors = serverlog.service_errors(resolved.files.server_log) if s.pid else Counter()
+        explained += serverlog.explain(resolved.name, errors)
         rows.append(
             [
                 s.env,
@@ -173,10 +179,10 @@ def server_status(c: Context, env: str = "") -> None:
                 s.port,
                 s.pid or "-",
                 "; ".join(filter(None, state)),
-                human_bytes(servers.footprint(resolved)),
-                f"{s.database} ({human_bytes(s.database_bytes)})",
+                size,
+                database,
                 s.url,
-                serverlog.describe(serverlog.service_errors(resolved.files.server_log)) if s.pid else "-",
+                serverlog.describe(errors),
             ]
         )
         if not security.auth_enabled(resolved):
@@ -186,6 +192,8 @@ def server_status(c: Context, env: str = "") -> None:
     print(table(headers, rows))
     for resolved in opened:
         print(f"warning: {resolved.name}: {security.open_warning(resolved)}")
+    for line in explained:
+        print(f"warning: {line}")
 
 
 @task(
@@ -233,7 +241,9 @@ def server_logs(c: Context, env: str = "", follow: bool = False, lines: int = 50
         print(f"No log yet at {resolved.files.server_log}: start the server with `invoke server-up {resolved.name}`.")
         return
     if not follow:
-        print(tail(resolved.files.server_log, lines))
+        from prefect_julia.kit.server import serverlog
+
+        print(serverlog.tail_records(resolved.files.server_log, lines))
         return
     with contextlib.suppress(KeyboardInterrupt):
         servers.follow_log(
@@ -468,20 +478,12 @@ def run(
 ) -> None:
     """Run a deployment, print its logs as they arrive, and exit 0 only when it Completed."""
     from prefect_julia.kit.declarations.deployments import require_deployment, run_words
-    from prefect_julia.kit.worker import workers
 
     deployment, env = run_words(ROOT, deployment, env)
     resolved = _env(env or None)
     if not deployment:
         require_deployment(ROOT, resolved.declares)
     params = runs.parse_params(param or [])
-    if servers.is_healthy(resolved.api_url) and not workers.worker_status(resolved).online:
-        print(
-            f"note: no worker of {resolved.name} is online, so the run waits (Scheduled) until one starts.\n"
-            f"  fix: start one with `invoke worker-up {resolved.name}`.",
-            file=sys.stderr,
-            flush=True,
-        )
     outcome = runs.run(
         resolved,
         deployment or "",
@@ -496,6 +498,7 @@ def run(
         ),
         on_state=lambda state: print(f"state: {state}", flush=True),
         write_log=lambda line: print(line, flush=True),
+        on_note=lambda note: print(note, file=sys.stderr, flush=True),
     )
     print(f"flow run {outcome.name}: {outcome.state} ({outcome.url})")
     print(runs.result_line(resolved, outcome))

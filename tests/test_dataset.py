@@ -397,8 +397,16 @@ def test_block_basepath_from_server(on_server: Any, tmp_path: Path) -> None:
 @pytest.mark.server
 def test_missing_block_on_server(on_server: Any) -> None:
     ds = make({"dataset_name": "iris"}, {"PREFECT_DATA_BLOCK_LOCAL": "local-file-system/no-such-block"})
-    with pytest.raises(ConfigError, match="no-such-block"):
+    with pytest.raises(ConfigError, match="no-such-block") as info:
         ds.read_bytes()
+    assert info.value.hint == "Declare it in envs/ENV.blocks.toml and create it with `invoke blocks ENV`."
+
+
+@pytest.mark.parametrize(("marker", "word"), [({}, "ENV"), ({"PREFECT_JULIA_ENV": "dev"}, "dev")])
+def test_a_dataset_outside_a_flow_says_how_to_get_the_settings(marker: dict[str, str], word: str) -> None:
+    with pytest.raises(ConfigError, match="PREFECT_DATA_BLOCK_LOCAL is not set") as info:
+        make({"dataset_name": "iris"}, marker).basepath()
+    assert f'eval "$(invoke env --shell {word})"' in (info.value.hint or ""), info.value.hint
 
 
 def test_unused_block_variable_not_required() -> None:

@@ -7,9 +7,11 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
+from prefect_julia.kit.environment.environments import resolve_environment
 from prefect_julia.kit.run.status import (
     AutomationRow,
     DeploymentRow,
@@ -110,3 +112,19 @@ def test_an_inactive_schedule_reads_paused_where_the_environment_pauses_them_els
     assert _schedule(deployment) == "0 3 * * *, 3600.0 (off)"
     assert _schedule(deployment, paused_here=True) == "0 3 * * *, 3600.0 (paused)"
     assert _schedule(SimpleNamespace(schedules=None)) == "-"
+
+
+def test_an_environment_not_yet_created_reads_not_created_in_server_status(kit_repo: Any, tmp_path: Path) -> None:
+    from prefect_julia.kit.run.status import size_cells
+    from prefect_julia.kit.server import servers
+
+    env = kit_repo.environment("dev")
+    env.files.database.write_bytes(b"x" * 2048)  # a home with its database
+    size, database = size_cells(env, servers.server_status(env, ""))
+    assert size.endswith(" KB") and database.endswith(" (2.0 KB)"), (size, database)
+    env.files.database.unlink()  # a home without one
+    s = servers.server_status(env, "")
+    assert size_cells(env, s) == ("not created", f"{s.database} (not created)")
+    nowhere = resolve_environment("dev", kit_repo.root, kit_repo.environ(PREFECT_JULIA_HOME=str(tmp_path / "none")))
+    assert not nowhere.home.exists()  # no home at all
+    assert size_cells(nowhere, servers.server_status(nowhere, ""))[0] == "not created"

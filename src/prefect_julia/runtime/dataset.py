@@ -147,6 +147,21 @@ def _default_datastore_type(env: Mapping[str, str]) -> tuple[str, str]:
 
 # --- blocks -----------------------------------------------------------------------------------------------
 
+#: Set in every process of a kit environment (``invoke env --shell``, servers, workers, flow runs): its name.
+ENV_NAME_VAR = "PREFECT_JULIA_ENV"
+
+
+def _env_word(env: Mapping[str, str]) -> str:
+    """The environment's name for a hint (``ENV`` when this process belongs to none)."""
+    return env.get(ENV_NAME_VAR, "").strip() or "ENV"
+
+
+def _settings_hint(env: Mapping[str, str]) -> str:
+    """How a process outside a flow run gets its environment's settings."""
+    return (
+        f'Outside a flow run, export the environment\'s settings first: eval "$(invoke env --shell {_env_word(env)})"'
+    )
+
 
 def block_reference(datastore_type: str, env: Mapping[str, str] | None = None) -> tuple[str, str]:
     """The ``(block_type_slug, block_name)`` serving ``datastore_type``, from ``PREFECT_DATA_BLOCK_*``."""
@@ -156,7 +171,7 @@ def block_reference(datastore_type: str, env: Mapping[str, str] | None = None) -
     if not value:
         raise ConfigError(
             f"{var} is not set, so the {datastore_type} datastore has no block.",
-            hint=f"Set {var}=local-file-system/<block name> in the environment.",
+            hint=f"{_settings_hint(env)}; or set {var}=local-file-system/<block name>.",
         )
     slug, sep, name = value.partition("/")
     if not sep or not slug or not name or "/" in name:
@@ -172,6 +187,12 @@ def block_reference(datastore_type: str, env: Mapping[str, str] | None = None) -
     return slug, name
 
 
+def missing_block_hint(env: Mapping[str, str]) -> str:
+    """The fix of a block the server does not have: the kit's command that creates declared blocks."""
+    word = _env_word(env)
+    return f"Declare it in envs/{word}.blocks.toml and create it with `invoke blocks {word}`."
+
+
 def load_block_basepath(slug: str, name: str) -> Path:
     """Load the file-system block ``slug/name`` from the Prefect server and return its absolute basepath."""
     from prefect.filesystems import LocalFileSystem
@@ -180,14 +201,14 @@ def load_block_basepath(slug: str, name: str) -> Path:
     if not get_current_settings().api.url:
         raise ServerError(
             f"Cannot load block {slug}/{name}: PREFECT_API_URL is not set.",
-            hint="Start the environment's Prefect server and set PREFECT_API_URL to its /api URL.",
+            hint=f"{_settings_hint(os.environ)} (and start its server: `invoke server-up {_env_word(os.environ)}`).",
         )
     try:
         loaded = LocalFileSystem.load(name, _sync=True)  # type: ignore[call-arg]
     except ValueError as error:
         raise ConfigError(
             f"Block {slug}/{name} was not found on the Prefect server: {error}",
-            hint=f"Create it: LocalFileSystem(basepath=...).save({name!r}).",
+            hint=missing_block_hint(os.environ),
         ) from error
     except Exception as error:  # httpx / connection errors: the server is not reachable
         raise ServerError(

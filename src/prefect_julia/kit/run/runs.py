@@ -71,6 +71,44 @@ class RunTimedOut(PrefectJuliaError):
     exit_code = 1
 
 
+class RunLeft(PrefectJuliaError):
+    """``invoke run`` was interrupted (Ctrl-C) while following a flow run; the run goes on."""
+
+    exit_code = 130
+
+
+def worker_note(env: Environment) -> str:
+    """Why a run of ``env`` would wait (no worker online), and the fix; "" when a worker is online or the server
+    does not answer (the run itself then says so)."""
+    from prefect_julia.kit.server import servers
+    from prefect_julia.kit.worker import workers
+
+    if not servers.is_healthy(env.api_url) or workers.worker_status(env).online:
+        return ""
+    return (
+        f"note: no worker of {env.name} is online, so the run waits (Scheduled) until one starts.\n"
+        f"  fix: start one with `invoke worker-up {env.name}`."
+    )
+
+
+def left_running(env: Environment, name: str, run_id: str) -> RunLeft:
+    """The error of a Ctrl-C while following flow run ``name``: it goes on; where to follow or stop it."""
+    url = f"{env.ui_url}/runs/flow-run/{run_id}"
+    return RunLeft(
+        f"Stopped following flow run {name}; the run goes on.\n  see {url}",
+        hint=f"Follow it in the UI ({url}) or with `invoke status {env.name}`; "
+        f'stop it with `prefect flow-run cancel {run_id}` (after `eval "$(invoke env --shell {env.name})"`).',
+    )
+
+
+def ended(state_type: str, state_name: str, message: str, history: list[str]) -> tuple[str, str]:
+    """(state, message) a person should read for a run's final state; ``history`` holds the types of its states.
+    A run that crashed after it was asked to cancel (its process stopped for the cancellation) reads Cancelled."""
+    if state_type == "CRASHED" and "CANCELLING" in history:
+        return "Cancelled", "cancelled while it ran (its process was stopped)"
+    return state_name, message
+
+
 def parse_params(items: Iterable[str]) -> dict[str, str]:
     """``k=v`` pairs as written; :func:`run` converts them by the deployment's parameter schema."""
     return run_params.split_params(items)
@@ -212,18 +250,22 @@ def run(
     write_log: Callable[[str], None] | None = None,
     on_submitted: Callable[[RunOutcome], None] | None = None,
     on_busy: Callable[[BaseException], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
     today: date | None = None,
 ) -> RunOutcome:
     """Run deployment ``name`` on ``env`` and follow it to its final state; raise ``RunFailed`` unless Completed.
 
     ``parameters`` are ``--param`` texts, converted by the deployment's schema before anything is submitted.
     ``write_log`` gets each log line of the run as it arrives; ``on_state`` each new state name; ``on_busy`` the
-    first refusal of a busy server (the submission is retried). Talks to the
+    first refusal of a busy server (the submission is retried); ``on_note`` a note once the server is known to
+    be this checkout's (no worker online). Ctrl-C while the run is followed raises :class:`RunLeft`. Talks to the
     server over plain REST (no Prefect import: the client starts in a fraction of a second).
     """
     if not name:
         raise ConfigError("Name the deployment to run.", hint="invoke run DEPLOYMENT (see `invoke deploy` for names).")
     identity.check(env)
+    if on_note is not None and (note := worker_note(env)):
+        on_note(note)
     api = api_client(env, timeout=30.0)
     submitted: dict[str, Any] | None = None
     try:
@@ -241,6 +283,10 @@ def run(
         if on_submitted is not None:
             on_submitted(RunOutcome(str(submitted["id"]), submitted["name"], "Scheduled", "", url))
         return _follow(api, env, full, submitted, url, timeout, on_state, write_log)
+    except KeyboardInterrupt:
+        if submitted is None:
+            raise
+        raise left_running(env, str(submitted["name"]), str(submitted["id"])) from None
     except ApiRefused as error:
         raise refused(env, error) from None
     except PrefectJuliaError:
@@ -312,11 +358,17 @@ def _follow(
                 quiet_until = time.monotonic() + quiet
     if on_state is not None:  # the final state, after the run's last log lines
         on_state(state_name)
+    if state_type == "CRASHED":
+        history = api.request("GET", f"/flow_run_states/?flow_run_id={run_id}")
+        state_name, message = ended(state_type, state_name, message, [str(s.get("type")) for s in history])
     outcome = RunOutcome(flow_run_id=run_id, name=str(current["name"]), state=state_name, message=message, url=url)
     if state_type != "COMPLETED":
         raise RunFailed(
             f"Flow run {outcome.name} of {full} ended {outcome.state}: {outcome.message}\n  see {outcome.url}",
-            hint=f"Read the run's logs above or in the UI, or `invoke server-logs {env.name}` and the worker log.",
+            hint=f"It was cancelled (in the UI or with `prefect flow-run cancel`); run it again with `invoke run "
+            f"{full} {env.name}`."
+            if outcome.state == "Cancelled"
+            else f"Read the run's logs above or in the UI, or `invoke server-logs {env.name}` and the worker log.",
         )
     return outcome
 

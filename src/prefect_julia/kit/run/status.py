@@ -1,7 +1,8 @@
 """``invoke status``: one screen per environment for whoever is on call.
 
 The server and the worker, the deployments with their next scheduled run, the last runs with their state and
-duration, and the automations in force, read from the environment's server through Prefect's client.
+duration, and the automations in force, read from the environment's server through Prefect's client. Also the
+cells of ``invoke server-status`` that need more than the server's own status (sizes, "not created").
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from prefect_julia.core.console import table
+from prefect_julia.core.console import human_bytes, table
 from prefect_julia.kit.declarations import plan
 from prefect_julia.kit.declarations.deployments import schedules_paused
 from prefect_julia.kit.environment.environments import Environment
@@ -21,7 +22,7 @@ from prefect_julia.kit.julia import images
 from prefect_julia.kit.server import servers
 from prefect_julia.kit.worker import workers
 
-__all__ = ["EnvironmentStatus", "collect", "render"]
+__all__ = ["EnvironmentStatus", "collect", "render", "size_cells"]
 
 LAST_RUNS = 10
 
@@ -66,6 +67,16 @@ class EnvironmentStatus:
     drift: str = ""  # a one-line summary of ``invoke plan`` when the server differs from the repository
     julia_image: str = ""  # ``Julia image: current``, ``building (since HH:MM)``, ``failed (log: PATH)``, ...
     schedules_paused: bool = False  # PREFECT_JULIA_SCHEDULES=paused: this environment's schedules do not run
+
+
+def size_cells(env: Environment, server: servers.Status) -> tuple[str, str]:
+    """The ``size`` and ``database`` cells of ``env`` in ``invoke server-status``: ``not created`` for an
+    environment no ``invoke server-up`` has made yet (no home, or no database of its own), instead of a size of
+    nothing."""
+    external = "(external)" in server.database
+    if not env.home.is_dir() or (server.database_bytes == 0 and not external):
+        return "not created", f"{server.database} (not created)"
+    return human_bytes(servers.footprint(env)), f"{server.database} ({human_bytes(server.database_bytes)})"
 
 
 def _when(moment: datetime | None, now: datetime) -> str:

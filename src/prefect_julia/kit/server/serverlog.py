@@ -15,12 +15,33 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from prefect_julia.core.files import tail
+
 #: Prefect's standard log line: ``12:00:00.000 | ERROR   | prefect.server.services.scheduler - message``.
 LINE = re.compile(r"\|\s*(ERROR|CRITICAL)\s*\|\s*([\w.\-]+) - ")
 #: Written once at each start of ``prefect server start`` (uvicorn); errors before the last one are history.
 START_MARKERS = ("Started server process", "Configure Prefect to communicate with the server")
 #: Bytes read from the end of the log at most (a long-running server's log can be large).
 WINDOW = 1_000_000
+#: Where a log record starts: Prefect's ``12:00:00.000 | LEVEL | ...`` or uvicorn's ``ERROR:    ...``; every other
+#: line (a traceback, a banner) continues the record above it.
+RECORD = re.compile(r"^(?:\d{2}:\d{2}:\d{2}\.\d+ \||(?:DEBUG|INFO|WARNING|ERROR|CRITICAL):\s)")
+#: Lines before the last ``lines`` that :func:`tail_records` reads back at most to find where a record starts.
+LOOK_BACK = 500
+#: What a failing background service of the server means for its users.
+SERVICE_EFFECTS = {
+    "scheduler": "deployments' schedules create no new runs",
+    "late_runs": "runs past their start are not marked Late (late-run automations do not fire)",
+    "foreman": "workers and work pools that went away are not marked offline",
+    "cancellation_cleanup": "cancelled flow runs may leave their task runs and subflows running",
+    "pause_expirations": "paused runs whose pause timed out are not failed",
+    "task_run_recorder": "task runs' states may be missing from the UI",
+    "repossessor": "expired concurrency slots are not given back (runs may wait on a limit)",
+    "db_vacuum": "old records are not removed (the database keeps growing)",
+    "events.services.event_persister": "events are not stored (the UI's event feed and automations miss them)",
+    "events.services.triggers": "automations do not fire",
+    "events.services.actions": "automations' actions (notifications) are not carried out",
+}
 #: Loggers of request handlers: their errors reach the requesting client, so they say nothing of the services.
 REQUEST_LOGGERS = "prefect.server.api."
 
@@ -63,3 +84,27 @@ def describe(errors: Counter[str]) -> str:
     if not errors:
         return "-"
     return ", ".join(f"{name}: {count} error{'s' if count != 1 else ''}" for name, count in errors.most_common())
+
+
+def tail_records(log_file: Path, lines: int) -> str:
+    """The last ``lines`` lines of a server log, begun at a record: when they start inside one (the middle of a
+    traceback), that record's earlier lines come first (up to ``LOOK_BACK`` of them)."""
+    shown = tail(log_file, lines + LOOK_BACK).splitlines()
+    first = max(0, len(shown) - max(lines, 1))
+    before = [i for i in range(first, -1, -1) if i < len(shown) and RECORD.match(shown[i])]
+    after = [i for i in range(first, len(shown)) if RECORD.match(shown[i])]
+    start = before[0] if before else after[0] if after else first  # no record at all: as it is
+    return "\n".join(shown[start:])
+
+
+def explain(env_name: str, errors: Counter[str]) -> list[str]:
+    """One sentence per service in ``errors``: what its errors mean and what to do (for ``invoke server-status``)."""
+    lines = []
+    for name, count in errors.most_common():
+        effect = SERVICE_EFFECTS.get(name, "that part of the server does not do its work")
+        lines.append(
+            f"{env_name}: the server's {name} service logged {count} error{'s' if count != 1 else ''} since the "
+            f"server started, so {effect}. Read them with `invoke server-logs {env_name}`; once the cause is fixed, "
+            f"restart the server (`invoke server-down {env_name}`, then `invoke server-up {env_name}`)."
+        )
+    return lines
