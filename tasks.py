@@ -624,7 +624,7 @@ def bench_julia(c: Context) -> None:
 @task(name="bench-runs")
 @guarded
 def bench_runs(c: Context) -> None:
-    """Time a trivial `invoke run`, 50 runs submitted at once (runs/min, crashed, lost), a 10 MB Julia job."""
+    """Time a trivial `invoke run`, 50 runs at once on the kit's and on Prefect's own server, a 10 MB Julia job."""
     _bench("runs")
 
 
@@ -656,6 +656,7 @@ def bench_tests(c: Context) -> None:
 @guarded
 def bench(c: Context) -> None:
     """Run every benchmark (servers, Julia, deployment runs, deploys, team load, dataset I/O), then the slow tests."""
+    _bench("gate_time")  # the newest passed gate's time per step, as the gate recorded it (the gate is not run)
     _bench("servers")
     _bench("julia_blocks")
     _bench("julia_flow")

@@ -124,13 +124,19 @@ def find_pass(root: Path, key: TreeKey, environ: Mapping[str, str] | None = None
         return None
 
 
-def record_pass(root: Path, key: TreeKey, tests: str = "", environ: Mapping[str, str] | None = None) -> PassRecord:
-    """Record that the gate passed for ``key`` (now)."""
+def record_pass(
+    root: Path,
+    key: TreeKey,
+    tests: str = "",
+    environ: Mapping[str, str] | None = None,
+    steps: Mapping[str, float] | None = None,
+) -> PassRecord:
+    """Record that the gate passed for ``key`` (now), with each step's seconds (``invoke bench`` prints them)."""
     folder = records_dir(root, environ)
     for level in (folder.parent, folder):
         level.mkdir(mode=0o700, exist_ok=True)
     record = PassRecord(tree=key.tree, at=time.time(), tests=tests)
-    body = {"tree": key.tree, "at": record.at, "tests": tests, "tools": dict(key.tools)}
+    body = {"tree": key.tree, "at": record.at, "tests": tests, "tools": dict(key.tools), "steps": dict(steps or {})}
     write_atomic(folder / key.digest, (json.dumps(body, indent=2) + "\n").encode(), mode=0o600)
     return record
 
@@ -183,5 +189,6 @@ def gate_once(
             return Verdict(report=None, previous=previous, key=key)
     report = run_gate(root, steps, skip=skip, keep_going=keep_going, env=environ, out=stream)
     if report.ok and key is not None and not skip and _same_tree(root, key, environ):
-        record_pass(root, key, report.test_summary() or "", environ)
+        seconds = {r.name: round(r.seconds, 1) for r in report.results if not r.skipped}
+        record_pass(root, key, report.test_summary() or "", environ, seconds)
     return Verdict(report=report, previous=None, key=key)
