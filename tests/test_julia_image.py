@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -147,3 +148,36 @@ def test_julia_image_refusals_and_a_failed_build_leave_nothing_behind(tmp_path: 
     assert sorted(p.name for p in folder.iterdir()) == [".build.lock"]
     again = repo.invoke("julia-image", "--check", check=True, **settings)
     assert "Julia image: not built" in again.stdout
+
+
+# Loads the package the way julia/build/image.jl does (Julia's image-compiling mode, in which Julia's default
+# random generator is not set up), writes a file atomically, then leaves before any image is written.
+_LOAD_AS_AN_IMAGE_BUILD = """
+Base.reinit_stdio()
+Base.init_load_path()
+Base.init_depot_path()
+using PrefectInterfaces
+target = joinpath(ARGS[1], "out.json")
+PrefectInterfaces.atomicwrite(target, "{}")
+PrefectInterfaces.atomicwrite(target, "[]")
+println("wrote ", read(target, String))
+flush(stdout)
+ccall(:_exit, Cvoid, (Cint,), 0)
+"""
+
+
+@pytest.mark.julia
+@pytest.mark.slow
+def test_the_package_loads_and_writes_while_an_image_is_compiled(tmp_path: Path) -> None:
+    julia = find_julia(os.environ)
+    facts = images.julia_facts(julia, dict(os.environ))
+    script = tmp_path / "load.jl"
+    script.write_text(_LOAD_AS_AN_IMAGE_BUILD, encoding="utf-8")
+    done = subprocess.run(
+        [julia, f"--sysimage={facts['base_image']}", f"--project={REPO_ROOT / 'julia'}", "--startup-file=no",
+         f"--output-o={tmp_path / 'never.o'}", str(script), str(tmp_path)],
+        capture_output=True, text=True, timeout=1200, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "wrote []"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["load.jl", "out.json"]  # no temporary left

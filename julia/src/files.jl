@@ -1,5 +1,5 @@
 # Reading and writing files of a local-file-system block. Writes are atomic: a temporary file in the same
-# folder (`.NAME.tmp-PID-RANDOM`, the same names the Python kit uses), flushed to disk, then renamed over the
+# folder (`.NAME.tmp-PID-N`, the same pattern the Python kit uses), flushed to disk, then renamed over the
 # target, so readers see the old or the new file, never half. A writer killed mid-write leaves its temporary
 # file behind; the next write to that target removes every one whose writer process no longer runs.
 
@@ -36,6 +36,11 @@ function sweepstaletemps(path::AbstractString)
     return removed
 end
 
+# The number that makes a temporary file's name unique within its process. Not `rand`: Julia's default random
+# generator is not set up while a Julia image is being compiled, and the package's precompile workload writes.
+const TEMP_NUMBER = Threads.Atomic{UInt64}(0)
+nexttempnumber() = Threads.atomic_add!(TEMP_NUMBER, UInt64(1)) + UInt64(1)
+
 """
     atomicwrite(path, data) -> String
 
@@ -47,7 +52,7 @@ function atomicwrite(path::AbstractString, data)
     dir = dirname(path)
     isempty(dir) || mkpath(dir)
     sweepstaletemps(path)
-    tmp = joinpath(isempty(dir) ? "." : dir, string(".", basename(path), ".tmp-", getpid(), "-", rand(UInt32)))
+    tmp = joinpath(isempty(dir) ? "." : dir, string(".", basename(path), ".tmp-", getpid(), "-", nexttempnumber()))
     try
         open(tmp, "w") do io
             writedata(io, data)
