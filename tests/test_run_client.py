@@ -145,13 +145,19 @@ def test_server_going_away_exits_3(live_kit: LiveKit, relay: Relay) -> None:
     assert "fix:" in err and "Traceback" not in err
 
 
-def test_ctrl_c_exits_130_quietly(live_kit: LiveKit, relay: Relay) -> None:
+def test_ctrl_c_exits_130_and_says_the_run_goes_on(live_kit: LiveKit, relay: Relay) -> None:
     live_kit.worker_up()
     process = _follow_in_background(live_kit, relay)
     process.send_signal(signal.SIGINT)
     _out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
-    # Notes printed before the interrupt (a busy server's 503 retried, for one) are fine;
-    # what Ctrl-C itself adds is the one line "interrupted." and nothing else.
+    # Notes printed before the interrupt (a busy server's 503 retried, for one) are fine; what Ctrl-C itself
+    # adds is that the run goes on, where to see it, and how to follow or stop it.
     own_lines = [line for line in err.strip().splitlines() if not line.startswith("note:")]
-    assert "Traceback" not in err and own_lines == ["interrupted."], err
+    assert "Traceback" not in err and "interrupted." not in err, err
+    left, see, fix = own_lines
+    assert left.startswith("error: Stopped following flow run ") and left.endswith("; the run goes on."), err
+    assert see.startswith("  see http") and "/runs/flow-run/" in see, err
+    run_id = see.rsplit("/", 1)[1]
+    assert fix.startswith("  fix: Follow it in the UI") and "`invoke status dev`" in fix, err
+    assert f"prefect flow-run cancel {run_id}" in fix, err
