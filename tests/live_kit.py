@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from harness import KitRepo, eventually, make_kit_repo
+from kit_flows import add_flow
 from prefect_julia.kit.environment.environments import Environment
 
 QUICK_FLOW = """
@@ -59,21 +60,6 @@ args = parseargs()
 sleep(parse(Float64, args["seconds"]))
 """
 
-EXTRA_DEPLOYMENTS = """
-  - name: quick
-    entrypoint: flows/quick.py:quick
-    parameters:
-      label: run
-    work_pool: *work_pool
-  - name: sleepy
-    entrypoint: flows/sleepy.py:sleepy
-    work_pool: *work_pool
-  - name: nojob
-    entrypoint: flows/nojob.py:nojob
-    work_pool: *work_pool
-"""
-
-
 @dataclass(frozen=True)
 class LiveKit:
     repo: KitRepo
@@ -87,12 +73,9 @@ class LiveKit:
 
 
 def add_test_flows(root: Path) -> None:
-    (root / "flows" / "quick.py").write_text(QUICK_FLOW)
-    (root / "flows" / "sleepy.py").write_text(SLEEPY_FLOW)
-    (root / "flows" / "nojob.py").write_text(NOJOB_FLOW)
-    (root / "julia" / "jobs" / "sleepy.jl").write_text(SLEEPY_JOB)
-    with (root / "prefect.yaml").open("a") as decl:  # deployments: is its last key
-        decl.write(EXTRA_DEPLOYMENTS)
+    add_flow(root, "quick", QUICK_FLOW, parameters={"label": "run"})
+    add_flow(root, "sleepy", SLEEPY_FLOW, jobs={"sleepy": SLEEPY_JOB})
+    add_flow(root, "nojob", NOJOB_FLOW)
 
 
 @pytest.fixture(scope="session")
