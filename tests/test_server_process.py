@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import subprocess
 import sys
 import weakref
@@ -101,3 +102,27 @@ def test_a_sqlite_server_process_collects_in_its_own_thread_with_the_loaded_modu
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "True", "True"], done.stdout
+
+
+@pytest.mark.parametrize(
+    ("database_url", "collector_thread"),
+    [("", True), ("postgresql+asyncpg://prefect@127.0.0.1:9/prefect", False)],
+)
+def test_no_collection_runs_while_the_server_loads_and_postgresql_gets_them_back(
+    database_url: str, collector_thread: bool
+) -> None:
+    # Prefect's CLI stands in for the server: it reports how collections run when the server would start
+    probe = (
+        "import gc, threading\n"
+        "import prefect.cli\n"
+        "prefect.cli.app = lambda: print(gc.isenabled(), 'kit-garbage-collector' in "
+        "[t.name for t in threading.enumerate()])\n"
+        "from prefect_julia.kit.server import server_process\n"
+        "server_process.main([])\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    if database_url:
+        environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=environ)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(not collector_thread), str(collector_thread)], done.stdout
