@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO_ROOT / "tests"))  # the throwaway servers and kit co
 from harness import make_kit_repo  # noqa: E402
 
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-from bench_report import load_line, ratio_line  # noqa: E402
+from bench_report import each, load_line, ratio_line  # noqa: E402
 
 COLD_RATIO_TARGET = 1.10
 NEW_HOME_RATIO_TARGET = 0.5
@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="cold restarts of each (raw, kit)")
     parser.add_argument("--warm-runs", type=int, default=5, help="no-op server-up runs")
+    parser.add_argument("--new-home-rounds", type=int, default=-1, help="starts on a fresh home (default: --rounds)")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="servers-bench-") as tmp:
@@ -188,7 +189,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             warm_lib = [timed(lambda: servers.server_up(env, kit.environ())) for _ in range(args.warm_runs)]
             kit_down()
             print("new environments (fresh PREFECT_HOME) ...", flush=True)
-            kit_new, raw_new = new_home_rounds(args.rounds, env.home, (kit_up, kit_down), raw, raw_down)
+            new_rounds = args.rounds if args.new_home_rounds < 0 else args.new_home_rounds
+            kit_new, raw_new = new_home_rounds(new_rounds, env.home, (kit_up, kit_down), raw, raw_down)
         finally:
             raw.stop()
             servers.server_down(env)
@@ -204,15 +206,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "warm_cli_s": warm_s,
         "invoke_list_s": list_s,
         "warm_library_s": lib_s,
-        "raw_new_home_s": median(raw_new),
-        "kit_new_home_s": median(kit_new),
-        "new_home_ratio": median(kit_new) / median(raw_new),
     }
+    if kit_new and raw_new:
+        results.update(raw_new_home_s=median(raw_new), kit_new_home_s=median(kit_new))
+        results["new_home_ratio"] = results["kit_new_home_s"] / results["raw_new_home_s"]
     n, w = args.rounds, args.warm_runs
     print(f"server start-up on an existing database, medians of {n}")
     print(f"  first start (builds the template too)  : {create_s:8.2f} s")
-    print(f"  raw `prefect server start` to healthy  : {raw_s:8.2f} s")
-    print(f"  `invoke server-up --env dev` to healthy: {kit_s:8.2f} s")
+    print(f"  raw `prefect server start` to healthy  : {raw_s:8.2f} s   (each: {each(raw_times, 2)})")
+    print(f"  `invoke server-up --env dev` to healthy: {kit_s:8.2f} s   (each: {each(kit_times, 2)})")
     print(ratio_line("ratio kit / raw", kit_s, raw_s, COLD_RATIO_TARGET))
     print(f"server already up, medians of {w}")
     print(
@@ -222,7 +224,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"  `invoke --list` (baseline)             : {list_s:8.3f} s")
     print(f"  no-op minus baseline                   : {warm_s - list_s:8.3f} s")
     print(f"  servers.server_up() in process (no-op) : {lib_s * 1e3:8.2f} ms")
-    print(f"a new environment (fresh PREFECT_HOME), medians of {n}")
+    if "new_home_ratio" not in results:
+        print(f"at the end: {load_line()}")
+        return results
+    print(f"a new environment (fresh PREFECT_HOME), medians of {len(kit_new)}")
     print(f"  raw `prefect server start` to healthy  : {results['raw_new_home_s']:8.2f} s")
     print(f"  `invoke server-up dev` to healthy      : {results['kit_new_home_s']:8.2f} s")
     print(ratio_line("ratio kit / raw", results["kit_new_home_s"], results["raw_new_home_s"], NEW_HOME_RATIO_TARGET))
