@@ -31,7 +31,6 @@ from prefect_julia.core.errors import CommandFailed, ConfigError, PrefectJuliaEr
 from prefect_julia.core.files import private_folder, tail, write_atomic
 from prefect_julia.core.processes import file_lock
 from prefect_julia.core.setting import JULIA_IMAGE_DIR
-from prefect_julia.runtime.julia_process import default_project, find_julia
 from prefect_julia.runtime.julia_image import (
     BUILD_LOCK,
     BUILD_SCRIPT,
@@ -49,6 +48,7 @@ from prefect_julia.runtime.julia_image import (
     start_build,
     wanted,
 )
+from prefect_julia.runtime.julia_process import default_project, find_julia
 
 #: Images kept in the folder after a build (each is about 150 MB): this build's and the ones before it.
 KEEP = 3

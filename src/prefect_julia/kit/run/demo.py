@@ -19,8 +19,8 @@ from prefect_julia.kit.environment.environments import Environment, resolve_envi
 from prefect_julia.kit.run import runs
 from prefect_julia.kit.server import servers
 from prefect_julia.kit.worker import workers
-from prefect_julia.runtime.julia_process import find_julia
 from prefect_julia.runtime.dataset import Dataset
+from prefect_julia.runtime.julia_process import find_julia
 
 DEPLOYMENT = "daily"
 TOKEN_SETTING = "DEMO_API_TOKEN"
