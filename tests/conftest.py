@@ -6,6 +6,9 @@ Tests never touch the user's ``~/.prefect`` or the repository's own ``.prefect/`
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -127,3 +130,18 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 
 
 from live_kit import live_kit  # noqa: E402,F401 - one running kit shared by the session's tests that need it
+
+
+@pytest.fixture
+def other_user() -> Iterator[str]:
+    """A second local user, made for this test and removed after it (skipped, with the reason, where it can't be)."""
+    if os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("runuser"):
+        pytest.skip("a second local user needs root, useradd and runuser; this machine lacks one of them")
+    name = f"pj{uuid.uuid4().hex[:8]}"
+    made = subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", name], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"useradd refused ({made.stderr.strip()}): no second user here")
+    try:
+        yield name
+    finally:
+        subprocess.run(["userdel", name], capture_output=True)

@@ -6,13 +6,10 @@ and, where this machine allows it (root with useradd), a second local user creat
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -101,21 +98,6 @@ def test_a_run_without_its_own_job_variables_still_runs(live_kit: LiveKit) -> No
     assert wait_state(live_kit.env, created["id"], {"Completed", "Failed", "Crashed"}, timeout=300).state.name == (
         "Completed"
     )
-
-
-@pytest.fixture
-def other_user() -> Iterator[str]:
-    """A second local user, made for this test and removed after it."""
-    if os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("runuser"):
-        pytest.skip("a second local user needs root, useradd and runuser; this machine lacks one of them")
-    name = f"pj{uuid.uuid4().hex[:8]}"
-    made = subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", name], capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"useradd refused ({made.stderr.strip()}): no second user here")
-    try:
-        yield name
-    finally:
-        subprocess.run(["userdel", name], capture_output=True)
 
 
 @pytest.mark.server

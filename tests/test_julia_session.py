@@ -17,7 +17,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -312,24 +311,15 @@ def test_a_session_refuses_a_program_outside_its_folders(
 
 
 @pytest.fixture
-def other_user() -> Iterator[str]:
-    """A second local user, made for this test and removed after it."""
-    if os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("runuser"):
-        pytest.skip("a second local user needs root, useradd and runuser; this machine lacks one of them")
+def python_user(other_user: str) -> str:
+    """The second local user (conftest's ``other_user``), who connects with the system's python3."""
     if not Path("/usr/bin/python3").is_file():
         pytest.skip("the second user needs a python3 of the system (/usr/bin/python3) to connect with")
-    name = f"pj{uuid.uuid4().hex[:8]}"
-    made = subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", name], capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"useradd refused ({made.stderr.strip()}): no second user here")
-    try:
-        yield name
-    finally:
-        subprocess.run(["userdel", name], capture_output=True)
+    return other_user
 
 
 def test_a_session_refuses_another_user(
-    run: Callable[..., Any], program: Program, session_dir: Path, tmp_path: Path, other_user: str
+    run: Callable[..., Any], program: Program, session_dir: Path, tmp_path: Path, python_user: str
 ) -> None:
     """As if the session's socket had been left open to everyone: another user reaches it, and is refused."""
     run("warm", program("pid", PID))
@@ -343,7 +333,7 @@ def test_a_session_refuses_another_user(
         opened.chmod(0o711)
         os.link(info.socket, link)  # the same socket, in a folder the other user may enter
         os.chmod(link, 0o666)
-        answer = ask_session(link, job, user=other_user)
+        answer = ask_session(link, job, user=python_user)
         assert (
             answer.startswith("2 session refused: uid ")
             and f"is not this session's user (uid {os.geteuid()})" in answer
