@@ -211,6 +211,7 @@ def kit_part(repo: KitRepo, concurrent: int, trivial_count: int) -> dict[str, An
             found["spawned"], found["raw"] = trivial_spawned(repo, trivial_count)
         print(f"running {concurrent} deployment runs at once on the kit's server ({load_line()}) ...", flush=True)
         found["burst"] = concurrent_runs(repo, concurrent)
+        print_burst("kit", found["burst"])  # at once: the raw burst may take many minutes
         if trivial_count:
             julia = os.environ.get("PREFECT_JULIA_BIN") or "julia"
             direct_cmd = [julia, f"--project={repo.root / 'julia'}", "--startup-file=no", "julia/jobs/loud.jl"]
