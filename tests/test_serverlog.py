@@ -51,3 +51,22 @@ def test_each_failing_service_is_explained_with_what_to_do() -> None:
     )
     assert other.startswith("dev: the server's mystery service logged 1 error since") and "server-logs dev" in other
     assert serverlog.explain("dev", Counter()) == []
+
+
+def test_server_logs_follow_starts_at_a_record_then_prints_what_is_appended(tmp_path: Path) -> None:
+    from prefect_julia.kit.server.servers import follow_log
+
+    log = tmp_path / "server.log"
+    log.write_text("\n".join(RECORDS) + "\n")
+    shown: list[str] = []
+    rounds = iter([False, True])
+
+    def stop() -> bool:
+        if not next(rounds):  # the first look at the file: a record is appended meanwhile
+            with log.open("a") as more:
+                more.write("06:02:00.000 | INFO    | appended\n")
+            return False
+        return True
+
+    follow_log(log, lines=3, write=shown.append, stop=stop)
+    assert "".join(shown).splitlines() == [*RECORDS[1:], "06:02:00.000 | INFO    | appended"]

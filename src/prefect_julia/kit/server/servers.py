@@ -40,6 +40,7 @@ from prefect_julia.kit.access.security import (
 from prefect_julia.kit.environment.environments import Environment
 from prefect_julia.kit.julia import sessions
 from prefect_julia.kit.server import database, server_process, template
+from prefect_julia.kit.server.serverlog import tail_records
 
 Progress = Callable[[float], None]
 POLL_INTERVAL = 0.1
@@ -245,8 +246,8 @@ def server_status(env: Environment, branches: str) -> Status:
 
 
 def follow_log(path: Path, *, lines: int, write: Callable[[str], None], stop: Callable[[], bool]) -> None:
-    """Print the last ``lines`` lines of ``path``, then what is appended, until ``stop()`` says so."""
-    write(tail(path, lines) + "\n")
+    """Print the last ``lines`` lines of ``path`` (begun at a record), then what is appended, until ``stop()``."""
+    write(tail_records(path, lines) + "\n")
     with contextlib.suppress(FileNotFoundError), path.open("rb") as stream:
         stream.seek(0, 2)
         while not stop():
