@@ -60,6 +60,7 @@ args = parseargs()
 sleep(parse(Float64, args["seconds"]))
 """
 
+
 @dataclass(frozen=True)
 class LiveKit:
     repo: KitRepo
