@@ -39,7 +39,12 @@ def pg_repo() -> Iterator[KitRepo]:
     folder = Path(tempfile.mkdtemp(prefix="pj-db-"))
     folder.chmod(0o755)
     repo = make_kit_repo(folder / "repo")
-    repo.root.chmod(0o755)  # the postgres user enters it whatever the umask made it (the kit's refusal is tested below)
+    # The postgres user must enter every folder above the cluster, whatever the umask made them (the gate runs
+    # with 077): what the kit's refusal tells a person to do (`chmod o+x`; the refusal itself is tested below).
+    prod_home = repo.root / ".prefect" / "prod"
+    prod_home.mkdir(parents=True, exist_ok=True)
+    for entered in (repo.root, prod_home.parent, prod_home):
+        entered.chmod(entered.stat().st_mode | 0o011)
     with (repo.root / "envs" / "prod.local.env").open("a") as local:
         local.write("PREFECT_JULIA_DATABASE=postgresql\n")
         # This module's raw REST calls are about the database; a prod server with basic auth is tests/test_security.py's.
