@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent
 sys.path.insert(0, str(REPO_ROOT / "tests"))  # the throwaway kit copies the tests use
 from harness import KitRepo, eventually, free_port, make_kit_repo  # noqa: E402
-from live_kit import FINAL, add_test_flows, concurrent_runs  # noqa: E402
+from live_kit import FINAL, add_test_flows, burst_figures, concurrent_runs  # noqa: E402
 
 sys.path.insert(0, str(HERE))
 from bench_report import each, load_line, ratio  # noqa: E402
@@ -174,20 +174,6 @@ def wait_runs(api: ApiClient, ids: list[str], timeout: float) -> dict[str, str]:
     with contextlib.suppress(AssertionError):  # the runs still going are counted as such
         eventually(ended, timeout, f"{len(ids)} raw runs to end")
     return states
-
-
-def burst_figures(count: int, seconds: float, states: dict[str, str], failed: int) -> dict[str, Any]:
-    """The burst's figures, in the shape ``live_kit.concurrent_runs`` gives them."""
-    final = [s for s in states.values() if s in FINAL]
-    return {
-        "count": count,
-        "seconds": seconds,
-        "per_minute": len(final) / seconds * 60,
-        "completed": sum(1 for s in final if s == "Completed"),
-        "crashed": sum(1 for s in final if s == "Crashed"),
-        "other": sorted({s for s in states.values() if s != "Completed"}),
-        "lost": failed + sum(1 for s in states.values() if s not in FINAL),
-    }
 
 
 def print_burst(label: str, burst: dict[str, Any]) -> None:

@@ -158,12 +158,17 @@ def concurrent_runs(repo: KitRepo, count: int, timeout: float = 1800) -> dict[st
 
         with contextlib.suppress(AssertionError):  # the runs still going are counted as such
             eventually(ended, timeout, f"{len(ids)} runs to end")
-    elapsed = time.perf_counter() - started
+    return burst_figures(count, time.perf_counter() - started, states, failed)
+
+
+def burst_figures(count: int, seconds: float, states: dict[str, str], failed: int) -> dict[str, Any]:
+    """A burst's figures from each run's last state: runs/min to the last final state, completed, crashed,
+    lost (submissions that failed for good, and runs still going)."""
     final = [s for s in states.values() if s in FINAL]
     return {
         "count": count,
-        "seconds": elapsed,
-        "per_minute": len(final) / elapsed * 60,
+        "seconds": seconds,
+        "per_minute": len(final) / seconds * 60,
         "completed": sum(1 for s in final if s == "Completed"),
         "crashed": sum(1 for s in final if s == "Crashed"),
         "other": sorted({s for s in states.values() if s != "Completed"}),
