@@ -291,16 +291,14 @@ def blocks(c: Context, env: str = "") -> None:
     from prefect_julia.kit.declarations import blocks as block_decls
 
     resolved = _env(env)
-    report = block_decls.apply(block_decls.load(ROOT, resolved.declares), resolved)
-    for label, names in (("created", report.created), ("updated", report.updated), ("unchanged", report.unchanged)):
-        for name in names:
-            print(f"{label:9}  {name}")
+    for line in block_decls.apply(block_decls.load(ROOT, resolved.declares), resolved).lines():
+        print(line)
 
 
 @task(help={"env": ENV_HELP})
 @guarded
 def deploy(c: Context, env: str = "") -> None:
-    """Apply prefect.yaml and envs/ENV.automations.toml to the environment's server (all checked first)."""
+    """Apply envs/ENV.blocks.toml, prefect.yaml and envs/ENV.automations.toml to the server (all checked first)."""
     from prefect_julia.kit.declarations import rollout
     from prefect_julia.kit.julia import images
 
@@ -338,6 +336,8 @@ def _print_rollout(report: object) -> None:
     from prefect_julia.kit.declarations.rollout import RolloutReport
 
     assert isinstance(report, RolloutReport)
+    for line in report.blocks.lines():
+        print(line)
     deployed = report.deployments
     print(f"code: {deployed.code}")
     if deployed.work_pool_created:
@@ -371,10 +371,11 @@ def _print_automations(report: object) -> None:
 def automations(c: Context, env: str = "") -> None:
     """Apply envs/ENV.automations.toml (notifications) alone; `invoke deploy` applies it too."""
     from prefect_julia.kit.declarations import automations as notifications
+    from prefect_julia.kit.declarations import blocks as block_decls
 
     resolved = _env(env)
     checked = notifications.plan(ROOT, resolved.declares)
-    notifications.require_blocks(resolved, checked)
+    notifications.require_blocks(resolved, checked, block_decls.load(ROOT, resolved.declares))
     _print_automations(notifications.apply(ROOT, resolved, checked))
 
 

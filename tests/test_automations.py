@@ -344,15 +344,20 @@ def test_failed_commands_carry_no_secret(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_deploy_refuses_when_a_webhook_block_is_not_on_the_server(
     tmp_path: Path, prefect_server: RunningServer, receiver: Receiver
 ) -> None:
+    """A webhook block not on the server, whose URL is not set here either: `invoke deploy` cannot create it."""
     repo = _ops_repo(tmp_path, prefect_server, receiver)  # webhooks declared, `invoke blocks` never run
     unique = f"oncall-{uuid.uuid4().hex[:8]}"  # a block no other test put on the shared server
+    setting = f"UNSET_URL_{uuid.uuid4().hex[:8].upper()}"
     for name, old, new in (("dev.blocks.toml", 'name = "oncall"', f'name = "{unique}"'),
+                           ("dev.blocks.toml", 'secret_from = "ONCALL_WEBHOOK_URL"', f'secret_from = "{setting}"'),
                            ("dev.automations.toml", '"custom-webhook/oncall"', f'"custom-webhook/{unique}"')):  # fmt: skip
         path = repo.root / "envs" / name
         path.write_text(path.read_text().replace(old, new))
     run = repo.invoke("deploy", "--env", "dev")
     assert run.returncode == ConfigError.exit_code, run.stdout + run.stderr
-    assert f"custom-webhook/{unique}" in run.stderr and "invoke blocks dev" in run.stderr
+    assert f"custom-webhook/{unique} (from {setting})" in run.stderr, run.stderr
+    assert f"fix: Put {setting}=... in envs/dev.local.env" in run.stderr
+    assert not re.search(r"^(created|updated)  ", run.stdout, re.MULTILINE)  # no block or variable written
     assert not re.search(r"^deployed  ", run.stdout, re.MULTILINE)  # the plan is shown; nothing was applied
     pool = repo.environment("dev").require("PREFECT_JULIA_WORK_POOL")
     assert not _api(prefect_server, "/deployments/filter", {"work_pools": {"name": {"any_": [pool]}}})

@@ -31,7 +31,7 @@ def test_every_file_is_named_inside_the_home(tmp_path: Path) -> None:
     }
     for path, name in named.items():
         assert path == home.path / name
-    assert home.dependent_pid_files() == (home.worker_pid,)  # stopped before the server
+    assert [b.pid_file for b in home.dependents()] == [home.worker_pid]  # stopped before the server
 
 
 def test_database_bytes_counts_the_wal_and_shm_files_and_nothing_else(tmp_path: Path) -> None:

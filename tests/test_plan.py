@@ -7,6 +7,7 @@ in step with the repository (``_in_step``).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -124,16 +125,46 @@ def test_a_changed_secret_is_named_and_never_shown(kit: KitRepo) -> None:
     assert planned.returncode == plan.EXIT_DIFFERENT, output
     assert "~ change  block secret/demo-api-token\n      value changed" in planned.stdout, output
     assert "~ change  variable demo_min_rows\n      value: 10 -> 12" in planned.stdout
-    assert "blocks and variables (applied by `invoke blocks dev`)" in planned.stdout
+    assert "\nblocks and variables\n" in planned.stdout  # a section `invoke deploy` applies, first
     assert TOKEN not in output and NEW_TOKEN not in output
     env = kit.environment("dev")
     stored = kit_api(env, "GET", "/block_types/slug/secret/block_documents/name/demo-api-token?include_secrets=true")
     assert stored["data"]["value"] == TOKEN  # the plan changed nothing
 
-    kit.invoke("blocks", "--env", "dev", timeout=300, check=True)
+    deployed = kit.invoke("deploy", "--env", "dev", timeout=300, check=True)
+    assert "updated    block secret/demo-api-token" in deployed.stdout, deployed.stdout
+    assert "updated    variable demo_min_rows" in deployed.stdout
+    assert NEW_TOKEN not in deployed.stdout + deployed.stderr
+    stored = kit_api(env, "GET", "/block_types/slug/secret/block_documents/name/demo-api-token?include_secrets=true")
+    assert stored["data"]["value"] == NEW_TOKEN
     again = _plan(kit)
     assert "no changes" in again.stdout, again.stdout + again.stderr
     assert NEW_TOKEN not in again.stdout + again.stderr
+
+
+def test_deploy_leaves_a_block_whose_secret_is_not_set_here(kit: KitRepo) -> None:
+    """A checkout without the secret (a CI job, a colleague's clone) deploys the rest and says what it left."""
+    _in_step(kit)
+    env = kit.environment("dev")
+    local = kit.root / "envs" / "dev.local.env"
+    kept = local.read_text()
+    try:
+        local.write_text("".join(line for line in kept.splitlines(keepends=True) if "DEMO_API_TOKEN" not in line))
+        declared = kit.root / "envs" / "dev.blocks.toml"
+        declared.write_text(re.sub(r"demo_min_rows = \d+", "demo_min_rows = 13", declared.read_text()))
+        planned = _plan(kit)
+        assert "note: block secret/demo-api-token not compared (DEMO_API_TOKEN is not set here," in planned.stdout
+        deployed = kit.invoke("deploy", "--env", "dev", timeout=300)
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        assert "skipped    block secret/demo-api-token (DEMO_API_TOKEN is not set here," in deployed.stdout
+        assert "updated    variable demo_min_rows" in deployed.stdout
+        stored = kit_api(
+            env, "GET", "/block_types/slug/secret/block_documents/name/demo-api-token?include_secrets=true"
+        )
+        assert stored["data"]["value"] in (TOKEN, NEW_TOKEN)  # left as it was, not emptied
+        assert kit_api(env, "GET", "/variables/name/demo_min_rows")["value"] == 13
+    finally:
+        local.write_text(kept)
 
 
 def test_a_step_that_fails_part_way_says_what_was_applied(kit: KitRepo, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,7 +179,7 @@ def test_a_step_that_fails_part_way_says_what_was_applied(kit: KitRepo, monkeypa
     with pytest.raises(ServerError) as raised:
         rollout.deploy(kit.root, kit.environment("dev"))
     text = str(raised.value)
-    assert "Applied: deployments, work pool limit. Not applied: automations." in text, text
+    assert "Applied: blocks and variables, deployments, work pool limit. Not applied: automations." in text, text
     assert "invoke deploy dev` again" in text
 
 

@@ -219,14 +219,16 @@ def test_invoke_promote_from_a_feature_branch_end_to_end(tmp_path: Path) -> None
     assert "not gated again" not in down.stdout  # refused before the gate
     try:
         kit.invoke("server-up", "prod", check=True, **secrets)
-        no_blocks = kit.invoke("promote", **secrets)
-        assert no_blocks.returncode == 2 and "invoke blocks prod" in no_blocks.stderr, no_blocks.stderr
+        unset = {k: v for k, v in secrets.items() if k != "ONCALL_SLACK_WEBHOOK_URL"}
+        no_blocks = kit.invoke("promote", **unset)  # a webhook prod's notifications use: not on prod, no URL here
+        assert no_blocks.returncode == 2, no_blocks.stdout + no_blocks.stderr
+        assert "custom-webhook/oncall-slack (from ONCALL_SLACK_WEBHOOK_URL)" in no_blocks.stderr, no_blocks.stderr
         assert kit.git("rev-parse", "main").strip() != commit
-        kit.invoke("blocks", "prod", check=True, **secrets)
-        done = kit.invoke("promote", timeout=600, **secrets)
+        done = kit.invoke("promote", timeout=600, **secrets)  # the deploy creates the blocks, then the rest
         assert done.returncode == 0, done.stdout + done.stderr
         assert f"main's tree {key.tree[:10]} passed the gate at " in done.stdout
         assert "deployed  " in done.stdout and "promoted feature/x: main" in done.stdout
+        assert "created    block custom-webhook/oncall-slack" in done.stdout
         assert kit.git("rev-parse", "main").strip() == commit
         assert kit.git("symbolic-ref", "--short", "HEAD").strip() == "feature/x"
     finally:

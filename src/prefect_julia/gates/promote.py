@@ -25,7 +25,7 @@ from prefect_julia.core.prefect_http import ApiRefused
 from prefect_julia.gates.gate import Step, require_passed
 from prefect_julia.gates.passes import Verdict, gate_once
 from prefect_julia.kit.access import identity, security
-from prefect_julia.kit.declarations import automations
+from prefect_julia.kit.declarations import automations, blocks
 from prefect_julia.kit.environment.environments import BRANCHES_FILE, Environment, load_branch_mapping
 from prefect_julia.kit.server import servers
 
@@ -119,7 +119,7 @@ def check_prod(root: Path, prod: Environment) -> None:
         security.api_client(prod).request("GET", "/admin/version")
     except ApiRefused as error:
         raise security.refused(prod, error) from error
-    automations.require_blocks(prod, automations.plan(root, prod.name))
+    automations.require_blocks(prod, automations.plan(root, prod.name), blocks.load(root, prod.declares))
 
 
 def _fast_forward(root: Path, branches: Branches, before: str, after: str, env: Mapping[str, str] | None) -> None:

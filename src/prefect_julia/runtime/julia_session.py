@@ -31,12 +31,13 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import psutil
 
+from prefect_julia.core.background import Background
 from prefect_julia.core.errors import ConfigError
 from prefect_julia.core.files import private_folder, socket_path, write_atomic
 from prefect_julia.core.processes import (
@@ -44,9 +45,7 @@ from prefect_julia.core.processes import (
     file_lock,
     is_alive,
     read_pid_file,
-    spawn,
     stop_recorded,
-    write_pid_file,
 )
 from prefect_julia.core.setting import JULIA_SESSION_DIR, JULIA_SESSION_POOL, JULIA_SESSION_PROGRAMS
 from prefect_julia.runtime import julia_process
@@ -155,6 +154,10 @@ def _pid_file(folder: Path, slot: int) -> Path:
     return folder / f"slot-{slot}.pid"
 
 
+def _process(folder: Path, slot: int) -> Background:
+    return Background("warm Julia session", _pid_file(folder, slot), folder / f"slot-{slot}.log")
+
+
 def _read_state(folder: Path, slot: int) -> SessionInfo | None:
     record = read_pid_file(_pid_file(folder, slot))
     if record is None:
@@ -223,38 +226,40 @@ def _start(
 ) -> SessionInfo:
     sock_path = socket_path(folder / f"slot-{slot}.sock")  # a short stand-in when the folder lies deep
     sock_path.unlink(missing_ok=True)
-    log = folder / f"slot-{slot}.log"
+    session = _process(folder, slot)
     folders = ", ".join(_julia_string(str(path)) for path in programs)
     code = (
         f"using PrefectInterfaces; PrefectInterfaces.serve_session({_julia_string(str(sock_path))}; "
         f"idle={IDLE_SECONDS}, programs=[{folders}])"
     )
     command = [*julia_start(julia, image), f"--project={project}", "--startup-file=no", "-e", code]
-    with log.open("ab") as out:  # spawn's umask 077 makes the socket julia binds 0600: no other user connects
-        process = spawn(
-            command, env={**env, "PREFECT_JULIA_LOG_FORMAT": "prefect"}, stdout=out, stderr=subprocess.STDOUT
-        )
+
+    def ready(process: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not sock_path.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SessionFailed(f"The warm Julia session did not start; see {session.log_file}.")
+            time.sleep(0.02)
+
+    try:  # the umask 077 of every process the kit starts makes the socket julia binds 0600: no other user connects
+        process = session.start(command, env={**env, "PREFECT_JULIA_LOG_FORMAT": "prefect"}, ready=ready, grace=1.0)
+    except BaseException:
+        sock_path.unlink(missing_ok=True)
+        _forget(folder, slot)
+        raise
+    record = read_pid_file(session.pid_file)
+    with contextlib.suppress(psutil.Error):  # julia runs now: a wrapper script may have exec'd it
+        record = session.record_again(process.pid)
+    assert record is not None
     info = SessionInfo(
         slot=slot,
-        record=write_pid_file(_pid_file(folder, slot), process.pid, command),
+        record=record,
         socket=str(sock_path),
         julia=julia,
         project=str(project),
         fingerprint=fingerprint,
-        log=str(log),
+        log=str(session.log_file),
     )
-    deadline = time.monotonic() + START_TIMEOUT
-    while not sock_path.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            _kill(info, 1.0)
-            _forget(folder, slot)
-            raise SessionFailed(f"The warm Julia session did not start; see {log}.")
-        time.sleep(0.02)
-    # Recorded again now that julia runs: a wrapper script may have exec'd it with another command line.
-    with contextlib.suppress(psutil.Error):
-        info = replace(
-            info, record=write_pid_file(_pid_file(folder, slot), process.pid, psutil.Process(process.pid).cmdline())
-        )
     data = {k: v for k, v in info.__dict__.items() if k not in ("slot", "record")}
     write_atomic(_state_file(folder, slot), json.dumps(data).encode(), mode=0o600)
     return info

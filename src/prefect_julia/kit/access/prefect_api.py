@@ -6,6 +6,8 @@ Prefect is imported lazily here (it takes seconds), so tasks that do not talk to
 from __future__ import annotations
 
 import contextlib
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -19,6 +21,30 @@ if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
 
 
+def is_healthy(api_url: str, *, timeout: float = 1.0) -> bool:
+    """True when ``GET {api_url}/health`` answers 200 ``true`` (no Prefect import: milliseconds)."""
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout) as response:
+            return bool(response.status == 200 and response.read().strip() == b"true")
+    except (OSError, urllib.error.URLError, ValueError):
+        return False
+
+
+def _unreachable(env: Environment) -> ServerError:
+    return ServerError(
+        f"The {env.name} Prefect server at {env.api_url} is not reachable.",
+        hint=f"Start it with `invoke server-up {env.name}` (or `just server-up {env.name}`), then retry.",
+    )
+
+
+def require_up(env: Environment, *, timeout: float = 5.0) -> None:
+    """Raise at once when ``env``'s server is down or another checkout's: before slow work (loading every flow,
+    importing Prefect) that would only end in that refusal."""
+    identity.check(env)
+    if not is_healthy(env.api_url, timeout=timeout):
+        raise _unreachable(env)
+
+
 @contextlib.contextmanager
 def client_for(env: Environment) -> Iterator[SyncPrefectClient]:
     """A sync Prefect client of ``env``'s server (URL and key of that environment); the server must answer and
@@ -28,10 +54,7 @@ def client_for(env: Environment) -> Iterator[SyncPrefectClient]:
     identity.check(env)
     with settings_for(env), get_client(sync_client=True) as client:
         if client.api_healthcheck() is not None:
-            raise ServerError(
-                f"The {env.name} Prefect server at {env.api_url} is not reachable.",
-                hint=f"Start it with `invoke server-up {env.name}` (or `just server-up {env.name}`), then retry.",
-            )
+            raise _unreachable(env)
         yield client
 
 

@@ -299,25 +299,29 @@ class AutomationReport:
     removed: list[str] = field(default_factory=list)
 
 
-def require_blocks(env: Environment, checked: Plan) -> None:
-    """Raise unless every webhook block ``checked`` notifies through is on ``env``'s server."""
+def require_blocks(env: Environment, checked: Plan, declared: blocks.Declarations) -> None:
+    """Raise unless every webhook block ``checked`` notifies through is on ``env``'s server or will be put there
+    by ``invoke deploy`` (declared in ``declared`` with its URL set here). Reads only."""
     from prefect.exceptions import ObjectNotFound
 
     from prefect_julia.kit.access.prefect_api import client_for
 
+    unset = blocks.unset_settings(declared, env)
     missing = []
     with client_for(env) as client:
-        for ref in sorted({n.block for n in checked.notifications}):
+        for ref in sorted({n.block for n in checked.notifications} & set(unset)):
             slug, name = ref.split("/", 1)
             try:
                 client.read_block_document_by_name(name, slug)
             except ObjectNotFound:
                 missing.append(ref)
     if missing:
+        settings = list(dict.fromkeys(unset[ref] for ref in missing))
         raise ConfigError(
-            f"The notifications of {env.name} use block(s) not on its server: {', '.join(missing)}. "
-            "Nothing was applied.",
-            hint=f"Run `invoke blocks {env.name}` first (it creates them from envs/{env.name}.blocks.toml).",
+            f"The notifications of {env.name} use block(s) not on its server whose URL is not set here: "
+            f"{', '.join(f'{ref} (from {unset[ref]})' for ref in missing)}. Nothing was applied.",
+            hint=f"Put {', '.join(f'{s}=...' for s in settings)} in envs/{env.name}.local.env (git-ignored), "
+            f"then run `invoke deploy {env.name}` (or `invoke blocks {env.name}`) again.",
         )
 
 
@@ -376,7 +380,7 @@ def apply(root: Path, env: Environment, checked: Plan | None = None) -> Automati
         if problems:
             raise ConfigError(
                 f"Cannot apply the {env.name} notifications; nothing was applied: " + "; ".join(problems) + ".",
-                hint=f"Run `invoke blocks {env.name}` and `invoke deploy {env.name}` first.",
+                hint=f"Run `invoke deploy {env.name}` first: it applies blocks and deployments before notifications.",
             )
         existing = {a.name: a for a in managed(client)}
         for automation in made:

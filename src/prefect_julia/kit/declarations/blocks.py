@@ -11,7 +11,7 @@ is written. A ``custom-webhook`` block (a notification target, see ``kit.webhook
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,15 @@ class ApplyReport:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    #: Blocks left as the server holds them, each with why (a secret not set here).
+    skipped: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """One line per block or variable: what was done with it."""
+        done = [("created", self.created), ("updated", self.updated), ("unchanged", self.unchanged)]
+        return [f"{label:9}  {name}" for label, names in done for name in names] + [
+            f"skipped    {reason}" for reason in self.skipped
+        ]
 
 
 def declarations_path(root: Path, env: str) -> Path:
@@ -155,6 +164,21 @@ def _render(value: Any, context: Mapping[str, str]) -> Any:
     if isinstance(value, dict):
         return {k: _render(v, context) for k, v in value.items()}
     return value
+
+
+def unset_settings(decl: Declarations, env: Environment) -> dict[str, str]:
+    """Blocks whose secret (or a ``fields_from`` setting) is not set here: ref -> the first setting missing."""
+    unset: dict[str, str] = {}
+    for spec in decl.blocks:
+        for setting in [spec.secret_from, *spec.fields_from.values()]:
+            if setting and not env.lookup(setting):
+                unset.setdefault(spec.ref, setting)
+    return unset
+
+
+def without(decl: Declarations, refs: Collection[str]) -> Declarations:
+    """``decl`` without the blocks ``refs`` (their variables kept)."""
+    return Declarations(decl.path, tuple(s for s in decl.blocks if s.ref not in refs), decl.variables)
 
 
 def resolved_values(decl: Declarations, env: Environment) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
@@ -258,14 +282,24 @@ def compare(client: Any, ref: str, fields: Mapping[str, Any]) -> BlockState:
     return BlockState(block, True, changed)
 
 
-def apply(decl: Declarations, env: Environment) -> ApplyReport:
-    """Create or update ``decl``'s blocks and variables on ``env``'s server; report what changed."""
+def apply(decl: Declarations, env: Environment, *, skip_unset: bool = False) -> ApplyReport:
+    """Create or update ``decl``'s blocks and variables on ``env``'s server; report what changed.
+
+    A block whose secret is not set here is an error naming every one (nothing written), or, with
+    ``skip_unset`` (``invoke deploy``, as ``invoke plan`` compares), left as the server holds it and reported.
+    """
     from prefect.variables import Variable
 
     from prefect_julia.kit.access.prefect_api import client_for
 
-    blocks, variables = resolved_values(decl, env)
     report = ApplyReport()
+    if skip_unset:
+        unset = unset_settings(decl, env)
+        report.skipped += [
+            f"block {ref} ({setting} is not set here, envs/{env.name}.local.env)" for ref, setting in unset.items()
+        ]
+        decl = without(decl, unset)
+    blocks, variables = resolved_values(decl, env)
     with client_for(env) as client:
         for ref, fields in blocks.items():
             state = compare(client, ref, fields)

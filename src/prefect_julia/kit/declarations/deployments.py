@@ -315,18 +315,22 @@ class DeployReport:
     removed: list[str] = field(default_factory=list)
 
 
-def apply(root: Path, env: Environment, code: Code | None = None) -> DeployReport:
-    """Put every deployment declared for ``env`` on its server; nothing is written if a declaration is bad.
+@dataclass
+class Prepared:
+    """Every deployment of an environment, loaded and filled in, ready to be written (nothing written yet)."""
+
+    code: Code
+    pool: str
+    deployments: list[tuple[Any, dict[str, Any]]]
+
+
+def prepare(root: Path, env: Environment, code: Code | None = None) -> Prepared:
+    """Load every flow declared for ``env`` (a git source is cloned) and fill in its options; writes nothing.
 
     ``code`` says where the declarations are read and where runs get their code (default: the environment's
-    code source, ``codesource.prepare``). Every flow is loaded (a git source is cloned) before anything is
-    written.
+    code source, ``codesource.prepare``). A bad declaration or a flow that cannot be loaded raises here.
     """
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
-
-    from prefect_julia.kit.access.prefect_api import client_for
-
-    identity.check(env)  # before anything is prepared or written
+    identity.check(env)  # before anything is prepared
     code = code or codesource.prepare(env, root)
     source_root = code.root
     specs = [spec for spec in load(source_root) if env.declares in spec.environments]
@@ -352,12 +356,22 @@ def apply(root: Path, env: Environment, code: Code | None = None) -> DeployRepor
                 hint=code.fetch_hint,
             ) from None
         prepared.append((flow, _options(entry, pool, code, paused=schedules_paused(env))))
-    report = DeployReport(work_pool=pool, code=code.describe)
+    return Prepared(code, pool, prepared)
+
+
+def write(root: Path, env: Environment, prepared: Prepared) -> DeployReport:
+    """Put the ``prepared`` deployments on ``env``'s server (the pool made if missing); remove the kit's
+    deployments no longer declared."""
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
+
+    from prefect_julia.kit.access.prefect_api import client_for
+
+    report = DeployReport(work_pool=prepared.pool, code=prepared.code.describe)
     with client_for(env) as client:
-        made = workpool.ensure_pool(client, pool)
+        made = workpool.ensure_pool(client, prepared.pool)
         report.work_pool_created, report.work_pool_locked = made == "created", made == "locked"
         declared_ids = set()
-        for flow, options in prepared:
+        for flow, options in prepared.deployments:
             deployment = flow.to_deployment(**options, _sync=True)
             deployment_id = deployment.apply(_sync=True)
             declared_ids.add(deployment_id)
@@ -372,5 +386,11 @@ def apply(root: Path, env: Environment, code: Code | None = None) -> DeployRepor
             if stale.id not in declared_ids:
                 client.delete_deployment(stale.id)
                 report.removed.append(stale.name)
-    codesource.settle(env, root, code)
+    codesource.settle(env, root, prepared.code)
     return report
+
+
+def apply(root: Path, env: Environment, code: Code | None = None) -> DeployReport:
+    """Put every deployment declared for ``env`` on its server; nothing is written if a declaration is bad
+    or a flow cannot be loaded (``prepare``, then ``write``)."""
+    return write(root, env, prepare(root, env, code))

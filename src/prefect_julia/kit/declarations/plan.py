@@ -3,15 +3,15 @@
 Read only: nothing is written to the server or to disk. Compared, in the order ``invoke deploy`` applies them:
 
 - the code its deployments run (a commit source, prod's ``worktree``/``git``): the deployed commit vs HEAD;
+- the blocks and variables of ``envs/ENV.blocks.toml`` (also applied alone by ``invoke blocks ENV``). Block
+  fields are compared by digest (``blocks.digest``): a changed secret reads ``value changed``, never its value.
+  A block whose secret is not set here is not compared (a note says so) and ``invoke deploy`` leaves it;
 - the prefect.yaml deployments declared for the environment: schedules (cron, timezone, active; inactive where
   ``PREFECT_JULIA_SCHEDULES=paused``, as ``invoke deploy`` applies them), parameters,
   tags, description (when declared), concurrency limit, work pool, paused (when declared); a deployment the
   kit made (tag ``prefect-julia``) that is no longer declared is to be removed, any other is left alone;
 - the work pool (created when missing) and its concurrency limit;
-- the notifications of ``envs/ENV.automations.toml`` (automations the kit tagged; others are left alone);
-- the blocks and variables of ``envs/ENV.blocks.toml``, which ``invoke blocks ENV`` applies. Block fields are
-  compared by digest (``blocks.digest``): a changed secret reads ``value changed``, never its value. A block
-  whose secret is not set here is not compared (a note says so).
+- the notifications of ``envs/ENV.automations.toml`` (automations the kit tagged; others are left alone).
 
 ``compare_revision`` (``invoke plan --against REV``) asks no server: it compares the declarations of this tree
 with those of a git revision (read with ``git show REV:PATH`` into a temporary folder), for each environment,
@@ -53,8 +53,8 @@ __all__ = [
 
 #: ``invoke plan --exit-code`` exits with this when the server differs from the repository (0: in step).
 EXIT_DIFFERENT = 2
-#: Sections in the order ``invoke deploy`` applies them; the last is applied by ``invoke blocks``.
-SECTIONS = ("code", "deployments", "work pool", "automations", "blocks and variables")
+#: Sections in the order ``invoke deploy`` applies them (``invoke blocks`` applies only blocks and variables).
+SECTIONS = ("code", "blocks and variables", "deployments", "work pool", "automations")
 MARKS = {"create": "+", "change": "~", "remove": "-"}
 NONE = "(none)"
 
@@ -103,11 +103,12 @@ def _declared(root: Path, env: Environment, check: bool) -> tuple[list[deploymen
 def compute(root: Path, env: Environment, *, check: bool = True) -> Plan:
     """The differences between what ``root`` declares for ``env`` and what ``env``'s server holds.
 
-    ``check`` also loads every flow (as ``invoke deploy`` does); ``invoke status`` leaves it out. Declarations
-    are checked before the server is asked anything; the server must be up and this checkout's.
+    ``check`` also loads every flow (as ``invoke deploy`` does); ``invoke status`` leaves it out. The server must
+    be up and this checkout's (asked first: milliseconds); the declarations are checked before anything is read.
     """
-    from prefect_julia.kit.access.prefect_api import client_for
+    from prefect_julia.kit.access.prefect_api import client_for, require_up
 
+    require_up(env)  # a server that is down or another checkout's is refused at once, before flows load
     specs, notifications, declared_blocks = _declared(root, env, check)
     plan = Plan(env=env.name, api_url=env.api_url)
     code = _planned_code(env, root, plan.notes)
@@ -306,15 +307,11 @@ def _shown_fields(spec: blocks.BlockSpec) -> set[str]:
 
 
 def _block_changes(client: Any, env: Environment, decl: blocks.Declarations, notes: list[str]) -> list[Change]:
-    unset = {
-        spec.ref: setting
-        for spec in decl.blocks
-        for setting in [spec.secret_from, *spec.fields_from.values()]
-        if setting and not env.lookup(setting)
-    }
+    unset = blocks.unset_settings(decl, env)
     for ref, setting in unset.items():
-        notes.append(f"block {ref}: not compared, {setting} is not set here (envs/{env.name}.local.env)")
-    comparable = blocks.Declarations(decl.path, tuple(s for s in decl.blocks if s.ref not in unset), decl.variables)
+        # no "NAME: value" shape: the scrubber masks the word after a secret-like name and a colon
+        notes.append(f"block {ref} not compared ({setting} is not set here, envs/{env.name}.local.env)")
+    comparable = blocks.without(decl, unset)
     resolved, variables = blocks.resolved_values(comparable, env)
     changes = []
     for spec in comparable.blocks:
@@ -365,8 +362,7 @@ def render(plan: Plan) -> str:
         changes = plan.sections(section)
         if not changes:
             continue
-        by = f" (applied by `invoke blocks {plan.env}`)" if section == "blocks and variables" else ""
-        lines.append(f"{section}{by}")
+        lines.append(section)
         for change in changes:
             lines.append(f"  {MARKS[change.action]} {change.action:6}  {change.subject}")
             lines += [f"      {detail}" for detail in change.details]

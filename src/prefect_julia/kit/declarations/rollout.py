@@ -1,9 +1,11 @@
 """``invoke deploy``: everything an environment runs, checked first, then applied in order.
 
-Order: every declaration is checked without a server (deployments, concurrency limits, notifications),
-then the blocks the notifications use must be on the server, then deployments (and the work pool) are
-applied, then the work pool's limit, then the notifications that watch them. A bad declaration stops it
-before anything is written. A step that fails part-way says which steps were applied and which were not;
+Order: every declaration is checked without a server (deployments, concurrency limits, notifications, blocks:
+a bad one is reported whether or not the server is up), then the server must answer and be this checkout's, and
+the blocks the notifications use must be on the server or be created now (their URL set here). Then the
+blocks and variables are applied (a block whose secret is not set here is left as the server holds it, and
+reported), then deployments (and the work pool), then the work pool's limit, then the notifications that watch
+them. A bad declaration stops it before anything is written. A step that fails part-way says which steps were applied and which were not;
 running it again applies what still differs (``invoke plan`` shows what that is).
 """
 
@@ -16,15 +18,17 @@ from typing import Any, TypeVar
 
 from prefect_julia.core.errors import PrefectJuliaError, ServerError
 from prefect_julia.core.redact import scrub
-from prefect_julia.kit.declarations import automations, deployments, limits, plan
+from prefect_julia.kit.access.prefect_api import require_up
+from prefect_julia.kit.declarations import automations, blocks, deployments, limits, plan
 from prefect_julia.kit.environment.environments import Environment
 
 T = TypeVar("T")
-STEPS = ("deployments", "work pool limit", "automations")
+STEPS = ("blocks and variables", "deployments", "work pool limit", "automations")
 
 
 @dataclass
 class RolloutReport:
+    blocks: blocks.ApplyReport
     deployments: deployments.DeployReport
     automations: automations.AutomationReport
     pool_limit: str
@@ -38,7 +42,7 @@ def _step(env: Environment, index: int, action: Callable[[], T]) -> T:
     try:
         return action()
     except PrefectJuliaError as error:
-        if index:  # the first step says itself that nothing was deployed
+        if index:  # the first step's own error says what it did not write
             error.message = f"{error.message.rstrip()} {where}"
             error.hint = f"{error.hint} {again}" if error.hint else again
         raise
@@ -50,17 +54,23 @@ def _step(env: Environment, index: int, action: Callable[[], T]) -> T:
 
 
 def deploy(root: Path, env: Environment, show: Callable[[str], Any] | None = None) -> RolloutReport:
-    """Apply ``env``'s deployments and notifications; nothing is written if a declaration is bad.
+    """Apply ``env``'s blocks, variables, deployments and notifications; nothing is written if a declaration is
+    bad.
 
     ``show`` gets the plan (``kit.plan``) before anything is applied.
     """
     problems = deployments.check(root)
     declared_limits = limits.declared(root, env.declares)
     checked = automations.plan(root, env.declares)
-    if not problems:  # else deployments.apply reports them, before it writes anything
+    declared_blocks = blocks.load(root, env.declares)
+    if not problems:  # else `prepare` below reports them, server or not
+        require_up(env)
         if show is not None:
             show(plan.render(plan.compute(root, env, check=False)))
-        automations.require_blocks(env, checked)
-    applied = _step(env, 0, lambda: deployments.apply(root, env))
-    pool_limit = _step(env, 1, lambda: limits.apply_pool_limit(env, declared_limits))
-    return RolloutReport(applied, _step(env, 2, lambda: automations.apply(root, env, checked)), pool_limit)
+    prepared = deployments.prepare(root, env)  # every flow loaded (a git source cloned): nothing written yet
+    automations.require_blocks(env, checked, declared_blocks)
+    saved = _step(env, 0, lambda: blocks.apply(declared_blocks, env, skip_unset=True))
+    applied = _step(env, 1, lambda: deployments.write(root, env, prepared))
+    pool_limit = _step(env, 2, lambda: limits.apply_pool_limit(env, declared_limits))
+    made = _step(env, 3, lambda: automations.apply(root, env, checked))
+    return RolloutReport(saved, applied, made, pool_limit)

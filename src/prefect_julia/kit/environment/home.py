@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from prefect_julia.core.background import Background
+
 
 @dataclass(frozen=True)
 class Home:
@@ -55,6 +57,16 @@ class Home:
         return self.path / "worker.lock"
 
     @property
+    def server(self) -> Background:
+        """The environment's Prefect server process."""
+        return Background("server", self.server_pid, self.server_log, self.server_lock)
+
+    @property
+    def worker(self) -> Background:
+        """The environment's process worker."""
+        return Background("worker", self.worker_pid, self.worker_log, self.worker_lock)
+
+    @property
     def identity(self) -> Path:
         """Which checkout and environment this home belongs to (``kit/access/identity.py``)."""
         return self.path / "kit-identity.json"
@@ -79,9 +91,9 @@ class Home:
         """Where ``invoke db-backup`` writes by default, and ``db-restore`` keeps what it replaced."""
         return self.path / "backups"
 
-    def dependent_pid_files(self) -> tuple[Path, ...]:
-        """Pid files of processes the kit runs against the server, stopped before it (a lone worker hangs)."""
-        return (self.worker_pid,)
+    def dependents(self) -> tuple[Background, ...]:
+        """Processes the kit runs against the server, stopped before it (a lone worker hangs)."""
+        return (self.worker,)
 
     def kit_files(self) -> list[Path]:
         """The files of the home that exist: the database (with its -wal and -shm files), pid, log, lock and

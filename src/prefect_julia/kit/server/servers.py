@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,21 +17,14 @@ from prefect_julia.core.errors import ServerError
 from prefect_julia.core.files import tail
 from prefect_julia.core.processes import (
     describe_pid,
-    file_lock,
-    is_alive,
     port_is_free,
     port_owner,
-    read_pid_file,
-    spawn_detached,
-    stop_recorded,
-    stop_tree,
-    write_pid_file,
 )
 from prefect_julia.kit.access import identity
+from prefect_julia.kit.access.prefect_api import is_healthy as is_healthy  # owned by access; asked here too
 from prefect_julia.kit.access.security import (
     check_server_settings,
     ensure_auth_string,
-    private_file,
     private_home,
     server_env,
 )
@@ -44,15 +35,6 @@ from prefect_julia.kit.server.serverlog import tail_records
 
 Progress = Callable[[float], None]
 POLL_INTERVAL = 0.1
-
-
-def is_healthy(api_url: str, *, timeout: float = 1.0) -> bool:
-    """True when ``GET {api_url}/health`` answers 200 ``true``."""
-    try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout) as response:
-            return bool(response.status == 200 and response.read().strip() == b"true")
-    except (OSError, urllib.error.URLError, ValueError):
-        return False
 
 
 def server_command(env: Environment) -> list[str]:
@@ -88,43 +70,37 @@ def server_up(
     if not env.files.server_pid.exists():
         _check_port(env)  # a bad host or a taken port is refused before anything is written
     private_home(env, managed_postgres=database.is_managed(env))
-    with file_lock(env.files.server_lock):
+    server = env.files.server
+    with server.lock():
         db = database.ensure_running(env)
         notes.extend(db.notes)
-        record = read_pid_file(env.files.server_pid)
-        if record is not None and is_alive(record) and db.started:
-            stop_recorded(record, grace=10)  # its database had stopped: a fresh server reconnects cleanly
+        record = server.record()
+        if record is not None and db.started:
+            server.stop(grace=10)  # its database had stopped: a fresh server reconnects cleanly
             notes.append(f"Restarted the {env.name} server: its database had stopped.")
-            env.files.server_pid.unlink(missing_ok=True)
             record = None
-        if record is not None and is_alive(record):
+        if record is not None:
             if is_healthy(env.local_api_url):
                 identity.check(env)
-                return UpResult(env.name, record.pid, True, time.monotonic() - started, resolved=env)
-            _wait_healthy(env, record.pid, None, started, timeout, progress)
+            else:
+                _wait_healthy(env, record.pid, None, started, timeout, progress)
             return UpResult(env.name, record.pid, True, time.monotonic() - started, resolved=env)
-        if record is not None:
-            notes.append(
-                f"Replaced a stale pid file ({env.files.server_pid.name}: pid {record.pid} no longer runs the server)."
-            )
-            env.files.server_pid.unlink(missing_ok=True)
-        elif env.files.server_pid.exists():
-            notes.append(f"Replaced an unreadable pid file {env.files.server_pid}.")
-            env.files.server_pid.unlink(missing_ok=True)
+        notes += [stale] if (stale := server.forget_stale()) else []
         _check_port(env)
         env = ensure_auth_string(env, environ)  # after every check: a refused start writes nothing
         identity.ensure(env)
         notes.extend(template.seed_home(env, environ))  # a new sqlite home: a migrated copy, not a migration
         command = server_command(env)
-        process_env = {**server_env(env, environ), **db.server_env}
-        private_file(env.files.server_log)
-        process = spawn_detached(command, env=process_env, log_file=env.files.server_log, cwd=env.root)
-        write_pid_file(env.files.server_pid, process.pid, command)
         try:  # the timeout is the server's own: building a database template before it does not count
-            _wait_healthy(env, process.pid, process.poll, time.monotonic(), timeout, progress)
+            process = server.start(
+                command,
+                env={**server_env(env, environ), **db.server_env},
+                cwd=env.root,
+                ready=lambda started: _wait_healthy(
+                    env, started.pid, started.poll, time.monotonic(), timeout, progress
+                ),
+            )
         except BaseException:
-            stop_tree(process.pid, grace=5)
-            env.files.server_pid.unlink(missing_ok=True)
             if db.started:
                 database.stop(env)
             raise
@@ -193,24 +169,21 @@ class DownResult:
 def server_down(env: Environment, *, grace: float = 10.0) -> DownResult:
     """Stop the server of ``env`` (and the kit's worker first); succeed when nothing runs."""
     notes: list[str] = []
-    for path in env.files.dependent_pid_files():
-        dependent = read_pid_file(path)
-        if dependent is not None and is_alive(dependent):
-            stop_recorded(dependent, grace=grace)
-            notes.append(f"Stopped the {path.stem} (pid {dependent.pid}) first.")
-        path.unlink(missing_ok=True)
+    for dependent in env.files.dependents():
+        stopped = dependent.stop(grace=grace)
+        if stopped is not None:
+            notes.append(f"Stopped the {dependent.name} (pid {stopped.pid}) first.")
     stopped_sessions = sessions.stop(env)
     if stopped_sessions:
         notes.append(f"Stopped {len(stopped_sessions)} warm Julia session(s) first.")
-    with file_lock(env.files.server_lock) if env.home.exists() else contextlib.nullcontext():
-        record = read_pid_file(env.files.server_pid)
-        was_running = killed = False
-        if record is not None and not is_alive(record):
-            notes.append(f"Removed a stale pid file (pid {record.pid} no longer runs the server).")
-        elif record is not None:
-            killed = stop_recorded(record, grace=grace)
-            was_running = True
-        env.files.server_pid.unlink(missing_ok=True)
+    server = env.files.server
+    with server.lock() if env.home.exists() else contextlib.nullcontext():
+        stale = server.forget_stale()
+        if stale is not None:
+            notes.append(stale)
+        stopped = server.stop(grace=grace)
+        was_running = stopped is not None
+        killed = stopped is not None and stopped.killed
         if database.stop(env):  # after the server, which holds connections to it
             notes.append(f"Stopped the {env.name} PostgreSQL after the server.")
         return DownResult(env.name, was_running, killed, tuple(notes))
@@ -229,8 +202,7 @@ class Status:
 
 
 def server_status(env: Environment, branches: str) -> Status:
-    record = read_pid_file(env.files.server_pid)
-    pid = record.pid if record is not None and is_alive(record) else None
+    pid = env.files.server.pid()
     db = database.status(env)
     shown = f"{db.kind} {db.location}" + ("" if db.running is None else (" (up)" if db.running else " (down)"))
     return Status(

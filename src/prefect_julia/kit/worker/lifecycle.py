@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from prefect_julia.core.console import Progress
-from prefect_julia.core.processes import read_pid_file
 from prefect_julia.kit.environment.environments import Environment
 from prefect_julia.kit.server import inflight, servers
 from prefect_julia.kit.server.inflight import InFlightRun
@@ -63,9 +62,8 @@ class Down:
 def server_down(env: Environment, *, cancel: bool, say: Say = _quiet) -> Down:
     """Stop the worker, then the server; refuses while runs are in flight unless ``cancel``."""
     down = Down(cancelled=_guard(env, None, "server", "server-down", cancel, say))
-    worker = read_pid_file(env.files.worker_pid)
-    down.worker_stopped = workers.worker_down(env)
-    down.worker_pid = worker.pid if worker is not None and down.worker_stopped else None
+    down.worker_pid = workers.worker_down(env)
+    down.worker_stopped = down.worker_pid is not None
     if cancel:  # a run the worker picked up meanwhile
         down.cancelled += _guard(env, None, "server", "server-down", True, say)
     down.server = servers.server_down(env)
@@ -76,7 +74,7 @@ def worker_down(env: Environment, *, cancel: bool, say: Say = _quiet) -> Down:
     """Stop the worker; refuses while runs of its pool are in flight unless ``cancel``."""
     pool = env.require("PREFECT_JULIA_WORK_POOL")
     down = Down(cancelled=_guard(env, pool, "worker", "worker-down", cancel, say))
-    down.worker_stopped = workers.worker_down(env)
+    down.worker_stopped = workers.worker_down(env) is not None
     if cancel:
         down.cancelled += _guard(env, pool, "worker", "worker-down", True, say)
     return down

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -12,22 +14,13 @@ from pathlib import Path
 from prefect_julia.core.errors import ConfigError, ServerError
 from prefect_julia.core.files import tail
 from prefect_julia.core.prefect_http import ApiRefused
-from prefect_julia.core.processes import (
-    file_lock,
-    is_alive,
-    read_pid_file,
-    spawn_detached,
-    stop_recorded,
-    stop_tree,
-    write_pid_file,
-)
 from prefect_julia.kit.access import identity
-from prefect_julia.kit.access.security import api_client, private_file, refused, worker_env
+from prefect_julia.kit.access.prefect_api import is_healthy
+from prefect_julia.kit.access.security import api_client, refused, worker_env
 from prefect_julia.kit.environment.environments import Environment
 from prefect_julia.kit.environment.settings import FLOW_START
 from prefect_julia.kit.julia import images, sessions
 from prefect_julia.kit.server.inflight import InFlightRun, mark_lost
-from prefect_julia.kit.server.servers import is_healthy
 from prefect_julia.kit.worker import worker_process
 
 
@@ -100,11 +93,11 @@ def worker_up(
         )
     identity.check(env)
     images.start_in_background(env.process_env(environ), say)
-    with file_lock(env.files.worker_lock):
-        record = read_pid_file(env.files.worker_pid)
-        if record is not None and is_alive(record):
+    worker = env.files.worker
+    with worker.lock():
+        if worker.record() is not None:
             return worker_status(env), False
-        env.files.worker_pid.unlink(missing_ok=True)
+        worker.forget_stale()
         lost = mark_lost(
             env,
             pool=pool,
@@ -117,40 +110,35 @@ def worker_up(
         if limit:
             worker_args += ["--limit", str(limit)]
         command = worker_process.command(flow_start, worker_args)
-        private_file(env.files.worker_log)
-        process = spawn_detached(command, env=worker_env(env, environ), log_file=env.files.worker_log, cwd=env.root)
-        write_pid_file(env.files.worker_pid, process.pid, command)
-        deadline = time.monotonic() + timeout
-        while worker_name(env) not in online_workers(env, pool):
-            if process.poll() is not None or time.monotonic() > deadline:
-                stop_tree(process.pid, grace=5)
-                env.files.worker_pid.unlink(missing_ok=True)
-                raise ServerError(
-                    f"The {env.name} worker did not come online (pool {pool}). Last lines of {env.files.worker_log}:\n"
-                    + tail(env.files.worker_log, 20),
-                    hint=f"Check the pool exists (`invoke deploy {env.name}` creates it), then retry.",
-                )
-            time.sleep(0.5)
+        ready = functools.partial(_wait_online, env, pool, timeout=timeout)
+        worker.start(command, env=worker_env(env, environ), cwd=env.root, ready=ready)
     return worker_status(env), True
 
 
-def worker_down(env: Environment) -> bool:
+def _wait_online(env: Environment, pool: str, process: subprocess.Popen[bytes], *, timeout: float) -> None:
+    """Return once the server lists ``process`` as the pool's worker; raise when it exits or times out."""
+    deadline = time.monotonic() + timeout
+    while worker_name(env) not in online_workers(env, pool):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise ServerError(
+                f"The {env.name} worker did not come online (pool {pool}). Last lines of {env.files.worker_log}:\n"
+                + tail(env.files.worker_log, 20),
+                hint=f"Check the pool exists (`invoke deploy {env.name}` creates it), then retry.",
+            )
+        time.sleep(0.5)
+
+
+def worker_down(env: Environment) -> int | None:
     """Stop the worker of ``env`` with every process it started (flow runs, their jobs) and its warm Julia
-    sessions; False when no worker ran."""
-    record = read_pid_file(env.files.worker_pid)
-    env.files.worker_pid.unlink(missing_ok=True)
-    if record is None or not is_alive(record):
-        sessions.stop(env)
-        return False
-    stop_recorded(record, grace=10)
+    sessions; the worker's pid, None when no worker ran."""
+    stopped = env.files.worker.stop(grace=10)
     sessions.stop(env)
-    return True
+    return None if stopped is None else stopped.pid
 
 
 def worker_status(env: Environment) -> WorkerState:
     pool = env.require("PREFECT_JULIA_WORK_POOL")
-    record = read_pid_file(env.files.worker_pid)
-    pid = record.pid if record is not None and is_alive(record) else None
+    pid = env.files.worker.pid()
     online = pid is not None and worker_name(env) in online_workers(env, pool)
     return WorkerState(
         env=env.name,
