@@ -320,10 +320,11 @@ def plan(c: Context, env: str = "", exit_code: bool = False, against: str = "", 
     """Show what `invoke deploy` (and `invoke blocks`) would change on the environment's server; changes nothing."""
     from prefect_julia.gates import summary
     from prefect_julia.kit.declarations import plan as plans
+    from prefect_julia.kit.declarations import revision
 
     if against:
-        compared = plans.compare_revision(ROOT, against, env)
-        print(summary.comparison_markdown(compared) if markdown else plans.render_comparison(compared))
+        compared = revision.compare_revision(ROOT, against, env)
+        print(summary.comparison_markdown(compared) if markdown else revision.render_comparison(compared))
         raise SystemExit(plans.EXIT_DIFFERENT if exit_code and not compared.in_step else 0)
     found = plans.compute(ROOT, _env(env))
     print(summary.plan_markdown(found) if markdown else plans.render(found))

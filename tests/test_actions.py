@@ -22,7 +22,7 @@ from harness import REPO_ROOT, KitRepo, kit_api, make_kit_repo
 from prefect_julia.core.errors import ConfigError
 from prefect_julia.gates import summary
 from prefect_julia.gates.gate import GateReport, StepResult
-from prefect_julia.kit.declarations import plan
+from prefect_julia.kit.declarations import plan, revision
 
 SECRET = "sk-live-7f3c9a1be04d4c55a9e2"  # in a local settings file only: never read, never shown
 
@@ -125,7 +125,7 @@ def test_the_summary_is_written_only_where_github_actions_names_a_file(tmp_path:
 
 
 def test_the_offline_plan_shows_what_a_commit_changes_in_the_declarations(changed_repo: KitRepo) -> None:
-    compared = plan.compare_revision(changed_repo.root, "HEAD~1")
+    compared = revision.compare_revision(changed_repo.root, "HEAD~1")
     by_env = {p.env: p for p in compared.plans}
     assert set(by_env) == {"dev", "prod"}
     prod = {(c.action, c.subject): c.details for c in by_env["prod"].changes}
@@ -142,7 +142,7 @@ def test_the_offline_plan_shows_what_a_commit_changes_in_the_declarations(change
     assert len(prod) == 5  # the work pool, the other blocks and variables are unchanged
     dev = {(c.action, c.subject) for c in by_env["dev"].changes}
     assert dev == {("change", "deployment daily")}
-    text = plan.render_comparison(compared)
+    text = revision.render_comparison(compared)
     markdown = summary.comparison_markdown(compared)
     assert text.endswith("1 to create, 4 to change, 1 to remove.")
     assert (
@@ -155,14 +155,14 @@ def test_the_offline_plan_shows_what_a_commit_changes_in_the_declarations(change
 
 
 def test_the_offline_plan_of_a_revision_against_itself_has_no_changes(changed_repo: KitRepo) -> None:
-    compared = plan.compare_revision(changed_repo.root, "HEAD", "prod")
+    compared = revision.compare_revision(changed_repo.root, "HEAD", "prod")
     assert [p.env for p in compared.plans] == ["prod"] and compared.in_step
     assert "no changes to the declarations." in summary.comparison_markdown(compared)
 
 
 def test_a_revision_that_does_not_exist_is_refused_with_a_fix(changed_repo: KitRepo) -> None:
     with pytest.raises(ConfigError) as refused:
-        plan.compare_revision(changed_repo.root, "no-such-branch")
+        revision.compare_revision(changed_repo.root, "no-such-branch")
     assert "no-such-branch" in refused.value.message and refused.value.hint
     done = changed_repo.invoke("plan", "--against", "no-such-branch")
     assert done.returncode == ConfigError.exit_code == 2, done.stdout + done.stderr

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from conftest import KitRepo, make_kit_repo
-from harness import kit_api
+from harness import eventually, kit_api
 from prefect_julia.kit.declarations import codesource, deployments
 from prefect_julia.kit.environment import environments
 from prefect_julia.kit.environment.environments import Environment
@@ -37,16 +36,6 @@ def _runs(env: Environment, deployment_id: str) -> list[dict[str, Any]]:
     return list(kit_api(env, "POST", "/flow_runs/filter", {"deployments": {"id": {"any_": [deployment_id]}}}))
 
 
-def _wait_for(what: str, predicate: Any, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def _schedule_repo(tmp_path: Path, *, schedules: str = "", seed: bool | None = None) -> KitRepo:
     repo = make_kit_repo(tmp_path / "repo", seed=seed)
     (repo.root / "flows").mkdir()
@@ -67,18 +56,16 @@ def test_a_due_cron_schedule_gets_a_scheduled_then_a_completed_run(tmp_path: Pat
         repo.invoke("deploy", "--env", "dev", check=True, timeout=300)
         deployment_id = kit_api(env, "GET", "/deployments/name/tick/every-minute")["id"]
 
-        scheduled = _wait_for(
-            "a Scheduled run",
-            lambda: [r for r in _runs(env, deployment_id) if r["state_type"] == "SCHEDULED"],
-            timeout=90,
+        scheduled = eventually(
+            lambda: [r for r in _runs(env, deployment_id) if r["state_type"] == "SCHEDULED"], 90, "a Scheduled run"
         )
         assert scheduled[0]["auto_scheduled"] is True
 
         repo.invoke("worker-up", "--env", "dev", check=True, timeout=300, **fast)
-        completed = _wait_for(
-            "a Completed run from the worker",
+        completed = eventually(
             lambda: [r for r in _runs(env, deployment_id) if r["state_type"] == "COMPLETED"],
-            timeout=180,
+            180,
+            "a Completed run from the worker",
         )
         assert completed[0]["auto_scheduled"] is True
 
@@ -143,7 +130,7 @@ def test_dev_deploys_its_schedules_paused_and_the_scheduler_makes_no_run(tmp_pat
                 "schedules": [{"schedule": {"cron": "* * * * *"}, "active": True}],
             },
         )
-        _wait_for("the witness's scheduled runs", lambda: _runs(env, witness["id"]), timeout=120)
+        eventually(lambda: _runs(env, witness["id"]), 120, "the witness's scheduled runs")
         assert _runs(env, deployment["id"]) == []
 
         plan = repo.invoke("plan", "--env", "dev", "--exit-code", timeout=300)

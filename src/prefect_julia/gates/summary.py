@@ -10,7 +10,8 @@ from collections.abc import Iterable, Mapping
 
 from prefect_julia.core.redact import scrub
 from prefect_julia.gates.gate import GateReport
-from prefect_julia.kit.declarations.plan import MARKS, Comparison, Plan
+from prefect_julia.kit.declarations.plan import MARKS, Plan
+from prefect_julia.kit.declarations.revision import Comparison
 
 __all__ = ["SUMMARY_VARIABLE", "comparison_markdown", "gate_markdown", "plan_markdown", "write"]
 
@@ -79,7 +80,7 @@ def plan_markdown(plan: Plan, *, title: str = "") -> str:
 
 
 def comparison_markdown(comparison: Comparison) -> str:
-    """An offline plan (``plan.compare_revision``): per environment, what this tree changes in the declarations."""
+    """An offline plan (``revision.compare_revision``): per environment, what this tree changes in the declarations."""
     short = comparison.commit[:10]
     lines = [
         f"### Plan: this tree against `{_cell(comparison.against)}` (`{short}`)",
