@@ -366,31 +366,12 @@ def supervise(
             kill_tree(proc, grace)
             raise
     parser = StderrParser()
-    assert proc.stdout is not None and proc.stderr is not None
-    # Each reader runs in a copy of this context, so Prefect's run and settings context reach its log calls.
-    readers = [
-        threading.Thread(target=contextvars.copy_context().run, args=(_pump, stream, handler), daemon=True)
-        for stream, handler in (
-            (proc.stdout, functools.partial(sink.line, stderr=False)),
-            (proc.stderr, stderr_handler(sink, parser)),
-        )
-    ]
-    for reader in readers:
-        reader.start()
+    readers = _start_readers(proc, sink, parser)
     descendants = Descendants(proc.pid)
-    deadline = started + timeout
     timed_out = False
-    wait = SWEEP_INTERVAL / 5
     exited = ExitWatch(proc)
     try:
-        while True:
-            if exited.within(max(0.0, min(wait, deadline - time.monotonic()))):
-                break
-            if time.monotonic() >= deadline:
-                timed_out = True
-                break
-            descendants.scan()
-            wait = SWEEP_INTERVAL
+        timed_out = _wait_for_exit(exited, descendants, started + timeout)
     finally:
         exited.close()
         # The program is done (or out of time): nothing it started may outlive it.
@@ -408,6 +389,35 @@ def supervise(
     if timed_out:
         raise timeout_error(command, timeout, sink)
     return proc.returncode, duration
+
+
+def _start_readers(proc: subprocess.Popen[bytes], sink: OutputSink, parser: StderrParser) -> list[threading.Thread]:
+    """Started threads reading ``proc``'s stdout and stderr into ``sink`` (stderr through ``parser``)."""
+    assert proc.stdout is not None and proc.stderr is not None
+    # Each reader runs in a copy of this context, so Prefect's run and settings context reach its log calls.
+    readers = [
+        threading.Thread(target=contextvars.copy_context().run, args=(_pump, stream, handler), daemon=True)
+        for stream, handler in (
+            (proc.stdout, functools.partial(sink.line, stderr=False)),
+            (proc.stderr, stderr_handler(sink, parser)),
+        )
+    ]
+    for reader in readers:
+        reader.start()
+    return readers
+
+
+def _wait_for_exit(exited: ExitWatch, descendants: Descendants, deadline: float) -> bool:
+    """Wait for the process to exit, recording its descendants meanwhile; True if ``deadline`` (a
+    ``time.monotonic()`` value) came first."""
+    wait = SWEEP_INTERVAL / 5
+    while True:
+        if exited.within(max(0.0, min(wait, deadline - time.monotonic()))):
+            return False
+        if time.monotonic() >= deadline:
+            return True
+        descendants.scan()
+        wait = SWEEP_INTERVAL
 
 
 def timeout_error(command: list[str], timeout: float, sink: OutputSink) -> JuliaTimeout:

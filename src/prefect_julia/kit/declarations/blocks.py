@@ -85,69 +85,87 @@ def load(root: Path, env: str) -> Declarations:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path} is not valid TOML: {error}.", hint="Fix the line it names.") from None
-    blocks = []
-    for index, raw in enumerate(data.get("blocks", [])):
-        where = f"{path.name} [[blocks]] #{index + 1}"
-        slug, name = raw.get("type"), raw.get("name")
-        if slug not in BLOCK_CLASSES:
-            raise ConfigError(
-                f"{where}: block type {slug!r} is not one the kit can declare.",
-                hint=f"Use one of: {', '.join(BLOCK_CLASSES)}.",
-            )
-        if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_" for c in name):
-            raise ConfigError(f"{where}: block name {name!r} is not valid.", hint="Use letters, digits, '-' and '_'.")
-        fields = dict(raw.get("fields", {}))
-        secret_from = raw.get("secret_from")
-        if slug in SECRET_FIELD and SECRET_FIELD[slug] in fields:
-            raise ConfigError(
-                f"{where}: the secret {name!r} has its value in a committed file.",
-                hint=f'Remove it and write secret_from = "SETTING_NAME"; put SETTING_NAME=... in envs/{env}.local.env.',
-            )
-        if slug in SECRET_FIELD and not secret_from:
-            raise ConfigError(
-                f'{where}: the secret {name!r} needs secret_from = "SETTING_NAME".',
-                hint=f"Put SETTING_NAME=... in envs/{env}.local.env (git-ignored).",
-            )
-        fmt = raw.get("format")
-        if slug in NOTIFICATION_TYPES:
-            if fmt not in webhooks.FORMATS:
-                raise ConfigError(
-                    f"{where}: the webhook {name!r} has format {fmt!r}.",
-                    hint=f"Write format = one of {', '.join(repr(f) for f in webhooks.FORMATS)}.",
-                )
-            unknown = set(fields) - {"timeout"}
-            if unknown or not isinstance(fields.get("timeout", 1.0), int | float):
-                raise ConfigError(
-                    f"{where}: the webhook {name!r} takes only fields = {{ timeout = SECONDS }}.",
-                    hint="The URL comes from secret_from; the message is built by the kit.",
-                )
-        fields_from = raw.get("fields_from", {})
-        if not isinstance(fields_from, dict) or not all(isinstance(v, str) for v in fields_from.values()):
-            raise ConfigError(
-                f"{where}: fields_from must map field names to setting names.",
-                hint='e.g. fields_from = { aws_access_key_id = "S3_ACCESS_KEY_ID" }',
-            )
-        for ref_field, ref_slug in REFERENCE_FIELDS.get(slug, {}).items():
-            ref = fields.get(ref_field)
-            if ref is not None and (not isinstance(ref, str) or not ref.startswith(f"{ref_slug}/")):
-                raise ConfigError(
-                    f'{where}: {ref_field} = {ref!r} must name a declared block as "{ref_slug}/NAME".',
-                    hint=f'Declare the {ref_slug} block above it and write {ref_field} = "{ref_slug}/<its name>".',
-                )
-        blocks.append(
-            BlockSpec(
-                slug=slug,
-                name=name,
-                fields=fields,
-                secret_from=secret_from,
-                format=fmt,
-                fields_from=dict(fields_from),
-            )
-        )
+    blocks = [
+        _block_spec(raw, f"{path.name} [[blocks]] #{index + 1}", env)
+        for index, raw in enumerate(data.get("blocks", []))
+    ]
     variables = data.get("variables", {})
     if not isinstance(variables, dict):
         raise ConfigError(f"{path}: [variables] must be a table of name = value.")
     return Declarations(path, tuple(blocks), variables)
+
+
+def _block_spec(raw: Mapping[str, Any], where: str, env: str) -> BlockSpec:
+    """One ``[[blocks]]`` entry of ``env``'s declarations, checked; ``where`` names it in errors."""
+    slug, name = raw.get("type"), raw.get("name")
+    if slug not in BLOCK_CLASSES:
+        raise ConfigError(
+            f"{where}: block type {slug!r} is not one the kit can declare.",
+            hint=f"Use one of: {', '.join(BLOCK_CLASSES)}.",
+        )
+    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_" for c in name):
+        raise ConfigError(f"{where}: block name {name!r} is not valid.", hint="Use letters, digits, '-' and '_'.")
+    fields = dict(raw.get("fields", {}))
+    secret_from = raw.get("secret_from")
+    _check_secret(slug, name, fields, secret_from, where, env)
+    fmt = raw.get("format")
+    if slug in NOTIFICATION_TYPES:
+        _check_webhook(name, fmt, fields, where)
+    fields_from = raw.get("fields_from", {})
+    if not isinstance(fields_from, dict) or not all(isinstance(v, str) for v in fields_from.values()):
+        raise ConfigError(
+            f"{where}: fields_from must map field names to setting names.",
+            hint='e.g. fields_from = { aws_access_key_id = "S3_ACCESS_KEY_ID" }',
+        )
+    _check_references(slug, fields, where)
+    return BlockSpec(
+        slug=slug,
+        name=name,
+        fields=fields,
+        secret_from=secret_from,
+        format=fmt,
+        fields_from=dict(fields_from),
+    )
+
+
+def _check_secret(slug: str, name: str, fields: Mapping[str, Any], secret_from: Any, where: str, env: str) -> None:
+    """A block type that holds a secret takes it from ``secret_from``, never from a committed value."""
+    if slug in SECRET_FIELD and SECRET_FIELD[slug] in fields:
+        raise ConfigError(
+            f"{where}: the secret {name!r} has its value in a committed file.",
+            hint=f'Remove it and write secret_from = "SETTING_NAME"; put SETTING_NAME=... in envs/{env}.local.env.',
+        )
+    if slug in SECRET_FIELD and not secret_from:
+        raise ConfigError(
+            f'{where}: the secret {name!r} needs secret_from = "SETTING_NAME".',
+            hint=f"Put SETTING_NAME=... in envs/{env}.local.env (git-ignored).",
+        )
+
+
+def _check_webhook(name: str, fmt: Any, fields: Mapping[str, Any], where: str) -> None:
+    """A notification block has a known ``format`` and no fields but ``timeout``."""
+    if fmt not in webhooks.FORMATS:
+        raise ConfigError(
+            f"{where}: the webhook {name!r} has format {fmt!r}.",
+            hint=f"Write format = one of {', '.join(repr(f) for f in webhooks.FORMATS)}.",
+        )
+    unknown = set(fields) - {"timeout"}
+    if unknown or not isinstance(fields.get("timeout", 1.0), int | float):
+        raise ConfigError(
+            f"{where}: the webhook {name!r} takes only fields = {{ timeout = SECONDS }}.",
+            hint="The URL comes from secret_from; the message is built by the kit.",
+        )
+
+
+def _check_references(slug: str, fields: Mapping[str, Any], where: str) -> None:
+    """Each reference field names a block of the type it refers to, as ``"slug/NAME"``."""
+    for ref_field, ref_slug in REFERENCE_FIELDS.get(slug, {}).items():
+        ref = fields.get(ref_field)
+        if ref is not None and (not isinstance(ref, str) or not ref.startswith(f"{ref_slug}/")):
+            raise ConfigError(
+                f'{where}: {ref_field} = {ref!r} must name a declared block as "{ref_slug}/NAME".',
+                hint=f'Declare the {ref_slug} block above it and write {ref_field} = "{ref_slug}/<its name>".',
+            )
 
 
 def _render(value: Any, context: Mapping[str, str]) -> Any:

@@ -292,21 +292,32 @@ def run(
     except PrefectJuliaError:
         raise
     except urllib.error.HTTPError as error:
-        raise ServerError(
-            f"The {env.name} server answered HTTP {error.code} ({error.reason}) while running {name!r}.",
-            hint=f"See `invoke server-logs {env.name}`; retry once it is healthy (`invoke server-status`).",
-        ) from None
+        raise _http_error(env, name, error) from None
     except (OSError, http.client.HTTPException):
-        if submitted is None:
-            raise ServerError(
-                f"The {env.name} Prefect server at {env.api_url} is not reachable.",
-                hint=f"Start it with `invoke server-up {env.name}` (or `just server-up {env.name}`), then retry.",
-            ) from None
-        raise ServerError(
-            f"The {env.name} server went away while following flow run {submitted['name']} of {name}.",
-            hint=f"Check it with `invoke server-status`; once it is back (`invoke server-up {env.name}`), "
-            f"see the run at {env.ui_url}/runs/flow-run/{submitted['id']}.",
-        ) from None
+        raise _unreachable(env, name, submitted) from None
+
+
+def _http_error(env: Environment, name: str, error: urllib.error.HTTPError) -> ServerError:
+    """The error of an HTTP error status from ``env``'s server while running deployment ``name``."""
+    return ServerError(
+        f"The {env.name} server answered HTTP {error.code} ({error.reason}) while running {name!r}.",
+        hint=f"See `invoke server-logs {env.name}`; retry once it is healthy (`invoke server-status`).",
+    )
+
+
+def _unreachable(env: Environment, name: str, submitted: dict[str, Any] | None) -> ServerError:
+    """The error of a connection to ``env``'s server that failed: before the run of ``name`` was submitted (the
+    server is not up), or while it was followed (``submitted``: the server went away)."""
+    if submitted is None:
+        return ServerError(
+            f"The {env.name} Prefect server at {env.api_url} is not reachable.",
+            hint=f"Start it with `invoke server-up {env.name}` (or `just server-up {env.name}`), then retry.",
+        )
+    return ServerError(
+        f"The {env.name} server went away while following flow run {submitted['name']} of {name}.",
+        hint=f"Check it with `invoke server-status`; once it is back (`invoke server-up {env.name}`), "
+        f"see the run at {env.ui_url}/runs/flow-run/{submitted['id']}.",
+    )
 
 
 def _state(flow_run: dict[str, Any]) -> tuple[str, str, str]:

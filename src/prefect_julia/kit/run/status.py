@@ -118,14 +118,6 @@ def collect(
 ) -> EnvironmentStatus:
     """What ``env``'s server and worker are doing, and its Julia image (read with ``environ``, default the
     process's); only those when the server is down."""
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterDeploymentId,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
-    from prefect.client.schemas.objects import StateType
-    from prefect.client.schemas.sorting import FlowRunSort
     from prefect.exceptions import ObjectNotFound
 
     from prefect_julia.kit.access.prefect_api import client_for
@@ -147,56 +139,84 @@ def collect(
     with client_for(env) as client:
         with contextlib.suppress(ObjectNotFound):
             status.pool_limit = client.read_work_pool(status.worker.pool).concurrency_limit
-        flows = {f.id: f.name for f in client.read_flows()}
-        deployments = sorted(client.read_deployments(), key=lambda d: (flows.get(d.flow_id, ""), d.name))
-        names = {d.id: f"{flows.get(d.flow_id, '?')}/{d.name}" for d in deployments}
-        upcoming = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                deployment_id=FlowRunFilterDeploymentId(any_=list(names)),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
-            ),
-            sort=FlowRunSort.EXPECTED_START_TIME_ASC,
-            limit=200,
-        )
-        next_run: dict[Any, datetime | None] = {}
-        for run in upcoming:
-            next_run.setdefault(run.deployment_id, run.next_scheduled_start_time or run.expected_start_time)
-        for d in deployments:
-            status.deployments.append(
-                DeploymentRow(
-                    name=names[d.id],
-                    schedule=_schedule(d, status.schedules_paused),
-                    next_run=_when(next_run.get(d.id), now),
-                    paused=bool(d.paused),
-                    limit=str(d.global_concurrency_limit.limit) if d.global_concurrency_limit else "-",
-                )
-            )
-        finished = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(type=FlowRunFilterStateType(not_any_=[StateType.SCHEDULED]))
-            ),
-            sort=FlowRunSort.START_TIME_DESC,
-            limit=last_runs,
-        )
-        for run in finished:
-            if run.start_time is None:
-                duration = "-"
-            else:
-                end = run.end_time or now
-                duration = _span((end - run.start_time).total_seconds()) + ("" if run.end_time else " so far")
-            status.runs.append(
-                RunRow(
-                    name=run.name,
-                    deployment=names.get(run.deployment_id, "-") if run.deployment_id else "-",
-                    state=(run.state.name if run.state else None) or "?",
-                    started=_when(run.start_time, now),
-                    duration=duration,
-                )
-            )
+        status.deployments, names = _deployment_rows(client, now, status.schedules_paused)
+        status.runs = _run_rows(client, names, now, last_runs)
         for automation in sorted(client.read_automations(), key=lambda a: a.name):
             status.automations.append(AutomationRow(automation.name, automation.enabled, automation.description))
     status.drift = plan.status_line(env)
     return status
+
+
+def _deployment_rows(client: Any, now: datetime, paused_here: bool) -> tuple[list[DeploymentRow], dict[Any, str]]:
+    """The deployments on ``client``'s server, each with its next scheduled run, and their ``flow/deployment``
+    names by id."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    flows = {f.id: f.name for f in client.read_flows()}
+    deployments = sorted(client.read_deployments(), key=lambda d: (flows.get(d.flow_id, ""), d.name))
+    names = {d.id: f"{flows.get(d.flow_id, '?')}/{d.name}" for d in deployments}
+    upcoming = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            deployment_id=FlowRunFilterDeploymentId(any_=list(names)),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+        ),
+        sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+        limit=200,
+    )
+    next_run: dict[Any, datetime | None] = {}
+    for run in upcoming:
+        next_run.setdefault(run.deployment_id, run.next_scheduled_start_time or run.expected_start_time)
+    rows = [
+        DeploymentRow(
+            name=names[d.id],
+            schedule=_schedule(d, paused_here),
+            next_run=_when(next_run.get(d.id), now),
+            paused=bool(d.paused),
+            limit=str(d.global_concurrency_limit.limit) if d.global_concurrency_limit else "-",
+        )
+        for d in deployments
+    ]
+    return rows, names
+
+
+def _run_rows(client: Any, names: Mapping[Any, str], now: datetime, last_runs: int) -> list[RunRow]:
+    """The ``last_runs`` runs not in a Scheduled state, latest started first; ``names``: deployments by id."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    finished = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(not_any_=[StateType.SCHEDULED]))
+        ),
+        sort=FlowRunSort.START_TIME_DESC,
+        limit=last_runs,
+    )
+    return [
+        RunRow(
+            name=run.name,
+            deployment=names.get(run.deployment_id, "-") if run.deployment_id else "-",
+            state=(run.state.name if run.state else None) or "?",
+            started=_when(run.start_time, now),
+            duration=_duration(run, now),
+        )
+        for run in finished
+    ]
+
+
+def _duration(run: Any, now: datetime) -> str:
+    """How long ``run`` ran, or has run ``so far``; ``-`` before it started."""
+    if run.start_time is None:
+        return "-"
+    end = run.end_time or now
+    return _span((end - run.start_time).total_seconds()) + ("" if run.end_time else " so far")
 
 
 def render(status: EnvironmentStatus) -> str:
