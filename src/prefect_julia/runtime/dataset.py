@@ -25,18 +25,17 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
 import os
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path, PurePosixPath
 
-from prefect_julia.core.errors import ConfigError, PrefectJuliaError, ServerError
+from prefect_julia.core.errors import ConfigError, PrefectJuliaError
 from prefect_julia.core.files import sweep_stale_temps, write_atomic
 from prefect_julia.core.setting import DATA_BLOCK_LOCAL, DATA_BLOCK_REMOTE, DATASTORE_DEFAULT_TYPE
+from prefect_julia.runtime import datastore
 from prefect_julia.runtime.s3store import ObjectMissing, S3Store
 
 __all__ = [
@@ -46,10 +45,7 @@ __all__ = [
     "Dataset",
     "DatasetError",
     "DatasetMissing",
-    "Fallback",
     "block_reference",
-    "data_fallback",
-    "load_block_basepath",
 ]
 
 DATASTORE_TYPES = ("local", "remote")
@@ -59,11 +55,6 @@ RUNDATE_TYPES = ("latest", "specific")
 DEFAULT_TYPE_VAR = DATASTORE_DEFAULT_TYPE.name
 BLOCK_VARS = {"local": DATA_BLOCK_LOCAL.name, "remote": DATA_BLOCK_REMOTE.name}
 SUPPORTED_BLOCK_SLUGS = ("local-file-system", "s3-bucket")
-#: The base environment's local datastore folder a read falls back to, and that environment's name (for the log).
-FALLBACK_ROOT_VAR = "PREFECT_DATA_FALLBACK_ROOT"
-FALLBACK_NAME_VAR = "PREFECT_DATA_FALLBACK_NAME"
-
-_LOGGER = logging.getLogger("prefect_julia.dataset")
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _FILE_FORMAT = re.compile(r"^[A-Za-z0-9]+(\.[A-Za-z0-9]+)*$")
@@ -147,21 +138,6 @@ def _default_datastore_type(env: Mapping[str, str]) -> tuple[str, str]:
 
 # --- blocks -----------------------------------------------------------------------------------------------
 
-#: Set in every process of a kit environment (``invoke env --shell``, servers, workers, flow runs): its name.
-ENV_NAME_VAR = "PREFECT_JULIA_ENV"
-
-
-def _env_word(env: Mapping[str, str]) -> str:
-    """The environment's name for a hint (``ENV`` when this process belongs to none)."""
-    return env.get(ENV_NAME_VAR, "").strip() or "ENV"
-
-
-def _settings_hint(env: Mapping[str, str]) -> str:
-    """How a process outside a flow run gets its environment's settings."""
-    return (
-        f'Outside a flow run, export the environment\'s settings first: eval "$(invoke env --shell {_env_word(env)})"'
-    )
-
 
 def block_reference(datastore_type: str, env: Mapping[str, str] | None = None) -> tuple[str, str]:
     """The ``(block_type_slug, block_name)`` serving ``datastore_type``, from ``PREFECT_DATA_BLOCK_*``."""
@@ -171,7 +147,7 @@ def block_reference(datastore_type: str, env: Mapping[str, str] | None = None) -
     if not value:
         raise ConfigError(
             f"{var} is not set, so the {datastore_type} datastore has no block.",
-            hint=f"{_settings_hint(env)}; or set {var}=local-file-system/<block name>.",
+            hint=f"{datastore.settings_hint(env)}; or set {var}=local-file-system/<block name>.",
         )
     slug, sep, name = value.partition("/")
     if not sep or not slug or not name or "/" in name:
@@ -185,93 +161,6 @@ def block_reference(datastore_type: str, env: Mapping[str, str] | None = None) -
             hint=f"Point {var} at a local-file-system or s3-bucket block.",
         )
     return slug, name
-
-
-def missing_block_hint(env: Mapping[str, str]) -> str:
-    """The fix of a block the server does not have: the kit's command that creates declared blocks."""
-    word = _env_word(env)
-    return f"Declare it in envs/{word}.blocks.toml and create it with `invoke blocks {word}`."
-
-
-def load_block_basepath(slug: str, name: str) -> Path:
-    """Load the file-system block ``slug/name`` from the Prefect server and return its absolute basepath."""
-    from prefect.filesystems import LocalFileSystem
-    from prefect.settings import get_current_settings
-
-    if not get_current_settings().api.url:
-        raise ServerError(
-            f"Cannot load block {slug}/{name}: PREFECT_API_URL is not set.",
-            hint=f"{_settings_hint(os.environ)} (and start its server: `invoke server-up {_env_word(os.environ)}`).",
-        )
-    try:
-        loaded = LocalFileSystem.load(name, _sync=True)  # type: ignore[call-arg]
-    except ValueError as error:
-        raise ConfigError(
-            f"Block {slug}/{name} was not found on the Prefect server: {error}",
-            hint=missing_block_hint(os.environ),
-        ) from error
-    except Exception as error:  # httpx / connection errors: the server is not reachable
-        raise ServerError(
-            f"Cannot load block {slug}/{name} from the Prefect server: {error}",
-            hint="Check that the server at PREFECT_API_URL is running.",
-        ) from error
-    if not isinstance(loaded, LocalFileSystem):
-        raise ServerError(f"Loading block {slug}/{name} returned {type(loaded).__name__}, not a block.")
-    block = loaded
-    if not block.basepath:
-        raise ConfigError(f"Block {slug}/{name} has no basepath.", hint="Save the block with a basepath.")
-    return Path(block.basepath).expanduser().resolve()
-
-
-# --- the base's data ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Fallback:
-    """The base environment's local datastore: its folder and its name."""
-
-    root: Path
-    name: str
-
-
-def data_fallback(env: Mapping[str, str]) -> Fallback | None:
-    """The fallback named by ``PREFECT_DATA_FALLBACK_ROOT``/``_NAME``; None when the root is unset or empty."""
-    raw = env.get(FALLBACK_ROOT_VAR, "").strip()
-    if not raw:
-        return None
-    root = Path(raw).expanduser()
-    if not root.is_absolute():
-        raise ConfigError(
-            f"{FALLBACK_ROOT_VAR}={raw!r} is not an absolute folder.",
-            hint=f"Set {FALLBACK_ROOT_VAR} to the base environment's datastore folder, or leave it empty.",
-        )
-    return Fallback(root.resolve(), env.get(FALLBACK_NAME_VAR, "").strip() or "the base environment")
-
-
-def _log_fallback(dataset_name: str, fallback: Fallback, path: Path) -> None:
-    """Say in the run log (or this module's log outside a run) that a read used the base's data."""
-    from prefect.exceptions import MissingContextError
-    from prefect.logging import get_run_logger
-
-    logger: logging.Logger | logging.LoggerAdapter[logging.Logger]
-    try:
-        logger = get_run_logger()
-    except MissingContextError:
-        logger = _LOGGER
-    logger.info(
-        "Dataset \"%s\" read from %s's data: %s (not in this environment's store)", dataset_name, fallback.name, path
-    )
-
-
-def _local_rundates(folder: Path, data: str) -> set[str]:
-    """The rundates under a local dataset folder that hold ``data``."""
-    if not folder.is_dir():
-        return set()
-    return {
-        child.name.removeprefix("rundate=")
-        for child in folder.iterdir()
-        if child.name.startswith("rundate=") and (child / data).is_file()
-    }
 
 
 # --- the dataset ------------------------------------------------------------------------------------------
@@ -386,15 +275,15 @@ class Dataset:
                 hint="Use location() for its s3:// address, or read_bytes()/write_bytes() for its data.",
             )
         if self._basepath is None:
-            self._basepath = load_block_basepath(*block_reference(self.datastore_type, self._env))
+            self._basepath = datastore.load_block_basepath(*block_reference(self.datastore_type, self._env))
         return self._basepath
 
-    def fallback(self) -> Fallback | None:
+    def fallback(self) -> datastore.Fallback | None:
         """The base's store a read of this dataset falls back to: only for the ``local`` datastore of a
         local-file-system block, and only when it is another folder than the own store."""
         if self.datastore_type != "local":
             return None
-        found = data_fallback(self._env)
+        found = datastore.data_fallback(self._env)
         if found is None or self.remote() is not None or found.root == self.basepath():
             return None
         return found
@@ -405,7 +294,7 @@ class Dataset:
         own = self.basepath() / self.read_path
         fallback = self.fallback()
         if fallback is not None and not own.is_file() and (fallback.root / self.read_path).is_file():
-            _log_fallback(self.dataset_name, fallback, fallback.root / self.read_path)
+            datastore.log_fallback(self.dataset_name, fallback, fallback.root / self.read_path)
             return fallback.root / self.read_path
         return own
 
@@ -427,10 +316,10 @@ class Dataset:
                     found.add(parent.rsplit("rundate=", 1)[1])
             return sorted(found)
         data = f"data.{self.extension}"
-        found_local = _local_rundates(self.basepath() / self.dataset_dir, data)
+        found_local = datastore.local_rundates(self.basepath() / self.dataset_dir, data)
         base = self.fallback() if fallback else None
         if base is not None:
-            found_local |= _local_rundates(base.root / self.dataset_dir, data)
+            found_local |= datastore.local_rundates(base.root / self.dataset_dir, data)
         return sorted(found_local)
 
     # -- reading and writing --
@@ -458,7 +347,7 @@ class Dataset:
                 data = base_file.read_bytes()  # the base's store is read, never swept nor written
             except FileNotFoundError:
                 raise self._missing(where, base_file) from None
-            _log_fallback(self.dataset_name, fallback, base_file)
+            datastore.log_fallback(self.dataset_name, fallback, base_file)
             return data
         raise self._missing(where) from None
 
@@ -470,8 +359,8 @@ class Dataset:
         fallback = self.fallback() if base_file is not None else None
         if fallback is not None:
             also = f" nor in {fallback.name}'s data at {base_file}"
-        elif self.remote() is not None and data_fallback(self._env) is not None:
-            also = f" ({FALLBACK_ROOT_VAR} applies to local-file-system datastores only)"
+        elif self.remote() is not None and datastore.data_fallback(self._env) is not None:
+            also = f" ({datastore.FALLBACK_ROOT_VAR} applies to local-file-system datastores only)"
         return DatasetMissing(
             f"Dataset {self.dataset_name!r} has no {self.rundate_type} file at {where}{also}. "
             f"Rundates stored for it: {have}.",

@@ -42,7 +42,7 @@ from prefect_julia.core.setting import (
     JULIA_PROJECT,
     JULIA_TIMEOUT,
 )
-from prefect_julia.runtime.dataset import FALLBACK_NAME_VAR, FALLBACK_ROOT_VAR
+from prefect_julia.runtime.datastore import FALLBACK_NAME_VAR, FALLBACK_ROOT_VAR
 from prefect_julia.runtime.joboutput import OutputSink
 from prefect_julia.runtime.julia_image import SYSIMAGE_FLAG, julia_start
 from prefect_julia.runtime.julia_log import Event, JuliaLog, StderrParser
