@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 
 from prefect_julia.core.redact import scrub
 from prefect_julia.gates.gate import GateReport
-from prefect_julia.kit.declarations.plan import MARKS, Plan
+from prefect_julia.kit.declarations.plan import MARKS, Plan, count_line
 from prefect_julia.kit.declarations.revision import Comparison
 
 __all__ = ["SUMMARY_VARIABLE", "comparison_markdown", "gate_markdown", "plan_markdown", "write"]
@@ -74,8 +74,8 @@ def _plan_section(plan: Plan, heading: str) -> list[str]:
 def plan_markdown(plan: Plan, *, title: str = "") -> str:
     """A server plan (``plan.compute``): what a deploy to ``plan.env`` changes, one table row per change."""
     heading = title or f"### Plan for {plan.env}"
-    counts = ", ".join(f"{plan.count(a)} to {a}" for a in MARKS)
-    verdict = f"no changes: the {plan.env} server holds what the repository declares." if plan.in_step else counts
+    in_step = f"no changes: the {plan.env} server holds what the repository declares."
+    verdict = in_step if plan.in_step else count_line(plan.count)
     return scrub("\n".join([*_plan_section(plan, heading), verdict])) + "\n"
 
 
@@ -91,8 +91,7 @@ def comparison_markdown(comparison: Comparison) -> str:
     ]
     for plan in comparison.plans:
         lines += _plan_section(plan, f"#### {plan.env}")
-    counts = ", ".join(f"{comparison.count(a)} to {a}" for a in MARKS)
-    lines.append("no changes to the declarations." if comparison.in_step else f"{counts}.")
+    lines.append("no changes to the declarations." if comparison.in_step else f"{count_line(comparison.count)}.")
     return scrub("\n".join(lines)) + "\n"
 
 

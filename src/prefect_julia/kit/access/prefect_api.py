@@ -30,7 +30,8 @@ def is_healthy(api_url: str, *, timeout: float = 1.0) -> bool:
         return False
 
 
-def _unreachable(env: Environment) -> ServerError:
+def unreachable(env: Environment) -> ServerError:
+    """The error of a server that does not answer: which, where, and how to start it."""
     return ServerError(
         f"The {env.name} Prefect server at {env.api_url} is not reachable.",
         hint=f"Start it with `invoke server-up {env.name}` (or `just server-up {env.name}`), then retry.",
@@ -42,7 +43,7 @@ def require_up(env: Environment, *, timeout: float = 5.0) -> None:
     importing Prefect) that would only end in that refusal."""
     identity.check(env)
     if not is_healthy(env.api_url, timeout=timeout):
-        raise _unreachable(env)
+        raise unreachable(env)
 
 
 @contextlib.contextmanager
@@ -54,7 +55,7 @@ def client_for(env: Environment) -> Iterator[SyncPrefectClient]:
     identity.check(env)
     with settings_for(env), get_client(sync_client=True) as client:
         if client.api_healthcheck() is not None:
-            raise _unreachable(env)
+            raise unreachable(env)
         yield client
 
 

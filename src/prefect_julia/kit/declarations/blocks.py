@@ -194,6 +194,12 @@ def unset_settings(decl: Declarations, env: Environment) -> dict[str, str]:
     return unset
 
 
+def not_set_here(setting: str, env: Environment) -> str:
+    """Why a block was left out (not compared, not applied): its setting is not set where the kit runs. Never
+    in a ``NAME: value`` shape, whose next word the scrubber would mask after a secret-like name."""
+    return f"{setting} is not set here, envs/{env.name}.local.env"
+
+
 def without(decl: Declarations, refs: Collection[str]) -> Declarations:
     """``decl`` without the blocks ``refs`` (their variables kept)."""
     return Declarations(decl.path, tuple(s for s in decl.blocks if s.ref not in refs), decl.variables)
@@ -313,9 +319,7 @@ def apply(decl: Declarations, env: Environment, *, skip_unset: bool = False) -> 
     report = ApplyReport()
     if skip_unset:
         unset = unset_settings(decl, env)
-        report.skipped += [
-            f"block {ref} ({setting} is not set here, envs/{env.name}.local.env)" for ref, setting in unset.items()
-        ]
+        report.skipped += [f"block {ref} ({not_set_here(setting, env)})" for ref, setting in unset.items()]
         decl = without(decl, unset)
     blocks, variables = resolved_values(decl, env)
     with client_for(env) as client:

@@ -19,7 +19,7 @@ Read only: nothing is written to the server or to disk. Compared, in the order `
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ __all__ = [
     "Change",
     "Plan",
     "compute",
+    "count_line",
     "declared_fields",
     "drift_line",
     "exit_status",
@@ -305,8 +306,7 @@ def shown_fields(spec: blocks.BlockSpec) -> set[str]:
 def _block_changes(client: Any, env: Environment, decl: blocks.Declarations, notes: list[str]) -> list[Change]:
     unset = blocks.unset_settings(decl, env)
     for ref, setting in unset.items():
-        # no "NAME: value" shape: the scrubber masks the word after a secret-like name and a colon
-        notes.append(f"block {ref} not compared ({setting} is not set here, envs/{env.name}.local.env)")
+        notes.append(f"block {ref} not compared ({blocks.not_set_here(setting, env)})")
     comparable = blocks.without(decl, unset)
     resolved, variables = blocks.resolved_values(comparable, env)
     changes = []
@@ -366,9 +366,13 @@ def render(plan: Plan) -> str:
     if plan.in_step:
         lines.append(f"no changes: the {plan.env} server holds what the repository declares.")
     else:
-        counts = ", ".join(f"{plan.count(a)} to {a}" for a in MARKS)
-        lines.append(f"{counts}. `invoke deploy {plan.env}` applies them.")
+        lines.append(f"{count_line(plan.count)}. `invoke deploy {plan.env}` applies them.")
     return scrub("\n".join(lines))
+
+
+def count_line(count: Callable[[str], int]) -> str:
+    """``N to create, N to change, N to remove`` of a plan (or a comparison): ``count`` counts one action."""
+    return ", ".join(f"{count(action)} to {action}" for action in MARKS)
 
 
 def drift_line(plan: Plan) -> str:
@@ -389,7 +393,6 @@ def exit_status(plan: Plan, exit_code: bool) -> int:
 
 def status_line(env: Environment) -> str:
     """``drift_line`` of ``env`` for ``invoke status``, or why it could not be compared."""
-
     try:
         return drift_line(compute(env.root, env, check=False))
     except PrefectJuliaError as error:

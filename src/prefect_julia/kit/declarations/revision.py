@@ -26,6 +26,7 @@ from prefect_julia.kit.declarations.plan import (
     SECTIONS,
     Change,
     Plan,
+    count_line,
     declared_fields,
     limit_text,
     shown_fields,
@@ -211,6 +212,5 @@ def render_comparison(comparison: Comparison) -> str:
             lines.append(f"  {MARKS[change.action]} {change.action:6}  {change.section}: {change.subject}")
             lines += [f"      {detail}" for detail in change.details]
         lines += [f"  note: {note}" for note in plan.notes]
-    counts = ", ".join(f"{comparison.count(a)} to {a}" for a in MARKS)
-    lines.append("no changes to the declarations." if comparison.in_step else f"{counts}.")
+    lines.append("no changes to the declarations." if comparison.in_step else f"{count_line(comparison.count)}.")
     return scrub("\n".join(lines))

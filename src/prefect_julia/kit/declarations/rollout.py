@@ -5,8 +5,8 @@ a bad one is reported whether or not the server is up), then the server must ans
 the blocks the notifications use must be on the server or be created now (their URL set here). Then the
 blocks and variables are applied (a block whose secret is not set here is left as the server holds it, and
 reported), then deployments (and the work pool), then the work pool's limit, then the notifications that watch
-them. A bad declaration stops it before anything is written. A step that fails part-way says which steps were applied and which were not;
-running it again applies what still differs (``invoke plan`` shows what that is).
+them. A bad declaration stops it before anything is written. A step that fails part-way says which steps were
+applied and which were not; running it again applies what still differs (``invoke plan`` shows what that is).
 """
 
 from __future__ import annotations

@@ -311,10 +311,10 @@ def resolve(
 ) -> dict[str, Value]:
     """Resolve every declared setting, plus any extra name the files define, remembering sources.
 
-        Process values override only when the process is not marked (``PREFECT_JULIA_ENV``) for another
-        environment: after ``eval "$(invoke env --shell --env dev)"``, ``invoke server-up --env prod`` still gets prod.
-        A branch environment has a ``base`` (name, committed and local values: below its own) and ``recorded``
-        values (port, home, data root, work pool). Derived defaults are the environment's own: a branch environment
+    Process values override only when the process is not marked (``PREFECT_JULIA_ENV``) for another
+    environment: after ``eval "$(invoke env --shell --env dev)"``, ``invoke server-up --env prod`` still gets prod.
+    A branch environment has a ``base`` (name, committed and local values: below its own) and ``recorded``
+    values (port, home, data root, work pool). Derived defaults are the environment's own: a branch environment
     is never prod (``per_environment``), whatever its base.
     """
     marked = process.get(ENV_MARKER)

@@ -23,6 +23,7 @@ from prefect_julia.core.errors import ConfigError, PrefectJuliaError, ServerErro
 from prefect_julia.core.prefect_http import ApiClient, ApiRefused
 from prefect_julia.core.secrets import redact, secret_values
 from prefect_julia.kit.access import identity
+from prefect_julia.kit.access.prefect_api import unreachable
 from prefect_julia.kit.access.security import api_client, refused
 from prefect_julia.kit.environment.environments import Environment
 from prefect_julia.kit.environment.settings import LOG_BATCH_SECONDS
@@ -309,10 +310,7 @@ def _unreachable(env: Environment, name: str, submitted: dict[str, Any] | None) 
     """The error of a connection to ``env``'s server that failed: before the run of ``name`` was submitted (the
     server is not up), or while it was followed (``submitted``: the server went away)."""
     if submitted is None:
-        return ServerError(
-            f"The {env.name} Prefect server at {env.api_url} is not reachable.",
-            hint=f"Start it with `invoke server-up {env.name}` (or `just server-up {env.name}`), then retry.",
-        )
+        return unreachable(env)
     return ServerError(
         f"The {env.name} server went away while following flow run {submitted['name']} of {name}.",
         hint=f"Check it with `invoke server-status`; once it is back (`invoke server-up {env.name}`), "

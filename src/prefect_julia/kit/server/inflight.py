@@ -19,7 +19,6 @@ from typing import Any
 from prefect_julia.core.errors import ServerError
 from prefect_julia.core.prefect_http import ApiClient
 from prefect_julia.core.processes import command_of, running, stop_tree
-from prefect_julia.kit.access import identity
 from prefect_julia.kit.environment.environments import Environment
 
 IN_FLIGHT = ("PENDING", "RUNNING", "PAUSED", "CANCELLING")
@@ -65,15 +64,10 @@ def _started(raw: object) -> str:
 def _api(env: Environment) -> ApiClient:
     """A REST client of ``env``'s server, which must answer and be this checkout's server for ``env``. Plain
     requests: marking, listing and cancelling runs costs no Prefect import (seconds of a `server-up`)."""
+    from prefect_julia.kit.access.prefect_api import require_up
     from prefect_julia.kit.access.security import api_client
-    from prefect_julia.kit.server.servers import is_healthy
 
-    identity.check(env)
-    if not is_healthy(env.api_url):
-        raise ServerError(
-            f"The {env.name} Prefect server at {env.api_url} is not reachable.",
-            hint=f"Start it with `invoke server-up {env.name}` (or `just server-up {env.name}`), then retry.",
-        )
+    require_up(env, timeout=1.0)
     return api_client(env, timeout=30.0)
 
 

@@ -85,7 +85,9 @@ def server_up(
             else:
                 _wait_healthy(env, record.pid, None, started, timeout, progress)
             return UpResult(env.name, record.pid, True, time.monotonic() - started, resolved=env)
-        notes += [stale] if (stale := server.forget_stale()) else []
+        stale = server.forget_stale()
+        if stale is not None:
+            notes.append(stale)
         _check_port(env)
         env = ensure_auth_string(env, environ)  # after every check: a refused start writes nothing
         identity.ensure(env)
