@@ -347,9 +347,12 @@ def test_deploy_refuses_when_a_webhook_block_is_not_on_the_server(
     """A webhook block not on the server, whose URL is not set here either: `invoke deploy` cannot create it."""
     repo = _ops_repo(tmp_path, prefect_server, receiver)  # webhooks declared, `invoke blocks` never run
     unique = f"oncall-{uuid.uuid4().hex[:8]}"  # a block no other test put on the shared server
+    settable = f"nobody-{uuid.uuid4().hex[:8]}"  # its URL is set: a deploy would create it, were it not refused
     setting = f"UNSET_URL_{uuid.uuid4().hex[:8].upper()}"
     for name, old, new in (("dev.blocks.toml", 'name = "oncall"', f'name = "{unique}"'),
                            ("dev.blocks.toml", 'secret_from = "ONCALL_WEBHOOK_URL"', f'secret_from = "{setting}"'),
+                           ("dev.blocks.toml", 'name = "nobody"', f'name = "{settable}"'),
+                           ("dev.automations.toml", '"custom-webhook/nobody"', f'"custom-webhook/{settable}"'),
                            ("dev.automations.toml", '"custom-webhook/oncall"', f'"custom-webhook/{unique}"')):  # fmt: skip
         path = repo.root / "envs" / name
         path.write_text(path.read_text().replace(old, new))
@@ -357,7 +360,8 @@ def test_deploy_refuses_when_a_webhook_block_is_not_on_the_server(
     assert run.returncode == ConfigError.exit_code, run.stdout + run.stderr
     assert f"custom-webhook/{unique} (from {setting})" in run.stderr, run.stderr
     assert f"fix: Put {setting}=... in envs/dev.local.env" in run.stderr
-    assert not re.search(r"^(created|updated)  ", run.stdout, re.MULTILINE)  # no block or variable written
+    written = _api(prefect_server, "/block_documents/filter", {"block_documents": {"name": {"any_": [settable]}}})
+    assert written == []  # refused before any block was written, the ones it could make too
     assert not re.search(r"^deployed  ", run.stdout, re.MULTILINE)  # the plan is shown; nothing was applied
     pool = repo.environment("dev").require("PREFECT_JULIA_WORK_POOL")
     assert not _api(prefect_server, "/deployments/filter", {"work_pools": {"name": {"any_": [pool]}}})
