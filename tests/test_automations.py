@@ -356,6 +356,8 @@ def test_deploy_refuses_when_a_webhook_block_is_not_on_the_server(
                            ("dev.automations.toml", '"custom-webhook/oncall"', f'"custom-webhook/{unique}"')):  # fmt: skip
         path = repo.root / "envs" / name
         path.write_text(path.read_text().replace(old, new))
+    planned = repo.invoke("plan", "--env", "dev")  # two notifications use the block: the plan says it once
+    assert planned.stdout.count(f"the block custom-webhook/{unique} is not on the dev server") == 1, planned.stdout
     run = repo.invoke("deploy", "--env", "dev")
     assert run.returncode == ConfigError.exit_code, run.stdout + run.stderr
     assert f"custom-webhook/{unique} (from {setting})" in run.stderr, run.stderr

@@ -321,7 +321,7 @@ def require_blocks(env: Environment, checked: Plan, declared: blocks.Declaration
             f"The notifications of {env.name} use block(s) not on its server whose URL is not set here: "
             f"{', '.join(f'{ref} (from {unset[ref]})' for ref in missing)}. Nothing was applied.",
             hint=f"Put {', '.join(f'{s}=...' for s in settings)} in envs/{env.name}.local.env (git-ignored), "
-            f"then run `invoke deploy {env.name}` (or `invoke blocks {env.name}`) again.",
+            f"then run the command again: `invoke deploy {env.name}` creates them before the notifications.",
         )
 
 
@@ -337,15 +337,17 @@ def wanted(client: SyncPrefectClient, env: Environment, checked: Plan) -> tuple[
     ids = {d.name: f"prefect.deployment.{d.id}" for d in kit_deployments}
     made: list[AutomationCore] = []
     problems: list[str] = []
-    block_ids: dict[str, Any] = {}
+    block_ids: dict[str, Any] = {}  # None: not on the server (said once, however many notifications use it)
     for n in checked.notifications:
         slug, name = n.block.split("/", 1)
         if n.block not in block_ids:
             try:
                 block_ids[n.block] = client.read_block_document_by_name(name, slug).id
             except ObjectNotFound:
+                block_ids[n.block] = None
                 problems.append(f"the block {n.block} is not on the {env.name} server")
-                continue
+        if block_ids[n.block] is None:
+            continue
         names = sorted(ids) if ALL_DEPLOYMENTS in n.deployments else list(n.deployments)
         missing = [d for d in names if d not in ids]
         if missing or not names:
