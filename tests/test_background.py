@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -83,7 +84,7 @@ def test_a_recycled_pid_is_not_taken_for_ours(tmp_path: Path) -> None:
 
 def test_record_again_follows_an_exec(tmp_path: Path) -> None:
     bg = _background(tmp_path)
-    wrapper = ["/bin/sh", "-c", f"exec {sys.executable} -c 'import time; time.sleep(600)'"]
+    wrapper = ["/bin/sh", "-c", f"exec {shlex.quote(sys.executable)} -c 'import time; time.sleep(600)'"]
     process = bg.start(wrapper, env=dict(os.environ))
     try:
         eventually(lambda: "import time" in " ".join(psutil.Process(process.pid).cmdline()), 30, "the exec")

@@ -38,15 +38,13 @@ def _write(relative: str, text: str) -> Setup:
     return setup
 
 
-def _replace(relative: str, old: str, new: str) -> Setup:
-    def setup(repo: KitRepo) -> dict[str, str]:
-        path = repo.root / relative
-        text = path.read_text()
-        assert old in text
-        path.write_text(text.replace(old, new))
-        return {}
-
-    return setup
+def _bad_cron(repo: KitRepo) -> dict[str, str]:
+    """Every cron of the copied prefect.yaml made one that does not parse, whatever the project's schedules are."""
+    path = repo.root / "prefect.yaml"
+    text, count = re.subn(r'(- cron: )"[^"]*"', r'\1"61 * * * *"', path.read_text())
+    assert count, "the project's prefect.yaml has no schedule to break"
+    path.write_text(text)
+    return {}
 
 
 def _remove(relative: str) -> Setup:
@@ -116,7 +114,7 @@ CASES = [
     Case("blocks-not-toml", ("blocks", "--env", "dev"), 2, "not valid TOML", _write("envs/dev.blocks.toml", "x = [\n")),
     Case("profiles-not-toml", ("profile-sync",), 2, "profiles.toml", _write("profiles/profiles.toml", "[profiles\n")),
     Case("deployment-without-entrypoint", ("deploy", "--env", "dev"), 2, "entrypoint", _write("prefect.yaml", "deployments:\n  - name: x\n"), project=True),
-    Case("deployment-bad-cron", ("deploy", "--env", "dev"), 2, "is invalid", _replace("prefect.yaml", "0 6 * * *", "61 * * * *"), project=True),
+    Case("deployment-bad-cron", ("deploy", "--env", "dev"), 2, "is invalid", _bad_cron, project=True),
     Case("blocks-secret-unset", ("blocks", "--env", "dev"), 2, "Secret value not set", fix="DEMO_API_TOKEN", project=True),
     # bad flags and values on the command line
     Case("flag-not-a-number", ("server-logs", "--env", "dev", "--lines=abc"), 2, "--lines expects a whole number"),

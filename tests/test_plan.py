@@ -25,6 +25,7 @@ NEW_TOKEN = "plan-token-second-77ab02"
 @pytest.fixture(scope="module")
 def kit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KitRepo]:
     repo = make_kit_repo(tmp_path_factory.mktemp("plan") / "repo", project=True)
+    _pin_daily_cron(repo.root / "prefect.yaml")
     with (repo.root / "envs" / "dev.local.env").open("a") as local:
         local.write(f"DEMO_API_TOKEN={TOKEN}\n")
         local.write("PREFECT_JULIA_SCHEDULES=active\n")  # the drift test edits an active schedule
@@ -36,6 +37,16 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KitRepo]:
     finally:
         down = repo.invoke("server-down", "--env", "dev", timeout=300)
         assert down.returncode == 0, down.stdout + down.stderr
+
+
+def _pin_daily_cron(path: Path) -> None:
+    """The copied project's ``daily`` deployment runs at 06:00, whatever schedule the project has given it: the
+    tests below edit and compare that one."""
+    text = path.read_text()
+    start = text.index("name: daily")
+    pinned, count = re.subn(r'(- cron: )"[^"]*"', r'\1"0 6 * * *"', text[start:], count=1)
+    assert count, "the project's daily deployment has no schedule"
+    path.write_text(text[:start] + pinned)
 
 
 def _plan(repo: KitRepo, *flags: str) -> Any:

@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import secrets
+import shlex
 import stat
 import subprocess
 import sys
@@ -314,7 +315,8 @@ def test_prod_server_is_closed_and_secrets_stay_out_of_every_output(tmp_path: Pa
         assert ApiClient(prod.api_url, auth_string=auth).request("POST", "/block_documents/filter", {"limit": 5})
 
         # The plain prefect CLI, through `env --shell` and through the synced profile.
-        shell = f'eval "$({sys.executable} -m invoke env --shell --env prod)" && {sys.executable} -m prefect block ls'
+        python = shlex.quote(sys.executable)  # a checkout path may hold a space
+        shell = f'eval "$({python} -m invoke env --shell --env prod)" && {python} -m prefect block ls'
         cli = subprocess.run(
             ["bash", "-c", shell],
             cwd=repo.root,
