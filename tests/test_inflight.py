@@ -14,11 +14,12 @@ import signal
 import psutil
 import pytest
 
-from harness import eventually
+from harness import eventually, kit_api
 from live_kit import LiveKit, read_run, start_run, wait_state
 from prefect_julia.core import processes
 from prefect_julia.core.processes import is_alive, read_pid_file
-from prefect_julia.kit.server import servers
+from prefect_julia.kit.server import inflight, servers
+from prefect_julia.kit.server.inflight import InFlightRun
 
 pytestmark = [pytest.mark.server, pytest.mark.julia]
 
@@ -115,3 +116,23 @@ def test_server_up_after_a_server_crash_marks_lost_runs_crashed(live_kit: LiveKi
     run = read_run(live_kit.env, run_id)
     assert run.state.name == "Crashed" and "server stopped" in run.state.message, run.state
     live_kit.worker_up()  # the session's later tests want a worker
+
+
+def test_the_kits_cancel_message_is_the_last_word_once_the_worker_has_stopped(live_kit: LiveKit) -> None:
+    """Prefect's runner in the worker reacts to the Cancelling state the kit sets and, when it finishes after the
+    kit, writes its own Cancelled message: the race seen once under load in the test above. Here the runner's
+    write is made by hand (its timing cannot be forced), then the stop confirms what it cancelled."""
+    env = live_kit.env
+    flow = kit_api(env, "POST", "/flows/", {"name": "confirm-cancel"})
+    made = [kit_api(env, "POST", "/flow_runs/", {"flow_id": flow["id"]}) for _ in range(2)]
+    runner_says = {"type": "CANCELLED", "name": "Cancelled", "message": "Flow run was cancelled successfully."}
+    completed = {"type": "COMPLETED", "name": "Completed", "message": "done"}
+    for run, state in zip(made, (runner_says, completed), strict=True):
+        kit_api(env, "POST", f"/flow_runs/{run['id']}/set_state", {"state": state, "force": True})
+    runs = [InFlightRun(run["id"], run["name"], "-", "Running", None, "") for run in made]
+
+    inflight.confirm_cancelled(env, runs, task="worker-down")
+
+    overwritten, left = (read_run(env, run["id"]).state for run in made)
+    assert overwritten.name == "Cancelled" and overwritten.message == "Cancelled by `invoke worker-down dev --cancel`."
+    assert left.name == "Completed" and left.message == "done"  # only a cancelled run is confirmed

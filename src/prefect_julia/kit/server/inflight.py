@@ -199,7 +199,7 @@ def cancel(
                 say(f"stopping the process tree of {run.name} (pid {run.pid})")
                 stop_tree(run.pid, grace=grace)
                 survivors += [run.pid] if running(run.pid) else []
-            _set_state(api, run.id, "CANCELLED", f"Cancelled by `{by}`.")
+            _set_state(api, run.id, "CANCELLED", _cancelled_by(by))
             cancelled.setdefault(run.id, run)
         time.sleep(0.5)  # a Pending run may have started its process meanwhile: read again
     return CancelReport(list(cancelled.values()), survivors)
@@ -230,6 +230,30 @@ def mark_lost(
     return lost
 
 
+def _cancelled_by(by: str) -> str:
+    return f"Cancelled by `{by}`."
+
+
+def _stop_command(env: Environment, task: str) -> str:
+    """The command that cancels runs to stop something, as their state messages name it."""
+    return f"invoke {task} {env.name} --cancel"
+
+
+def confirm_cancelled(env: Environment, runs: Sequence[InFlightRun], *, task: str) -> None:
+    """Once the worker has stopped: each of ``runs`` (cancelled by ``invoke TASK --cancel``) reads Cancelled with
+    the kit's message. The worker's own cancellation (Prefect's runner reacts to the Cancelling state the kit set)
+    can finish after the kit's and write its own message over it; with the worker gone, nothing writes after this.
+    """
+    if not runs:
+        return
+    api = _api(env)
+    message = _cancelled_by(_stop_command(env, task))
+    for run in runs:
+        state = api.request("GET", f"/flow_runs/{run.id}").get("state") or {}
+        if state.get("type") == "CANCELLED" and state.get("message") != message:
+            _set_state(api, run.id, "CANCELLED", message)
+
+
 def guard_stop(
     env: Environment,
     *,
@@ -252,7 +276,7 @@ def guard_stop(
         return []
     if not cancel_runs:
         raise refuse(env, runs, what, task)
-    report = cancel(env, by=f"invoke {task} {env.name} --cancel", pool=pool, say=say)
+    report = cancel(env, by=_stop_command(env, task), pool=pool, say=say)
     if report.survivors:
         pids = ", ".join(str(pid) for pid in report.survivors)
         raise ServerError(

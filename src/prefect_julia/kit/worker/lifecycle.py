@@ -64,6 +64,7 @@ def server_down(env: Environment, *, cancel: bool, say: Say = _quiet) -> Down:
     down = Down(cancelled=_guard(env, None, "server", "server-down", cancel, say))
     down.worker_pid = workers.worker_down(env)
     down.worker_stopped = down.worker_pid is not None
+    inflight.confirm_cancelled(env, down.cancelled, task="server-down")
     if cancel:  # a run the worker picked up meanwhile
         down.cancelled += _guard(env, None, "server", "server-down", True, say)
     down.server = servers.server_down(env)
@@ -75,6 +76,7 @@ def worker_down(env: Environment, *, cancel: bool, say: Say = _quiet) -> Down:
     pool = env.require("PREFECT_JULIA_WORK_POOL")
     down = Down(cancelled=_guard(env, pool, "worker", "worker-down", cancel, say))
     down.worker_stopped = workers.worker_down(env) is not None
+    inflight.confirm_cancelled(env, down.cancelled, task="worker-down")
     if cancel:
         down.cancelled += _guard(env, pool, "worker", "worker-down", True, say)
     return down
